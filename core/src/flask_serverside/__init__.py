@@ -1,0 +1,67 @@
+"""Server-side sessions for Flask, with stores as plugins.
+
+::
+
+    from flask import Flask
+    from flask_serverside import Session
+
+    app = Flask(__name__)
+    app.config["SESSION_TYPE"] = "redis"
+    Session(app)
+"""
+
+from __future__ import annotations
+
+from .exceptions import ConfigurationError
+from .exceptions import CorruptRecord
+from .exceptions import SessionError
+from .exceptions import SessionUnavailable
+from .exceptions import StoreError
+from .exceptions import StoreNotFound
+from .exceptions import StorePluginError
+from .exceptions import StoreUnavailable
+from .exceptions import WriteConflict
+from .extension import Session
+from .extension import SessionState
+from .extension import get_state
+from .extension import revoke_user_sessions
+from .interface import ServerSideSessionInterface
+from .memory import MemoryStore
+from .registry import register_store
+from .registry import unregister_store
+from .session import ServerSideSession
+from .store import Capability
+from .store import Record
+from .store import SessionStore
+from .store import StoreSettings
+
+__all__ = [
+    "Capability",
+    "ConfigurationError",
+    "CorruptRecord",
+    "MemoryStore",
+    "Record",
+    "ServerSideSession",
+    "ServerSideSessionInterface",
+    "Session",
+    "SessionError",
+    "SessionState",
+    "SessionStore",
+    "SessionUnavailable",
+    "StoreError",
+    "StoreNotFound",
+    "StorePluginError",
+    "StoreSettings",
+    "StoreUnavailable",
+    "WriteConflict",
+    "get_state",
+    "register_store",
+    "revoke_user_sessions",
+    "unregister_store",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -1,0 +1,137 @@
+"""The ``flask session`` command group.
+
+=========================  ==============================================  ===================
+command                    does                                            store needs
+=========================  ==============================================  ===================
+``stores``                 list installed stores, their distribution,      (nothing)
+                           version and capabilities
+``count``                  count live sessions                             ``ENUMERATE``
+``list``                   print live session ids                          ``ENUMERATE``
+``purge``                  delete expired records                          ``PURGE``
+``show SID``               print one session, decoded, as JSON             (nothing)
+``delete SID``             delete one session                              (nothing)
+``delete-user USER_ID``    delete every session of one user                ``USER_INDEX``
+=========================  ==============================================  ===================
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+
+import click
+from flask.cli import AppGroup
+
+from .exceptions import ConfigurationError
+from .exceptions import CorruptRecord
+from .exceptions import SessionError
+from .registry import installed_stores
+from .store import Capability
+
+if t.TYPE_CHECKING:
+    from .extension import SessionState
+    from .store import Enumerable
+    from .store import Purgeable
+
+session_cli = AppGroup("session", help="Inspect and maintain server-side sessions.")
+
+
+def _state() -> SessionState:
+    from .extension import get_state
+
+    try:
+        return get_state()
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _require(state: SessionState, capability: Capability, doing: str) -> None:
+    if capability not in state.store.capabilities:
+        name = (capability.name or "").lower()
+        raise click.ClickException(
+            f"the {state.store_name!r} session store cannot {doing} (it lacks the {name}"
+            " capability)"
+        )
+
+
+@session_cli.command("stores", with_appcontext=False)
+def stores_command() -> None:
+    """List the installed session stores."""
+    for info in installed_stores():
+        where = f"{info.distribution} {info.version}" if info.distribution else "registered in code"
+        click.echo(f"{info.name:<14} {where:<36} {info.target}")
+        if info.error:
+            click.echo(f"{'':<14} BROKEN: {info.error}")
+        else:
+            click.echo(f"{'':<14} capabilities: {', '.join(info.capabilities) or 'none'}")
+
+
+@session_cli.command("count")
+def count_command() -> None:
+    """Print how many live sessions the store holds."""
+    state = _state()
+    _require(state, Capability.ENUMERATE, "count sessions")
+    click.echo(t.cast("Enumerable", state.store).count())
+
+
+@session_cli.command("list")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Print at most N ids.")
+def list_command(limit: int | None) -> None:
+    """Print the ids of live sessions."""
+    state = _state()
+    _require(state, Capability.ENUMERATE, "list sessions")
+    for number, sid in enumerate(t.cast("Enumerable", state.store).iter_sids(), start=1):
+        click.echo(sid)
+        if limit is not None and number >= limit:
+            break
+
+
+@session_cli.command("purge")
+def purge_command() -> None:
+    """Delete expired session records (for stores without native expiry)."""
+    state = _state()
+    if Capability.PURGE not in state.store.capabilities:
+        click.echo(f"the {state.store_name!r} store expires sessions itself; nothing to purge")
+        return
+    removed = t.cast("Purgeable", state.store).purge_expired()
+    click.echo(f"purged {removed} expired sessions")
+
+
+@session_cli.command("show")
+@click.argument("sid")
+def show_command(sid: str) -> None:
+    """Print one session's data as JSON."""
+    state = _state()
+    if not state.interface.ids.is_valid(sid):
+        raise click.ClickException("that is not a well-formed session id")
+    record = state.store.load(sid)
+    if record is None:
+        raise click.ClickException("no such session (or it has expired)")
+    try:
+        data = state.interface.serializer.loads(record.data)
+    except CorruptRecord as exc:
+        raise click.ClickException(f"the record is corrupt: {exc}") from None
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=repr))
+
+
+@session_cli.command("delete")
+@click.argument("sid")
+def delete_command(sid: str) -> None:
+    """Delete one session."""
+    state = _state()
+    if not state.interface.ids.is_valid(sid):
+        raise click.ClickException("that is not a well-formed session id")
+    state.store.delete(sid)
+    click.echo("deleted")
+
+
+@session_cli.command("delete-user")
+@click.argument("user_id")
+def delete_user_command(user_id: str) -> None:
+    """Delete every session of one user ("log out everywhere")."""
+    state = _state()
+    try:
+        deleted = state.revoke_user(user_id)
+    except (ConfigurationError, SessionError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"deleted {deleted} sessions of user {user_id}")

@@ -1,0 +1,156 @@
+"""The configuration keys the core reads, their defaults, and their validation.
+
+Keys and meanings are those of Flask-Session 0.8 and of Flask itself, so moving from
+Flask-Session is a one-line import change. Store plugins read their own keys
+(``SESSION_REDIS``, ``SESSION_FILE_DIR``, ...) from the same config; the core knows none of them.
+
+=================================  ==============  ============================================
+key                                default         meaning
+=================================  ==============  ============================================
+``SESSION_TYPE``                   ``filesystem``  the store's name, or a URL whose scheme names it
+``SESSION_PERMANENT``              ``True``        new sessions are permanent (cookie with expiry)
+``SESSION_USE_SIGNER``             ``False``       sign the id in the cookie with ``SECRET_KEY``
+``SESSION_KEY_PREFIX``             ``session:``    prepended to every id in the store
+``SESSION_ID_LENGTH``              ``32``          random bytes per id (16 to 192)
+``SESSION_SERIALIZATION_FORMAT``   ``msgpack``     ``msgpack`` or ``json``; both are always read
+``SESSION_CLEANUP_N_REQUESTS``     ``None``        purge expired records every N requests
+``SESSION_ON_STORE_ERROR``         ``unavailable`` ``unavailable``: a request that needs the
+                                                   session answers 503; ``empty``: it starts
+                                                   with an empty session instead
+``SESSION_USER_ID_KEY``            ``_user_id``    the session key naming the user (Flask-Login's)
+=================================  ==============  ============================================
+
+Flask's own keys keep their meaning: ``SECRET_KEY``, ``SECRET_KEY_FALLBACKS``,
+``PERMANENT_SESSION_LIFETIME``, ``SESSION_REFRESH_EACH_REQUEST`` and every
+``SESSION_COOKIE_*`` key (name, domain, path, secure, httponly, samesite, partitioned).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as t
+
+from .exceptions import ConfigurationError
+from .expiry import ttl_seconds
+from .serialization import FORMATS
+from .sid import MAX_ID_BYTES
+from .sid import MIN_ID_BYTES
+
+if t.TYPE_CHECKING:
+    import collections.abc as c
+
+    from flask import Flask
+
+#: The values ``SESSION_ON_STORE_ERROR`` accepts.
+STORE_ERROR_POLICIES = ("unavailable", "empty")
+
+DEFAULTS: c.Mapping[str, t.Any] = {
+    "SESSION_TYPE": "filesystem",
+    "SESSION_PERMANENT": True,
+    "SESSION_USE_SIGNER": False,
+    "SESSION_KEY_PREFIX": "session:",
+    "SESSION_ID_LENGTH": 32,
+    "SESSION_SERIALIZATION_FORMAT": "msgpack",
+    "SESSION_CLEANUP_N_REQUESTS": None,
+    "SESSION_ON_STORE_ERROR": "unavailable",
+    "SESSION_USER_ID_KEY": "_user_id",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionConfig:
+    """The validated session configuration of one application."""
+
+    store: str
+    permanent: bool
+    use_signer: bool
+    key_prefix: str
+    id_bytes: int
+    serialization_format: str
+    cleanup_n_requests: int | None
+    on_store_error: str
+    user_id_key: str
+    refresh_each_request: bool
+    #: ``PERMANENT_SESSION_LIFETIME`` in whole seconds: every record's time to live.
+    ttl: int
+    #: ``SECRET_KEY_FALLBACKS`` then ``SECRET_KEY``, for signing; empty when unset.
+    signing_keys: tuple[str | bytes, ...]
+
+    @classmethod
+    def from_app(cls, app: Flask) -> SessionConfig:
+        """Read and check the application's configuration.
+
+        :raises ConfigurationError: naming the key that is wrong and what it should be.
+        """
+        for key, value in DEFAULTS.items():
+            app.config.setdefault(key, value)
+        config = app.config
+        store = config["SESSION_TYPE"]
+        if not isinstance(store, str) or not store.strip():
+            raise ConfigurationError(
+                "SESSION_TYPE must name a session store (such as 'redis' or 'filesystem') or be"
+                f" a URL such as 'redis://localhost:6379/0', not {store!r}."
+            )
+        id_bytes = config["SESSION_ID_LENGTH"]
+        if not _is_int(id_bytes) or not MIN_ID_BYTES <= id_bytes <= MAX_ID_BYTES:
+            raise ConfigurationError(
+                f"SESSION_ID_LENGTH must be a whole number of random bytes from {MIN_ID_BYTES}"
+                f" to {MAX_ID_BYTES} (32 is the default), not {id_bytes!r}."
+            )
+        _check_choice(config, "SESSION_SERIALIZATION_FORMAT", FORMATS)
+        _check_choice(config, "SESSION_ON_STORE_ERROR", STORE_ERROR_POLICIES)
+        cleanup = config["SESSION_CLEANUP_N_REQUESTS"]
+        if cleanup is not None and (not _is_int(cleanup) or cleanup < 1):
+            raise ConfigurationError(
+                "SESSION_CLEANUP_N_REQUESTS must be None (purge from the CLI or a scheduler)"
+                f" or a whole number of requests of at least 1, not {cleanup!r}."
+            )
+        prefix = config["SESSION_KEY_PREFIX"]
+        if not isinstance(prefix, str):
+            raise ConfigurationError(f"SESSION_KEY_PREFIX must be a string, not {prefix!r}.")
+        user_id_key = config["SESSION_USER_ID_KEY"]
+        if not isinstance(user_id_key, str) or not user_id_key:
+            raise ConfigurationError(
+                f"SESSION_USER_ID_KEY must be a non-empty string, not {user_id_key!r}."
+            )
+        lifetime = app.permanent_session_lifetime
+        if lifetime.total_seconds() <= 0:
+            raise ConfigurationError(
+                "PERMANENT_SESSION_LIFETIME must be positive: every stored session expires"
+                " after it."
+            )
+        use_signer = bool(config["SESSION_USE_SIGNER"])
+        keys: tuple[str | bytes, ...] = ()
+        if app.secret_key:
+            fallbacks = config.get("SECRET_KEY_FALLBACKS") or ()
+            keys = (*(key for key in fallbacks if key), app.secret_key)
+        if use_signer and not keys:
+            raise ConfigurationError(
+                "SESSION_USE_SIGNER = True needs a SECRET_KEY to sign session ids with: set"
+                " app.config['SECRET_KEY'] (for example to secrets.token_hex()) before"
+                " Session(app), or set SESSION_USE_SIGNER = False."
+            )
+        return cls(
+            store=store.strip(),
+            permanent=bool(config["SESSION_PERMANENT"]),
+            use_signer=use_signer,
+            key_prefix=prefix,
+            id_bytes=id_bytes,
+            serialization_format=config["SESSION_SERIALIZATION_FORMAT"],
+            cleanup_n_requests=cleanup,
+            on_store_error=config["SESSION_ON_STORE_ERROR"],
+            user_id_key=user_id_key,
+            refresh_each_request=bool(config["SESSION_REFRESH_EACH_REQUEST"]),
+            ttl=ttl_seconds(lifetime),
+            signing_keys=keys,
+        )
+
+
+def _is_int(value: object) -> t.TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_choice(config: c.Mapping[str, t.Any], key: str, choices: tuple[str, ...]) -> None:
+    if config[key] not in choices:
+        allowed = ", ".join(repr(choice) for choice in choices)
+        raise ConfigurationError(f"{key} must be one of {allowed}, not {config[key]!r}.")

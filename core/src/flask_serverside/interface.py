@@ -1,0 +1,268 @@
+"""The Flask side: :class:`ServerSideSessionInterface` opens and saves sessions per request.
+
+Opening: the cookie value must be a well-formed id (and carry a valid signature when
+``SESSION_USE_SIGNER`` is on) before the store is asked; anything else, and any id the store
+does not know, gives a new empty session (strict mode: a client never chooses its id). With
+``SESSION_REFRESH_EACH_REQUEST`` and a store that can, the record's expiry is refreshed in the
+same round trip as the load.
+
+Saving (the write policy):
+
+* nothing is stored or sent for an empty session;
+* the data is written only when it changed, nested changes included (the encoded session is
+  compared with the record it was loaded from), through :class:`~.commit.SessionWriter`;
+* an unchanged session only has its expiry refreshed, when ``SESSION_REFRESH_EACH_REQUEST``
+  asks for it and the load did not already do it;
+* a session emptied or destroyed is deleted from the store and its cookie removed with the
+  attributes it was set with;
+* ``Vary: Cookie`` is added whenever the session was read or written in any way.
+
+Faults (``SESSION_ON_STORE_ERROR``): a store error while loading gives a session that answers
+503 when touched (``"unavailable"``) or an empty one (``"empty"``); a record that cannot be
+decoded gives an empty session and a warning; a changed session that cannot be saved turns the
+response into a 503, never a silent loss. Every fault is logged on ``flask_serverside``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import typing as t
+
+from flask.sessions import SessionInterface
+
+from .exceptions import CorruptRecord
+from .exceptions import SessionUnavailable
+from .session import ServerSideSession
+from .session import UnavailableSession
+from .store import Capability
+
+if t.TYPE_CHECKING:
+    from flask import Flask
+    from flask import Request
+    from flask import Response
+    from flask.sessions import SessionMixin
+
+    from .commit import SessionWriter
+    from .config import SessionConfig
+    from .serialization import SessionSerializer
+    from .sid import SessionIds
+    from .signing import SidSigner
+    from .store import ConditionallySavable
+    from .store import LoadAndTouchable
+    from .store import Purgeable
+    from .store import Record
+    from .store import SessionStore
+    from .store import Touchable
+
+log = logging.getLogger("flask_serverside")
+
+
+class ServerSideSessionInterface(SessionInterface):
+    """Keeps Flask's session in a :class:`~flask_serverside.store.SessionStore`.
+
+    Built by :class:`~flask_serverside.Session`; reuses Flask's ``get_cookie_*``,
+    ``get_expiration_time`` and ``should_set_cookie``.
+    """
+
+    session_class = ServerSideSession
+
+    def __init__(
+        self,
+        store: SessionStore,
+        config: SessionConfig,
+        serializer: SessionSerializer,
+        ids: SessionIds,
+        writer: SessionWriter,
+        signer: SidSigner | None = None,
+    ) -> None:
+        #: The store sessions live in.
+        self.store = store
+        #: The validated configuration.
+        self.config = config
+        #: Encodes and decodes records.
+        self.serializer = serializer
+        #: Generates and validates ids.
+        self.ids = ids
+        #: Applies the write and concurrency policy.
+        self.writer = writer
+        #: Signs ids when ``SESSION_USE_SIGNER`` is on.
+        self.signer = signer
+        capabilities = store.capabilities
+        self._touch_on_load = (
+            config.refresh_each_request and Capability.LOAD_AND_TOUCH in capabilities
+        )
+        self._can_touch = Capability.TOUCH in capabilities
+        self._purge_every = config.cleanup_n_requests if Capability.PURGE in capabilities else None
+        self._requests = itertools.count(1)
+        # The longest cookie value that can be well formed; longer ones are not even parsed.
+        self._max_cookie = ids.length + (45 if signer is not None else 0)
+
+    # -- opening -----------------------------------------------------------------------------
+
+    def parse_cookie(self, value: str | None) -> str | None:
+        """Return the session id a cookie value carries, or ``None`` when it is missing,
+        malformed, oversized or badly signed."""
+        if not value or len(value) > self._max_cookie:
+            return None
+        sid: str | None = value
+        if self.signer is not None:
+            sid = self.signer.unsign(value)
+        if sid is None or not self.ids.is_valid(sid):
+            return None
+        return sid
+
+    def open_session(self, app: Flask, request: Request) -> ServerSideSession:
+        raw = request.cookies.get(self.get_cookie_name(app))
+        sid = self.parse_cookie(raw)
+        if sid is None:
+            return self._new_session(stale_cookie=raw is not None)
+        try:
+            record = self._load(sid)
+        except Exception:
+            log.exception("session store failed to load a session")
+            if self.config.on_store_error == "empty":
+                return self._new_session(stale_cookie=False)
+            return UnavailableSession()
+        if record is None:
+            return self._new_session(stale_cookie=True)
+        try:
+            data = self.serializer.loads(record.data)
+        except CorruptRecord as exc:
+            log.warning("session %s… has a corrupt record, starting a new one: %s", sid[:6], exc)
+            return self._new_session(stale_cookie=True)
+        session = self.session_class(data, sid=sid, record=record)
+        session.touched = self._touch_on_load
+        return session
+
+    def _load(self, sid: str) -> Record | None:
+        if self._touch_on_load:
+            store = t.cast("LoadAndTouchable", self.store)
+            return store.load_and_touch(sid, self.config.ttl)
+        return self.store.load(sid)
+
+    def _new_session(self, *, stale_cookie: bool) -> ServerSideSession:
+        session = self.session_class()
+        if self.config.permanent:
+            dict.__setitem__(session, "_permanent", True)
+        session.stale_cookie = stale_cookie
+        return session
+
+    def get_cookie_samesite(self, app: Flask) -> str | None:
+        """``SESSION_COOKIE_SAMESITE``, with ``Lax`` where Flask's default (``None``) would send
+        no SameSite attribute; set it to ``False`` to send none."""
+        value = app.config["SESSION_COOKIE_SAMESITE"]
+        if value is None:
+            return "Lax"
+        return value or None  # type: ignore[no-any-return]
+
+    # -- saving ------------------------------------------------------------------------------
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        if session.accessed:
+            response.vary.add("Cookie")
+        if isinstance(session, UnavailableSession) or not isinstance(session, ServerSideSession):
+            return
+        try:
+            self._save(app, session, response)
+        except Exception as exc:
+            log.exception("session store failed to save a session")
+            self._unavailable(app, response, exc)
+        if self._purge_every and next(self._requests) % self._purge_every == 0:
+            self._purge()
+
+    def _save(self, app: Flask, session: ServerSideSession, response: Response) -> None:
+        if session.is_empty():
+            for sid in (session.sid if session.record else None, session.replaced_sid):
+                if sid is not None:
+                    self.store.delete(sid)
+            if session.record or session.destroyed or session.stale_cookie or session.replaced_sid:
+                self._delete_cookie(app, response)
+            return
+        payload = self.serializer.dumps(session.data())
+        record = session.record
+        changed = session.sid is None or record is None or payload != record.data
+        if changed:
+            if not self.writer.write(session, payload, self.config.ttl):
+                self._delete_cookie(app, response)
+                return
+            session.modified = True
+            if session.replaced_sid is not None:
+                self.store.delete(session.replaced_sid)
+        elif self.config.refresh_each_request and not session.touched:
+            self._refresh(session, payload)
+        if self.should_set_cookie(app, session):
+            self._set_cookie(app, session, response)
+
+    def _refresh(self, session: ServerSideSession, payload: bytes) -> None:
+        sid = t.cast(str, session.sid)
+        if self._can_touch:
+            t.cast("Touchable", self.store).touch(sid, self.config.ttl)
+        elif self.writer.conditional:
+            # A plain rewrite could erase a concurrent write; one that loses needs no retry,
+            # since the winner's write refreshed the expiry too.
+            t.cast("ConditionallySavable", self.store).save_if(
+                sid,
+                payload,
+                self.config.ttl,
+                expected=session.record,
+                user_id=self.writer.user_id(session.data()),
+            )
+        else:
+            self.store.save(
+                sid, payload, self.config.ttl, user_id=self.writer.user_id(session.data())
+            )
+
+    def _set_cookie(self, app: Flask, session: ServerSideSession, response: Response) -> None:
+        sid = t.cast(str, session.sid)
+        value = self.signer.sign(sid) if self.signer is not None else sid
+        response.set_cookie(
+            self.get_cookie_name(app),
+            value,
+            expires=self.get_expiration_time(app, session),
+            httponly=self.get_cookie_httponly(app),
+            domain=self.get_cookie_domain(app),
+            path=self.get_cookie_path(app),
+            secure=self.get_cookie_secure(app),
+            samesite=self.get_cookie_samesite(app),
+            partitioned=self.get_cookie_partitioned(app),
+        )
+        response.vary.add("Cookie")
+
+    def _delete_cookie(self, app: Flask, response: Response) -> None:
+        response.delete_cookie(
+            self.get_cookie_name(app),
+            domain=self.get_cookie_domain(app),
+            path=self.get_cookie_path(app),
+            secure=self.get_cookie_secure(app),
+            samesite=self.get_cookie_samesite(app),
+            httponly=self.get_cookie_httponly(app),
+            partitioned=self.get_cookie_partitioned(app),
+        )
+        response.vary.add("Cookie")
+
+    def _unavailable(self, app: Flask, response: Response, cause: Exception) -> None:
+        """Turn ``response`` into the application's 503 for :class:`SessionUnavailable`."""
+        error = SessionUnavailable()
+        error.__cause__ = cause
+        replacement = app.make_response(app.handle_http_exception(error))
+        response.status_code = replacement.status_code
+        response.headers = replacement.headers
+        response.response = replacement.response
+        response.vary.add("Cookie")
+
+    def _purge(self) -> None:
+        try:
+            removed = t.cast("Purgeable", self.store).purge_expired()
+        except Exception:
+            log.exception("purging expired sessions failed")
+        else:
+            log.debug("purged %d expired sessions", removed)
+
+    # -- public API --------------------------------------------------------------------------
+
+    def regenerate(self, session: SessionMixin) -> None:
+        """Flask-Session's API: give ``session`` a new id, see
+        :meth:`ServerSideSession.regenerate`."""
+        if isinstance(session, ServerSideSession):
+            session.regenerate()

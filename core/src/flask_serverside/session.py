@@ -1,0 +1,156 @@
+"""The session object behind :data:`flask.session`.
+
+It is a dict with Flask's session attributes (``permanent``, ``modified``, ``accessed``,
+``new``). Beyond Flask's own session it tracks every kind of read (``in``, iteration, ``len``,
+``keys``, ``values``, ``items``, ``get``) as access, so the ``Vary: Cookie`` header is never
+missing, and it carries what the interface needs to save it: its id, the record it was loaded
+from, and the id it replaced after :meth:`ServerSideSession.regenerate`.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from flask.sessions import SessionMixin
+from werkzeug.datastructures import CallbackDict
+
+from .exceptions import SessionUnavailable
+
+if t.TYPE_CHECKING:
+    import collections.abc as c
+
+    from .store import Record
+
+#: The key Flask keeps ``session.permanent`` under.
+PERMANENT_KEY = "_permanent"
+
+
+class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
+    """A session whose data lives in a store.
+
+    :param initial: the decoded data, for a session loaded from the store.
+    :param sid: its id; ``None`` until the session is first saved.
+    :param record: the record it was loaded from, ``None`` for a new session.
+    """
+
+    def __init__(
+        self,
+        initial: c.Mapping[str, t.Any] | None = None,
+        *,
+        sid: str | None = None,
+        record: Record | None = None,
+    ) -> None:
+        def on_update(self: ServerSideSession) -> None:
+            self.modified = True
+            self.accessed = True
+
+        super().__init__(initial, on_update)
+        #: The session id, without prefix or signature; ``None`` until first saved.
+        self.sid = sid
+        #: The record the session was loaded from; ``None`` for a new session.
+        self.record = record
+        #: ``True`` for a session not loaded from the store.
+        self.new = record is None
+        #: Set when the top-level dict changed. Changes inside nested values are found when
+        #: the session is saved, so they need no ``modified = True`` by hand.
+        self.modified = False
+        #: Set by any read or write, for the ``Vary: Cookie`` header.
+        self.accessed = False
+        #: The id this session had before :meth:`regenerate`, deleted when it is saved.
+        self.replaced_sid: str | None = None
+        #: Set by :meth:`destroy`.
+        self.destroyed = False
+        #: Set when the request's cookie named no usable session; the cookie is removed
+        #: unless the session gets data.
+        self.stale_cookie = False
+        #: Set when the store refreshed the record's expiry while loading it.
+        self.touched = False
+
+    def _read(self) -> None:
+        self.accessed = True
+
+    def __getitem__(self, key: str) -> t.Any:
+        self._read()
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: t.Any = None) -> t.Any:
+        self._read()
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self._read()
+        return super().__contains__(key)
+
+    def __iter__(self) -> c.Iterator[str]:
+        self._read()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._read()
+        return super().__len__()
+
+    def keys(self) -> t.Any:
+        self._read()
+        return super().keys()
+
+    def values(self) -> t.Any:
+        self._read()
+        return super().values()
+
+    def items(self) -> t.Any:
+        self._read()
+        return super().items()
+
+    def copy(self) -> dict[str, t.Any]:
+        self._read()
+        return dict(super().items())
+
+    def setdefault(self, key: str, default: t.Any = None) -> t.Any:
+        self._read()
+        return super().setdefault(key, default)
+
+    def data(self) -> dict[str, t.Any]:
+        """Return the session's contents as a plain dict, without counting as access."""
+        return dict(super().items())
+
+    def is_empty(self) -> bool:
+        """Return whether the session holds nothing but its ``permanent`` flag. An empty
+        session is never stored, and a stored one that becomes empty is deleted."""
+        size = super().__len__()
+        return size == 0 or (size == 1 and super().__contains__(PERMANENT_KEY))
+
+    def regenerate(self) -> None:
+        """Give the session a new id at its next save, keeping its data; the record under the
+        old id is deleted then. Call it on login, to defeat session fixation.
+
+        .. versionadded:: 0.1
+        """
+        if self.sid is not None and self.replaced_sid is None:
+            self.replaced_sid = self.sid
+        self.sid = None
+        self.modified = True
+        self.accessed = True
+
+    def destroy(self) -> None:
+        """Empty the session; at the end of the request its record is deleted from the store
+        and its cookie removed. Call it on logout.
+
+        .. versionadded:: 0.1
+        """
+        super().clear()
+        self.destroyed = True
+        self.modified = True
+        self.accessed = True
+
+
+class UnavailableSession(ServerSideSession):
+    """Stands in for a session the store could not load (``SESSION_ON_STORE_ERROR =
+    "unavailable"``). Requests that never touch the session are served as usual; touching it
+    raises :class:`~flask_serverside.exceptions.SessionUnavailable`, an HTTP 503."""
+
+    def _fail(self, *args: t.Any, **kwargs: t.Any) -> t.NoReturn:
+        raise SessionUnavailable()
+
+    _read = _fail
+    __setitem__ = __delitem__ = clear = pop = popitem = update = _fail
+    regenerate = destroy = _fail

@@ -1,0 +1,259 @@
+"""The store protocol: the one extension point of flask-serverside.
+
+A store moves opaque bytes under a session id. Everything else (ids, cookies, signing,
+serialization, expiry arithmetic, the write and concurrency policy) belongs to the core, so a
+store is three required operations plus the optional capabilities it declares:
+
+=======================  ==========================================  =============================
+capability               methods                                     what the core does without it
+=======================  ==========================================  =============================
+``TOUCH``                :meth:`Touchable.touch`                     rewrites the record
+``LOAD_AND_TOUCH``       :meth:`LoadAndTouchable.load_and_touch`     loads, then touches
+``CONDITIONAL_SAVE``     :meth:`ConditionallySavable.save_if`        last writer wins
+``PURGE``                :meth:`Purgeable.purge_expired`             nothing (native expiry)
+``ENUMERATE``            :meth:`Enumerable.count`, ``iter_sids``     the CLI cannot count or list
+``USER_INDEX``           :meth:`UserIndexed.user_sids`               no "log out everywhere"
+=======================  ==========================================  =============================
+
+A store also has a ``from_settings`` class method (see :class:`StoreFactory`), which is what the
+entry point names, and may have a ``close()`` method, called when the application is done with it.
+
+Errors: a store raises :class:`~flask_serverside.exceptions.StoreError` (or a subclass) when the
+backend is unreachable, times out or fails; the core applies the configured fault policy. A miss
+is never an error. A store never returns an expired record, whatever the lag of its backend's
+native expiry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import typing as t
+
+if t.TYPE_CHECKING:
+    import collections.abc as c
+
+    from flask import Flask
+
+
+class Capability(enum.Flag):
+    """Optional operations a store declares in its ``capabilities`` class attribute.
+
+    .. versionadded:: 0.1
+    """
+
+    NONE = 0
+    #: Refresh the time to live without rewriting the data.
+    TOUCH = enum.auto()
+    #: Load a record and refresh its time to live in one round trip.
+    LOAD_AND_TOUCH = enum.auto()
+    #: Compare-and-set on the record's version token.
+    CONDITIONAL_SAVE = enum.auto()
+    #: Delete expired records (for backends without native expiry).
+    PURGE = enum.auto()
+    #: Count and iterate the session ids of this store's key prefix.
+    ENUMERATE = enum.auto()
+    #: Keep an index of session ids by user id.
+    USER_INDEX = enum.auto()
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """A stored session as a store returns it.
+
+    :param data: the bytes last saved under the session id, unchanged.
+    :param version: an opaque token that changes with every save; stores with
+        :attr:`Capability.CONDITIONAL_SAVE` compare it in :meth:`ConditionallySavable.save_if`.
+        Stores without it may leave it ``None``.
+    """
+
+    data: bytes
+    version: object = None
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreSettings:
+    """What a store factory receives to build a store.
+
+    A store reads its own configuration keys (``SESSION_REDIS``, ``SESSION_FILE_DIR``, ...) from
+    :attr:`config`; the core knows none of them.
+    """
+
+    #: The entry-point name (or URL scheme) that selected the store.
+    name: str
+    #: The application's configuration, read only.
+    config: c.Mapping[str, t.Any]
+    #: ``SESSION_KEY_PREFIX``: prepended by the store to every session id it stores.
+    key_prefix: str = "session:"
+    #: The URL when the store was named by one (``SESSION_TYPE = "redis://..."``), else ``None``.
+    url: str | None = None
+    #: The session lifetime in seconds (``PERMANENT_SESSION_LIFETIME``), for stores that size
+    #: something by it, such as a refresh interval.
+    lifetime: int = 31 * 24 * 3600
+    #: The application, for stores that need its context (Flask-SQLAlchemy binds); ``None``
+    #: when the store is built outside an application.
+    app: Flask | None = None
+
+
+@t.runtime_checkable
+class SessionStore(t.Protocol):
+    """The three operations every store implements.
+
+    Implementations must be safe to call from several threads at once, and several processes
+    may share one backend.
+    """
+
+    #: The optional operations this store implements.
+    capabilities: t.ClassVar[Capability]
+
+    def load(self, sid: str) -> Record | None:
+        """Return the record saved under ``sid``.
+
+        :param sid: a validated session id, without the key prefix.
+        :returns: the record, or ``None`` when there is none or it has expired.
+        :raises StoreError: when the backend cannot answer.
+        """
+        ...
+
+    def save(self, sid: str, data: bytes, ttl: int, *, user_id: str | None = None) -> None:
+        """Store ``data`` under ``sid``, replacing any record, expiring in ``ttl`` seconds.
+
+        The write is atomic: a concurrent :meth:`load` sees the old record or the new one,
+        never a mixture. It has happened when this returns.
+
+        :param ttl: time to live in seconds, at least 1.
+        :param user_id: the user the session belongs to; stores with
+            :attr:`Capability.USER_INDEX` index it, the others ignore it.
+        :raises StoreError: when the write did not happen or its outcome is unknown.
+        """
+        ...
+
+    def delete(self, sid: str) -> None:
+        """Remove the record under ``sid``; deleting a missing record is not an error.
+
+        :raises StoreError: when the backend cannot answer.
+        """
+        ...
+
+
+class Touchable(SessionStore, t.Protocol):
+    """:attr:`Capability.TOUCH`."""
+
+    def touch(self, sid: str, ttl: int) -> bool:
+        """Set the record's time to live to ``ttl`` seconds without rewriting it.
+
+        :returns: ``False`` when there is no live record under ``sid``.
+        """
+        ...
+
+
+class LoadAndTouchable(SessionStore, t.Protocol):
+    """:attr:`Capability.LOAD_AND_TOUCH`."""
+
+    def load_and_touch(self, sid: str, ttl: int) -> Record | None:
+        """Like :meth:`~SessionStore.load`, and set the time to live of a record found to
+        ``ttl`` seconds, in one round trip to the backend."""
+        ...
+
+
+class ConditionallySavable(SessionStore, t.Protocol):
+    """:attr:`Capability.CONDITIONAL_SAVE`."""
+
+    def save_if(
+        self,
+        sid: str,
+        data: bytes,
+        ttl: int,
+        *,
+        expected: Record | None,
+        user_id: str | None = None,
+    ) -> bool:
+        """Save like :meth:`~SessionStore.save`, but only if the stored record is still
+        ``expected``: the same version token, or no live record at all when ``expected`` is
+        ``None``. The comparison and the write are atomic.
+
+        :returns: ``True`` when saved, ``False`` when the stored record differs (a conflict).
+        """
+        ...
+
+
+class Purgeable(SessionStore, t.Protocol):
+    """:attr:`Capability.PURGE`."""
+
+    def purge_expired(self) -> int:
+        """Delete expired records of this store's key prefix.
+
+        :returns: how many records were deleted.
+        """
+        ...
+
+
+class Enumerable(SessionStore, t.Protocol):
+    """:attr:`Capability.ENUMERATE`."""
+
+    def count(self) -> int:
+        """Return how many live sessions this store's key prefix holds."""
+        ...
+
+    def iter_sids(self) -> c.Iterator[str]:
+        """Yield the ids (without prefix) of the live sessions of this store's key prefix."""
+        ...
+
+
+class UserIndexed(SessionStore, t.Protocol):
+    """:attr:`Capability.USER_INDEX`."""
+
+    def user_sids(self, user_id: str) -> c.Iterable[str]:
+        """Return the ids of sessions last saved with ``user_id``.
+
+        Every live session saved with that user id is included. Ids of sessions since
+        deleted, expired or saved for another user may be included too: the core loads each
+        one and checks before it acts.
+        """
+        ...
+
+
+class StoreFactory(t.Protocol):
+    """What a ``flask_serverside.stores`` entry point names: a store class with a
+    ``from_settings`` class method and its declared capabilities."""
+
+    capabilities: Capability
+
+    def from_settings(self, settings: StoreSettings) -> SessionStore:
+        """Build the store from the application's settings.
+
+        :raises ConfigurationError: when the settings are missing or wrong; the message says
+            which key to set and how.
+        """
+        ...
+
+
+#: The protocol each capability promises, used to check a store against what it declares.
+CAPABILITY_METHODS: c.Mapping[Capability, tuple[str, ...]] = {
+    Capability.TOUCH: ("touch",),
+    Capability.LOAD_AND_TOUCH: ("load_and_touch",),
+    Capability.CONDITIONAL_SAVE: ("save_if",),
+    Capability.PURGE: ("purge_expired",),
+    Capability.ENUMERATE: ("count", "iter_sids"),
+    Capability.USER_INDEX: ("user_sids",),
+}
+
+
+def missing_methods(store: object) -> list[str]:
+    """Return the methods ``store`` lacks for the protocol and the capabilities it declares."""
+    declared = getattr(store, "capabilities", None)
+    needed = ["load", "save", "delete"]
+    if isinstance(declared, Capability):
+        for capability, methods in CAPABILITY_METHODS.items():
+            if capability in declared:
+                needed.extend(methods)
+    return [name for name in needed if not callable(getattr(store, name, None))]
+
+
+def capability_names(capabilities: Capability) -> list[str]:
+    """Return the lower-case names of the flags set in ``capabilities``, in declaration order."""
+    return [
+        member.name.lower()
+        for member in Capability
+        if member.name and member.value and member in capabilities
+    ]
