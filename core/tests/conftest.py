@@ -19,3 +19,20 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+def make_app():
+    """Build a Flask application on the memory store; keyword arguments are config keys."""
+    from flask import Flask
+
+    from flask_serverside import Session
+
+    def make(**config):
+        app = Flask("core_tests")
+        app.config.update(SECRET_KEY="core-test-secret", SESSION_TYPE="memory")
+        app.config.update(config)
+        Session(app)
+        return app
+
+    return make

@@ -154,7 +154,7 @@ class ServerSideSessionInterface(SessionInterface):
         value = app.config["SESSION_COOKIE_SAMESITE"]
         if value is None:
             return "Lax"
-        return value or None  # type: ignore[no-any-return]
+        return value or None
 
     # -- saving ------------------------------------------------------------------------------
 

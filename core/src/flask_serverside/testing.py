@@ -731,7 +731,7 @@ def _add_views(app: Flask) -> None:
 
     @app.get("/flashes")
     def flashes() -> dict[str, t.Any]:
-        messages = get_flashed_messages(with_categories=True)
+        messages = t.cast("list[tuple[str, str]]", get_flashed_messages(with_categories=True))
         return {"messages": [[cat, str(msg), type(msg).__name__] for cat, msg in messages]}
 
     sample = {

@@ -1,0 +1,85 @@
+"""The ``flask session`` command group."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from flask import session
+
+from flask_serverside import get_state
+
+
+@pytest.fixture
+def app(make_app):
+    app = make_app()
+
+    @app.post("/login/<name>")
+    def login(name):
+        session["_user_id"] = name
+        session["greeting"] = ("hello", name)
+        return "ok"
+
+    return app
+
+
+def _login(app, *names):
+    sids = []
+    for name in names:
+        client = app.test_client()
+        client.post(f"/login/{name}")
+        sids.append(client.get_cookie("session").value)
+    return sids
+
+
+def test_stores_lists_the_memory_store(app):
+    result = app.test_cli_runner().invoke(args=["session", "stores"])
+    assert result.exit_code == 0, result.output
+    assert "memory" in result.output and "flask-serverside 0.1.0" in result.output
+    assert "conditional_save" in result.output
+
+
+def test_count_list_show_delete(app):
+    alice, bob = _login(app, "alice", "bob")
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["session", "count"]).output.strip() == "2"
+    listed = runner.invoke(args=["session", "list"]).output.split()
+    assert sorted(listed) == sorted([alice, bob])
+    assert len(runner.invoke(args=["session", "list", "--limit", "1"]).output.split()) == 1
+    shown = runner.invoke(args=["session", "show", alice])
+    assert shown.exit_code == 0
+    assert json.loads(shown.output)["_user_id"] == "alice"
+    assert runner.invoke(args=["session", "delete", alice]).exit_code == 0
+    assert runner.invoke(args=["session", "count"]).output.strip() == "1"
+    missing = runner.invoke(args=["session", "show", alice])
+    assert missing.exit_code == 1 and "no such session" in missing.output
+
+
+def test_malformed_ids_are_refused(app):
+    result = app.test_cli_runner().invoke(args=["session", "show", "../../etc/passwd"])
+    assert result.exit_code == 1 and "not a well-formed session id" in result.output
+
+
+def test_delete_user_and_purge(app, clock=None):
+    _login(app, "alice", "alice", "bob")
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["session", "delete-user", "alice"])
+    assert result.exit_code == 0 and "deleted 2 sessions" in result.output
+    assert runner.invoke(args=["session", "count"]).output.strip() == "1"
+    store = get_state(app).store
+    store.save("x" * 43, b"{}", 1)
+    store._clock = lambda: 1e12
+    result = runner.invoke(args=["session", "purge"])
+    assert result.exit_code == 0 and "purged 2 expired sessions" in result.output
+
+
+def test_capability_errors_are_clear(app):
+    state = get_state(app)
+    state.store.capabilities = type(state.store.capabilities).NONE
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["session", "count"])
+    assert result.exit_code == 1 and "lacks the enumerate capability" in result.output
+    result = runner.invoke(args=["session", "delete-user", "alice"])
+    assert result.exit_code == 1 and "keeps no index of sessions by user" in result.output
+    result = runner.invoke(args=["session", "purge"])
+    assert result.exit_code == 0 and "nothing to purge" in result.output
