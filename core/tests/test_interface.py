@@ -313,3 +313,34 @@ def test_extension_state_and_init_app_pattern():
     assert "session" in first.cli.commands
     with pytest.raises(RuntimeError, match="Session\\(app\\)"):
         get_state(Flask("bare"))
+
+
+def test_data_set_after_destroy_goes_to_a_new_session(make_app):
+    from flask import flash
+    from flask import get_flashed_messages
+
+    app = make_app()
+
+    @app.post("/login")
+    def login():
+        session["user"] = "alice"
+        return session.sid or ""
+
+    @app.post("/logout")
+    def logout():
+        session.destroy()
+        flash("Goodbye")
+        return "ok"
+
+    @app.get("/page")
+    def page():
+        return {"user": session.get("user"), "flashes": get_flashed_messages()}
+
+    client = app.test_client()
+    client.post("/login")
+    old_sid = client.get_cookie("session").value
+    client.post("/logout")
+    assert client.get_cookie("session").value != old_sid
+    store = get_state(app).store
+    assert store.load(old_sid) is None
+    assert client.get("/page").get_json() == {"user": None, "flashes": ["Goodbye"]}

@@ -132,12 +132,16 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
         self.accessed = True
 
     def destroy(self) -> None:
-        """Empty the session; at the end of the request its record is deleted from the store
-        and its cookie removed. Call it on logout.
+        """Empty the session and drop its id; at the end of the request its record is
+        deleted from the store and its cookie removed. Data set afterwards in the same request
+        (a flash message after logout) goes to a new session with a new id. Call it on logout.
 
         .. versionadded:: 0.1
         """
         super().clear()
+        if self.sid is not None and self.replaced_sid is None:
+            self.replaced_sid = self.sid
+        self.sid = None
         self.destroyed = True
         self.modified = True
         self.accessed = True
