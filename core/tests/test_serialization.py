@@ -109,3 +109,10 @@ def test_unserializable_values_say_what_sessions_hold():
 def test_unknown_format_is_refused():
     with pytest.raises(ValueError):
         SessionSerializer("pickle")
+
+
+@pytest.mark.parametrize("fmt", ["msgpack", "json"])
+@pytest.mark.parametrize("key", [" t", " di", " m", "_permanent"])
+def test_a_lone_key_that_looks_like_a_tag_round_trips(fmt, key):
+    serializer = SessionSerializer(fmt)
+    assert serializer.loads(serializer.dumps({key: [1, 2]})) == {key: [1, 2]}

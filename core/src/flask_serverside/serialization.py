@@ -28,6 +28,8 @@ if t.TYPE_CHECKING:
 #: The names ``SESSION_SERIALIZATION_FORMAT`` accepts.
 FORMATS = ("msgpack", "json")
 
+# Values the tagger leaves alone; exact types, so Markup (a str subclass) is still tagged.
+_PLAIN_TYPES = frozenset([str, int, float, bool, type(None)])
 _JSON_START = frozenset(b"{")
 # A MessagePack map: fixmap (0x80-0x8f), map16 (0xde), map32 (0xdf).
 _MSGPACK_START = frozenset([*range(0x80, 0x90), 0xDE, 0xDF])
@@ -56,7 +58,15 @@ class SessionSerializer:
 
         :raises TypeError: when a value is of a type sessions cannot hold.
         """
-        tagged = {key: self.tagger.tag(value) for key, value in data.items()}
+        if len(data) == 1:
+            # Flask's tagger protects a lone key that looks like a tag (" t", " di", ...).
+            tagged = self.tagger.tag(dict(data))
+        else:
+            tag = self.tagger.tag
+            tagged = {
+                key: value if type(value) in _PLAIN_TYPES else tag(value)
+                for key, value in data.items()
+            }
         try:
             if self.format == "msgpack":
                 return self._msgpack_encoder.encode(tagged)
