@@ -1,0 +1,409 @@
+"""The ``mongodb`` store: one document per session in a MongoDB collection, through pymongo.
+
+A session is one document, in the shape Flask-Session 0.8 writes, plus two fields::
+
+    {
+        "_id": ObjectId(...),        # MongoDB's own
+        "id": "session:<sid>",       # SESSION_KEY_PREFIX + sid; unique index
+        "val": Binary(b"..."),       # the session's bytes, unchanged
+        "expiration": datetime,      # UTC; TTL index with expireAfterSeconds=0
+        "version": 123456789,        # random 63-bit int, new on every save
+        "user": "alice",             # only when the session has a user; sparse index
+    }
+
+so a collection Flask-Session 0.8 filled keeps working: its documents are read (a document
+without ``version`` has the version token ``None``), and are rewritten in this shape on their
+next save.
+
+Every operation is one round trip. Every read filters on ``expiration > now``, so an expired
+document is never returned while the server's TTL monitor (which runs once a minute) has not
+removed it yet. A conditional save is a ``replace_one`` filtered on the version (or, for a new
+session, an upsert filtered on "no live document" that the unique index on ``id`` turns into a
+duplicate-key error when a live one exists). A read with sliding expiry is one
+``find_one_and_update`` that sets ``expiration`` alone.
+
+Errors: a server that cannot be reached or does not answer in time raises
+:class:`~flask_serverside.exceptions.StoreUnavailable`; any other pymongo failure raises
+:class:`~flask_serverside.exceptions.StoreError`; both chain pymongo's exception.
+"""
+
+from __future__ import annotations
+
+import collections.abc as c
+import contextlib
+import datetime
+import logging
+import re
+import secrets
+import typing as t
+import urllib.parse
+
+import pymongo
+from bson.errors import BSONError
+from pymongo.errors import ConnectionFailure
+from pymongo.errors import DuplicateKeyError
+from pymongo.errors import PyMongoError
+
+from flask_serverside.exceptions import ConfigurationError
+from flask_serverside.exceptions import StoreError
+from flask_serverside.exceptions import StoreUnavailable
+from flask_serverside.store import Capability
+from flask_serverside.store import Record
+
+if t.TYPE_CHECKING:
+    from pymongo.collection import Collection
+
+    from flask_serverside.store import StoreSettings
+
+log = logging.getLogger("flask_serverside.mongodb")
+
+Document: t.TypeAlias = dict[str, t.Any]
+
+#: The database when neither ``SESSION_MONGODB_DB`` nor the URL names one (Flask-Session's).
+DEFAULT_DB = "flask_session"
+#: The collection when ``SESSION_MONGODB_COLLECT`` is unset (Flask-Session's).
+DEFAULT_COLLECTION = "sessions"
+#: Seconds a store operation may take before the store counts as down.
+DEFAULT_TIMEOUT = 2.0
+#: Options of a client built from a URL, unless the URL sets them: an outage is noticed in
+#: two seconds, and datetimes come back timezone-aware.
+URL_CLIENT_OPTIONS: c.Mapping[str, t.Any] = {
+    "serverSelectionTimeoutMS": 2000,
+    "connectTimeoutMS": 2000,
+    "tz_aware": True,
+    "appname": "flask-serverside",
+}
+
+_PROJECTION = {"_id": False, "val": True, "version": True}
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+class MongoDBStore:
+    """Sessions in a MongoDB collection.
+
+    :param collection: the collection to keep sessions in.
+    :param key_prefix: prepended to every session id (the ``id`` field).
+    :param timeout: seconds each operation may take (``pymongo.timeout``), or ``None`` to
+        leave it to the client's own timeouts.
+    :param create_indexes: create the indexes the store needs now (see :meth:`create_indexes`);
+        when the server is down they are created by the first operation that reaches it.
+    :param owns_client: close the collection's client in :meth:`close`; true when the store
+        built the client from a URL, false for a client the application passed in.
+    """
+
+    capabilities: t.ClassVar[Capability] = (
+        Capability.TOUCH
+        | Capability.LOAD_AND_TOUCH
+        | Capability.CONDITIONAL_SAVE
+        | Capability.PURGE
+        | Capability.ENUMERATE
+        | Capability.USER_INDEX
+    )
+
+    def __init__(
+        self,
+        collection: Collection[Document],
+        *,
+        key_prefix: str = "session:",
+        timeout: float | None = DEFAULT_TIMEOUT,
+        create_indexes: bool = True,
+        owns_client: bool = False,
+    ) -> None:
+        #: The collection sessions live in.
+        self.collection = collection
+        self.key_prefix = key_prefix
+        self.timeout = timeout
+        self._owns_client = owns_client
+        self._indexes_pending = False
+        if create_indexes:
+            try:
+                self.create_indexes()
+            except StoreUnavailable as exc:
+                self._indexes_pending = True
+                log.warning("MongoDB is unavailable, indexes will be created later: %s", exc)
+            except StoreError as exc:
+                raise ConfigurationError(
+                    f"creating the session indexes on {collection.full_name} failed ({exc});"
+                    " fix the cause, or create them yourself and set"
+                    " SESSION_MONGODB_CREATE_INDEXES = False"
+                ) from exc
+
+    @classmethod
+    def from_settings(cls, settings: StoreSettings) -> MongoDBStore:
+        """Build the store from ``SESSION_MONGODB`` (a ``pymongo.MongoClient`` or a
+        ``mongodb://`` URL) or from a URL in ``SESSION_TYPE``, and the keys
+        ``SESSION_MONGODB_DB``, ``SESSION_MONGODB_COLLECT``, ``SESSION_MONGODB_TIMEOUT`` and
+        ``SESSION_MONGODB_CREATE_INDEXES`` (see the README).
+
+        The database is ``SESSION_MONGODB_DB``, else the URL's database, else
+        ``"flask_session"``. A client passed in is used as it is and never closed by the store;
+        a URL gets a client of the store's own with :data:`URL_CLIENT_OPTIONS`.
+
+        :raises ConfigurationError: when no server is configured or a key is wrong.
+        """
+        config = settings.config
+        value = config.get("SESSION_MONGODB")
+        url = settings.url
+        if value is not None and url is not None:
+            raise ConfigurationError(
+                "SESSION_TYPE is a MongoDB URL and SESSION_MONGODB is set too: set"
+                " SESSION_TYPE = 'mongodb' to use SESSION_MONGODB, or remove SESSION_MONGODB."
+            )
+        if isinstance(value, str):
+            url, value = value, None
+        if url is not None:
+            client: pymongo.MongoClient[Document] = _client_from_url(url)
+            database = client.get_default_database(DEFAULT_DB).name
+        elif isinstance(value, pymongo.MongoClient):
+            client, database = value, DEFAULT_DB
+        elif value is None:
+            raise ConfigurationError(
+                "SESSION_TYPE = 'mongodb' needs a server: set SESSION_MONGODB to a"
+                " pymongo.MongoClient or to a URL such as 'mongodb://localhost:27017/myapp',"
+                " or set SESSION_TYPE to such a URL."
+            )
+        else:
+            raise ConfigurationError(
+                "SESSION_MONGODB must be a pymongo.MongoClient or a 'mongodb://' URL, not"
+                f" {type(value).__name__}."
+            )
+        owns = url is not None
+        try:
+            database = _name(config, "SESSION_MONGODB_DB", database)
+            collection = _name(config, "SESSION_MONGODB_COLLECT", DEFAULT_COLLECTION)
+            timeout = config.get("SESSION_MONGODB_TIMEOUT", DEFAULT_TIMEOUT)
+            if timeout is not None and (
+                isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+            ):
+                raise ConfigurationError(
+                    "SESSION_MONGODB_TIMEOUT must be a positive number of seconds (default"
+                    f" {DEFAULT_TIMEOUT}) or None to use the client's own timeouts,"
+                    f" not {timeout!r}."
+                )
+            return cls(
+                client[database][collection],
+                key_prefix=settings.key_prefix,
+                timeout=timeout,
+                create_indexes=bool(config.get("SESSION_MONGODB_CREATE_INDEXES", True)),
+                owns_client=owns,
+            )
+        except BaseException:
+            if owns:
+                client.close()
+            raise
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _call(self) -> c.Iterator[None]:
+        """Run one operation under the timeout, translating pymongo's errors."""
+        try:
+            deadline: t.ContextManager[None] = (
+                contextlib.nullcontext() if self.timeout is None else pymongo.timeout(self.timeout)
+            )
+            with deadline:
+                if self._indexes_pending:
+                    self.create_indexes()
+                yield
+        except PyMongoError as exc:
+            if isinstance(exc, ConnectionFailure) or exc.timeout:
+                raise StoreUnavailable(f"MongoDB is unavailable: {exc}") from exc
+            raise StoreError(f"MongoDB failed: {exc}") from exc
+        except BSONError as exc:
+            raise StoreError(f"MongoDB cannot encode the session: {exc}") from exc
+
+    def create_indexes(self) -> None:
+        """Create the indexes the store relies on (a no-op for those that exist): a unique
+        index on ``id``, the TTL index on ``expiration`` that Flask-Session also creates, and a
+        sparse index on ``user``.
+
+        :raises StoreError: when they cannot be created (for instance, when a collection
+            Flask-Session filled holds two documents with one ``id``).
+        """
+        self._indexes_pending = False
+        try:
+            self.collection.create_indexes(
+                [
+                    pymongo.IndexModel("id", unique=True),
+                    pymongo.IndexModel("expiration", expireAfterSeconds=0),
+                    pymongo.IndexModel("user", sparse=True),
+                ]
+            )
+        except ConnectionFailure as exc:
+            self._indexes_pending = True
+            raise StoreUnavailable(f"MongoDB is unavailable: {exc}") from exc
+        except PyMongoError as exc:
+            if exc.timeout:
+                self._indexes_pending = True
+                raise StoreUnavailable(f"MongoDB is unavailable: {exc}") from exc
+            raise StoreError(f"creating the session indexes failed: {exc}") from exc
+
+    @staticmethod
+    def _document(
+        key: str, data: bytes, now: datetime.datetime, ttl: int, user_id: str | None
+    ) -> Document:
+        document: Document = {
+            "id": key,
+            "val": data,
+            "expiration": now + datetime.timedelta(seconds=ttl),
+            # From the OS's random source, so that forked workers never share a sequence.
+            "version": secrets.randbits(63),
+        }
+        if user_id is not None:
+            document["user"] = user_id
+        return document
+
+    def _prefix_filter(self) -> Document:
+        if not self.key_prefix:
+            return {}
+        return {"id": {"$regex": "^" + re.escape(self.key_prefix)}}
+
+    @staticmethod
+    def _record(document: Document | None) -> Record | None:
+        if document is None:
+            return None
+        return Record(bytes(document["val"]), document.get("version"))
+
+    # -- the protocol -----------------------------------------------------------------------
+
+    def load(self, sid: str) -> Record | None:
+        with self._call():
+            document = self.collection.find_one(
+                {"id": self.key_prefix + sid, "expiration": {"$gt": _now()}}, _PROJECTION
+            )
+        return self._record(document)
+
+    def save(self, sid: str, data: bytes, ttl: int, *, user_id: str | None = None) -> None:
+        key = self.key_prefix + sid
+        document = self._document(key, data, _now(), ttl, user_id)
+        with self._call():
+            try:
+                self.collection.replace_one({"id": key}, document, upsert=True)
+            except DuplicateKeyError:
+                # A concurrent save inserted the document first; now it can be replaced.
+                self.collection.replace_one({"id": key}, document, upsert=True)
+
+    def delete(self, sid: str) -> None:
+        with self._call():
+            self.collection.delete_many({"id": self.key_prefix + sid})
+
+    def touch(self, sid: str, ttl: int) -> bool:
+        now = _now()
+        with self._call():
+            result = self.collection.update_one(
+                {"id": self.key_prefix + sid, "expiration": {"$gt": now}},
+                {"$set": {"expiration": now + datetime.timedelta(seconds=ttl)}},
+            )
+        return result.matched_count > 0
+
+    def load_and_touch(self, sid: str, ttl: int) -> Record | None:
+        now = _now()
+        with self._call():
+            document = self.collection.find_one_and_update(
+                {"id": self.key_prefix + sid, "expiration": {"$gt": now}},
+                {"$set": {"expiration": now + datetime.timedelta(seconds=ttl)}},
+                projection=_PROJECTION,
+            )
+        return self._record(document)
+
+    def save_if(
+        self,
+        sid: str,
+        data: bytes,
+        ttl: int,
+        *,
+        expected: Record | None,
+        user_id: str | None = None,
+    ) -> bool:
+        key = self.key_prefix + sid
+        now = _now()
+        document = self._document(key, data, now, ttl, user_id)
+        with self._call():
+            if expected is None:
+                # Replaces an expired document or inserts; a live one makes the insert hit
+                # the unique index on ``id``.
+                try:
+                    self.collection.replace_one(
+                        {"id": key, "expiration": {"$lte": now}}, document, upsert=True
+                    )
+                except DuplicateKeyError:
+                    return False
+                return True
+            result = self.collection.replace_one(
+                {"id": key, "version": expected.version, "expiration": {"$gt": now}}, document
+            )
+        return result.matched_count > 0
+
+    def purge_expired(self) -> int:
+        with self._call():
+            result = self.collection.delete_many(
+                {**self._prefix_filter(), "expiration": {"$lte": _now()}}
+            )
+        return result.deleted_count
+
+    def _live_filter(self, **fields: t.Any) -> Document:
+        return {**self._prefix_filter(), **fields, "expiration": {"$gt": _now()}}
+
+    def count(self) -> int:
+        with self._call():
+            return self.collection.count_documents(self._live_filter())
+
+    def iter_sids(self) -> c.Iterator[str]:
+        start = len(self.key_prefix)
+        cursor = self.collection.find(self._live_filter(), {"_id": False, "id": True})
+        try:
+            while True:
+                # Each batch is fetched under the timeout; none is held across a yield.
+                with self._call():
+                    document = next(cursor, None)
+                if document is None:
+                    return
+                yield document["id"][start:]
+        finally:
+            cursor.close()
+
+    def user_sids(self, user_id: str) -> list[str]:
+        start = len(self.key_prefix)
+        with self._call():
+            documents = list(
+                self.collection.find(self._live_filter(user=user_id), {"_id": False, "id": True})
+            )
+        return [document["id"][start:] for document in documents]
+
+    def close(self) -> None:
+        """Close the client when the store built it from a URL; a client the application
+        passed in stays open."""
+        if self._owns_client:
+            self.collection.database.client.close()
+
+
+def _client_from_url(url: str) -> pymongo.MongoClient[Document]:
+    query = urllib.parse.urlsplit(url).query
+    given = {name.lower() for name in urllib.parse.parse_qs(query)}
+    options = {k: v for k, v in URL_CLIENT_OPTIONS.items() if k.lower() not in given}
+    try:
+        return pymongo.MongoClient(url, **options)
+    except PyMongoError as exc:
+        raise ConfigurationError(
+            f"the MongoDB URL {_redact(url)!r} is not usable ({exc}); write it as"
+            " 'mongodb://host:27017/database' or 'mongodb+srv://cluster.example.com/database'"
+        ) from exc
+
+
+def _redact(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
+
+
+def _name(config: c.Mapping[str, t.Any], key: str, default: str) -> str:
+    value = config.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"{key} must be a non-empty string (default {default!r}).")
+    return value
