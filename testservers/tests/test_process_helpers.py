@@ -1,0 +1,147 @@
+"""The shared helpers: ports, missing binaries, startup errors, cleanup at exit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from serverside_testservers import ServerProcess
+from serverside_testservers import ServerStartError
+from serverside_testservers import free_port
+from serverside_testservers._process import missing
+from serverside_testservers._process import require_binary
+
+
+def pid_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_free_ports_are_distinct() -> None:
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == 50
+
+
+def test_missing_skips_outside_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="'no-such-server'.*scripts/install-servers"):
+        require_binary("no-such-server")
+
+
+def test_missing_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="'no-such-server'.*scripts/install-servers"):
+        require_binary("no-such-server")
+    with pytest.raises(pytest.fail.Exception, match="mongoeco.*scripts/install-servers"):
+        missing("mongoeco")
+
+
+def test_require_binary_looks_in_extra_dirs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exe = tmp_path / "fake-server"
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert require_binary("fake-server", "/also-nonexistent", tmp_path) == str(exe)
+
+
+class ShellServer(ServerProcess):
+    """Runs a shell snippet; never ready unless *ready* is true."""
+
+    kind = "shell"
+
+    def __init__(self, script: str, ready: bool = False) -> None:
+        super().__init__()
+        self.script = script
+        self.ready = ready
+
+    def argv(self) -> list[str]:
+        return ["sh", "-c", self.script]
+
+    def probe(self) -> bool:
+        return self.ready
+
+
+def test_exit_during_startup_quotes_the_log() -> None:
+    server = ShellServer("echo boom-marker-1; exit 3")
+    try:
+        with pytest.raises(ServerStartError, match="exited with status 3") as info:
+            server.start()
+        assert "boom-marker-1" in str(info.value)
+        assert not server.is_running()
+    finally:
+        server.close()
+    assert not server.directory.exists()
+
+
+def test_timeout_quotes_the_log_and_kills() -> None:
+    server = ShellServer("echo still-starting-marker; exec sleep 60")
+    try:
+        with pytest.raises(ServerStartError, match="timed out after 0.3 s") as info:
+            server.start(timeout=0.3)
+        assert "still-starting-marker" in info.value.log_tail
+        assert pid_gone(server.pid)
+    finally:
+        server.close()
+
+
+def test_stop_kill_start_by_pid() -> None:
+    server = ShellServer("exec sleep 60", ready=True)
+    try:
+        server.start()
+        first = server.pid
+        assert server.is_running()
+        server.stop()
+        assert pid_gone(first) and not server.is_running()
+        server.start()
+        second = server.pid
+        assert second != first and server.is_running()
+        server.kill()
+        assert pid_gone(second) and not server.is_running()
+        server.stop()  # stopping a stopped server is a no-op
+    finally:
+        server.close()
+
+
+def test_leftover_servers_are_killed_at_exit(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        from serverside_testservers import ServerProcess
+
+        class Sleeper(ServerProcess):
+            kind = "sleeper"
+            def argv(self):
+                return ["sleep", "60"]
+            def probe(self):
+                return True
+
+        server = Sleeper()
+        server.start()
+        print(server.pid, server.directory, flush=True)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=30
+    )
+    pid, directory = result.stdout.split()
+    deadline = time.monotonic() + 5
+    while not pid_gone(int(pid)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert pid_gone(int(pid))
+    assert not Path(directory).exists()
+
+
+def test_fixtures_mark_tests_as_servers(
+    request: pytest.FixtureRequest, make_memcached_server: object
+) -> None:
+    assert request.node.get_closest_marker("servers") is not None
