@@ -1,0 +1,552 @@
+"""The ``sqlalchemy`` store: sessions in a table of a SQL database, through SQLAlchemy.
+
+It runs on SQLite, PostgreSQL and MySQL/MariaDB with each one's native upsert, and on any other
+SQLAlchemy dialect with a portable fallback. It uses its own connections and short transactions
+from the engine's pool, one per operation, and never touches an application's ORM session: a
+session save neither commits, flushes nor rolls back Flask-SQLAlchemy's ``db.session``.
+
+The table (see :func:`define_table`) is a superset of Flask-Session 0.8's: the same ``id``,
+``session_id`` (the key prefix plus the id), ``data`` and ``expiry`` (naive UTC) columns, plus a
+``version`` column for the conditional save and an indexed ``user_id`` column.
+
+Round trips: a load is one ``SELECT ... WHERE session_id = ? AND expiry > now``. With sliding
+expiry, :meth:`SQLAlchemyStore.load_and_touch` issues that same SELECT and writes the new expiry
+(an UPDATE of that column alone) only when the stored one is older than the refresh interval,
+so a read-only request costs one SELECT and no commit most of the time. On PostgreSQL every
+operation is a single statement run in autocommit mode (no ``BEGIN``/``COMMIT`` round trips).
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+import secrets
+import typing as t
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
+
+from flask_serverside import Capability
+from flask_serverside import ConfigurationError
+from flask_serverside import Record
+from flask_serverside import StoreError
+from flask_serverside import StoreUnavailable
+
+if t.TYPE_CHECKING:
+    import collections.abc as c
+
+    from flask_serverside import StoreSettings
+
+T = t.TypeVar("T")
+
+#: Seconds a read-only request may leave a record's expiry behind (capped at a tenth of the TTL).
+DEFAULT_REFRESH_INTERVAL = 600
+#: Rows deleted per transaction by :meth:`SQLAlchemyStore.purge_expired`.
+DEFAULT_PURGE_BATCH = 1000
+#: The columns a save writes.
+_WRITTEN = ("data", "expiry", "version", "user_id")
+#: A driver to use for a URL that names none, when SQLAlchemy's default one is not installed.
+_DRIVERS = {
+    "postgresql": (("psycopg2", "psycopg2"), ("psycopg", "psycopg")),
+    "mysql": (("MySQLdb", "mysqldb"), ("pymysql", "pymysql")),
+    "mariadb": (("MySQLdb", "mysqldb"), ("pymysql", "pymysql")),
+}
+#: Server error codes after which the transaction was rolled back and may be tried again.
+_RETRYABLE = {1205, 1213, "40001", "40P01"}  # MySQL lock wait/deadlock; PostgreSQL's
+
+
+def define_table(
+    metadata: sa.MetaData,
+    name: str = "sessions",
+    *,
+    schema: str | None = None,
+    sequence: str | None = None,
+) -> sa.Table:
+    """Define the sessions table in ``metadata``, so migrations (Alembic, Flask-Migrate) can
+    create it: ``define_table(db.metadata)``.
+
+    ``session_id`` is unique and case-sensitive (binary collation on MySQL); ``expiry`` (naive
+    UTC) and ``user_id`` are indexed; ``data`` holds up to 4 GB on MySQL (``LONGBLOB``).
+
+    :param name: ``SESSION_SQLALCHEMY_TABLE``.
+    :param schema: ``SESSION_SQLALCHEMY_SCHEMA``.
+    :param sequence: ``SESSION_SQLALCHEMY_SEQUENCE``: a sequence for ``id`` on databases that
+        need one.
+    """
+    id_type = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+    id_default = [sa.Sequence(sequence, schema=schema)] if sequence else []
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", id_type, *id_default, primary_key=True, autoincrement=True),
+        sa.Column("session_id", sa.String(255), nullable=False, unique=True),
+        sa.Column(
+            "data",
+            sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb"),
+            nullable=False,
+        ),
+        sa.Column(
+            "expiry",
+            sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb"),
+            nullable=False,
+            index=True,
+        ),
+        sa.Column("version", sa.BigInteger),
+        sa.Column("user_id", sa.String(255), index=True),
+        schema=schema,
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_bin",
+    )
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+class SQLAlchemyStore:
+    """Sessions in a table, through a SQLAlchemy :class:`~sqlalchemy.engine.Engine`.
+
+    :param engine: the engine; the store checks connections out of its pool.
+    :param key_prefix: prepended to every session id in ``session_id``.
+    :param table: the table name; see :func:`define_table` for ``schema`` and ``sequence``.
+    :param create_table: create the table (with ``CHECK FIRST``) now, and check that an
+        existing one has every column.
+    :param refresh_interval: a read-only request rewrites the expiry only when it was last set
+        more than this many seconds ago (at most a tenth of the time to live); 0 refreshes it
+        on every request.
+    :param purge_batch: rows deleted per transaction when purging.
+    :param dispose_engine: dispose of the engine in :meth:`close` (when the store made it).
+    :raises StoreError: when ``create_table`` is on and the database cannot be reached.
+    :raises ConfigurationError: when the existing table lacks columns.
+    """
+
+    capabilities: t.ClassVar[Capability] = (
+        Capability.TOUCH
+        | Capability.LOAD_AND_TOUCH
+        | Capability.CONDITIONAL_SAVE
+        | Capability.PURGE
+        | Capability.ENUMERATE
+        | Capability.USER_INDEX
+    )
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        key_prefix: str = "session:",
+        table: str = "sessions",
+        schema: str | None = None,
+        sequence: str | None = None,
+        create_table: bool = True,
+        refresh_interval: int = DEFAULT_REFRESH_INTERVAL,
+        purge_batch: int = DEFAULT_PURGE_BATCH,
+        dispose_engine: bool = False,
+    ) -> None:
+        #: The engine given.
+        self.engine = engine
+        self.key_prefix = key_prefix
+        #: The sessions table, in a :class:`~sqlalchemy.schema.MetaData` of its own.
+        self.table = define_table(sa.MetaData(), table, schema=schema, sequence=sequence)
+        self.refresh_interval = refresh_interval
+        self.purge_batch = purge_batch
+        self._dispose = dispose_engine
+        self._dialect = engine.dialect.name
+        # One statement per operation: on PostgreSQL, autocommit saves BEGIN and COMMIT.
+        self._engine = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self._dialect == "postgresql"
+            else engine
+        )
+        if create_table:
+            self._create_table()
+
+    @classmethod
+    def from_settings(cls, settings: StoreSettings) -> SQLAlchemyStore:
+        """Build the store from ``SESSION_SQLALCHEMY`` (an engine, a URL or a Flask-SQLAlchemy
+        ``db``) or from ``SESSION_TYPE`` when it is a database URL, and the
+        ``SESSION_SQLALCHEMY_*`` keys (see the README).
+
+        :raises ConfigurationError: when no database is named or a key is wrong.
+        """
+        config = settings.config
+        target = config.get("SESSION_SQLALCHEMY")
+        if settings.url is not None:
+            if target is not None:
+                raise ConfigurationError(
+                    "SESSION_TYPE is a database URL and SESSION_SQLALCHEMY is set too: set"
+                    " SESSION_TYPE = 'sqlalchemy' to use SESSION_SQLALCHEMY, or remove it."
+                )
+            target = settings.url
+        engine, owned = _engine_for(target, config.get("SESSION_SQLALCHEMY_BIND_KEY"), settings)
+        numbers = {}
+        for key, default in (
+            ("SESSION_SQLALCHEMY_REFRESH_INTERVAL", DEFAULT_REFRESH_INTERVAL),
+            ("SESSION_SQLALCHEMY_PURGE_BATCH", DEFAULT_PURGE_BATCH),
+        ):
+            value = config.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigurationError(
+                    f"{key} must be a whole number of at least 0, not {value!r}."
+                )
+            numbers[key] = value
+        if numbers["SESSION_SQLALCHEMY_PURGE_BATCH"] < 1:
+            raise ConfigurationError("SESSION_SQLALCHEMY_PURGE_BATCH must be at least 1.")
+        try:
+            return cls(
+                engine,
+                key_prefix=settings.key_prefix,
+                table=config.get("SESSION_SQLALCHEMY_TABLE") or "sessions",
+                schema=config.get("SESSION_SQLALCHEMY_SCHEMA"),
+                sequence=config.get("SESSION_SQLALCHEMY_SEQUENCE"),
+                create_table=bool(config.get("SESSION_SQLALCHEMY_CREATE_TABLE", True)),
+                refresh_interval=numbers["SESSION_SQLALCHEMY_REFRESH_INTERVAL"],
+                purge_batch=numbers["SESSION_SQLALCHEMY_PURGE_BATCH"],
+                dispose_engine=owned,
+            )
+        except BaseException:
+            if owned:
+                engine.dispose()
+            raise
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _run(self, work: c.Callable[[sa.Connection], T], *, write: bool = True) -> T:
+        """Run ``work`` on a connection of its own: in a transaction committed at the end when
+        ``write``, else with no commit. A dropped connection, a deadlock or a lock timeout is
+        tried once more; :class:`~sqlalchemy.exc.IntegrityError` escapes as it is."""
+        for attempt in (1, 2):
+            try:
+                if write:
+                    with self._engine.begin() as conn:
+                        return work(conn)
+                with self._engine.connect() as conn:
+                    return work(conn)
+            except sa.exc.IntegrityError:
+                raise
+            except sa.exc.DBAPIError as exc:
+                if attempt == 1 and (exc.connection_invalidated or _code(exc) in _RETRYABLE):
+                    continue
+                raise _translate(exc) from exc
+            except sa.exc.SQLAlchemyError as exc:
+                raise _translate(exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _execute(self, statement: sa.Executable) -> int:
+        """Run one writing statement in a transaction of its own; return its row count."""
+        return self._run(lambda conn: conn.execute(statement).rowcount)
+
+    def _scalars(self, query: sa.Select[t.Any]) -> list[str]:
+        return self._run(lambda conn: [str(v) for v in conn.execute(query).scalars()], write=False)
+
+    def _live(self, sid: str, now: datetime.datetime) -> sa.ColumnElement[bool]:
+        table = self.table
+        return sa.and_(table.c.session_id == self.key_prefix + sid, table.c.expiry > now)
+
+    def _mine(self) -> sa.ColumnElement[bool]:
+        return self.table.c.session_id.startswith(self.key_prefix, autoescape=True)
+
+    def _values(
+        self, sid: str, data: bytes, ttl: int, user_id: str | None, now: datetime.datetime
+    ) -> dict[str, t.Any]:
+        return {
+            "session_id": self.key_prefix + sid,
+            "data": bytes(data),
+            "expiry": now + datetime.timedelta(seconds=ttl),
+            "version": secrets.randbits(62),
+            "user_id": user_id,
+        }
+
+    def _create_table(self) -> None:
+        name, schema = self.table.name, self.table.schema
+        try:
+            try:
+                self.table.create(self.engine, checkfirst=True)
+            except sa.exc.DBAPIError:  # another process created it first
+                if not sa.inspect(self.engine).has_table(name, schema=schema):
+                    raise
+            columns = {col["name"] for col in sa.inspect(self.engine).get_columns(name, schema)}
+        except sa.exc.SQLAlchemyError as exc:
+            raise _translate(exc) from exc
+        missing = [col for col in self.table.c if col.name not in columns]
+        if missing:
+            raise ConfigurationError(_upgrade_message(self.table, missing, self.engine.dialect))
+
+    # -- the three operations ----------------------------------------------------------------
+
+    def load(self, sid: str) -> Record | None:
+        """One ``SELECT``; an expired row is never returned."""
+        table = self.table
+        query = sa.select(table.c.data, table.c.version).where(self._live(sid, _utcnow()))
+        row = self._run(lambda conn: conn.execute(query).first(), write=False)
+        return None if row is None else Record(bytes(row.data), row.version)
+
+    def save(self, sid: str, data: bytes, ttl: int, *, user_id: str | None = None) -> None:
+        """One upsert statement (``ON CONFLICT`` / ``ON DUPLICATE KEY``) with a new version."""
+        values = self._values(sid, data, ttl, user_id, _utcnow())
+        table = self.table
+        if self._dialect in ("postgresql", "sqlite"):
+            dialect = postgresql if self._dialect == "postgresql" else sqlite
+            insert = dialect.insert(table).values(values)
+            self._execute(
+                insert.on_conflict_do_update(
+                    index_elements=[table.c.session_id],
+                    set_={name: insert.excluded[name] for name in _WRITTEN},
+                )
+            )
+        elif self._dialect in ("mysql", "mariadb"):
+            upsert = mysql.insert(table).values(values)
+            self._execute(upsert.on_duplicate_key_update({n: upsert.inserted[n] for n in _WRITTEN}))
+        else:  # any other dialect: update, else insert; a racing insert makes it update
+            update = sa.update(table).where(table.c.session_id == values["session_id"])
+            update = update.values({name: values[name] for name in _WRITTEN})
+
+            def upsert_portably(conn: sa.Connection) -> None:
+                if conn.execute(update).rowcount == 0:
+                    conn.execute(sa.insert(table).values(values))
+
+            try:
+                self._run(upsert_portably)
+            except sa.exc.IntegrityError:
+                self._execute(update)
+
+    def delete(self, sid: str) -> None:
+        table = self.table
+        self._execute(sa.delete(table).where(table.c.session_id == self.key_prefix + sid))
+
+    # -- TOUCH and LOAD_AND_TOUCH ------------------------------------------------------------
+
+    def touch(self, sid: str, ttl: int) -> bool:
+        """One ``UPDATE`` of the ``expiry`` column alone."""
+        now = _utcnow()
+        expiry = now + datetime.timedelta(seconds=ttl)
+        update = sa.update(self.table).where(self._live(sid, now)).values(expiry=expiry)
+        return self._execute(update) > 0
+
+    def load_and_touch(self, sid: str, ttl: int) -> Record | None:
+        """One ``SELECT`` of the data, version and expiry; the expiry is written (as
+        :meth:`touch` does) only when it was set more than the refresh interval ago."""
+        table = self.table
+        now = _utcnow()
+        query = sa.select(table.c.data, table.c.version, table.c.expiry)
+        row = self._run(lambda conn: conn.execute(query.where(self._live(sid, now))).first(),
+                        write=False)  # fmt: skip
+        if row is None:
+            return None
+        slack = min(self.refresh_interval, ttl // 10)
+        if row.expiry < now + datetime.timedelta(seconds=ttl - slack):
+            expiry = now + datetime.timedelta(seconds=ttl)
+            self._execute(sa.update(table).where(self._live(sid, now)).values(expiry=expiry))
+        return Record(bytes(row.data), row.version)
+
+    # -- CONDITIONAL_SAVE --------------------------------------------------------------------
+
+    def save_if(
+        self,
+        sid: str,
+        data: bytes,
+        ttl: int,
+        *,
+        expected: Record | None,
+        user_id: str | None = None,
+    ) -> bool:
+        """``UPDATE ... WHERE session_id = ? AND version = ?``; when ``expected`` is ``None``,
+        an ``INSERT`` that fails on a live row and replaces an expired one."""
+        now = _utcnow()
+        values = self._values(sid, data, ttl, user_id, now)
+        table = self.table
+        if expected is None:
+            insert = sa.insert(table).values(values)
+            for attempt in (1, 2):
+                try:
+                    self._execute(insert)
+                    return True
+                except sa.exc.IntegrityError:
+                    if attempt == 2:
+                        return False
+                # The id is taken: by a live row (a conflict) or by an expired one (removed).
+                stale = sa.or_(table.c.expiry <= now, table.c.expiry.is_(None))
+                self._execute(
+                    sa.delete(table).where(table.c.session_id == values["session_id"], stale)
+                )
+            return False  # pragma: no cover
+        version = expected.version
+        same = table.c.version.is_(None) if version is None else table.c.version == version
+        update = sa.update(table).where(self._live(sid, now), same)
+        return self._execute(update.values({name: values[name] for name in _WRITTEN})) > 0
+
+    # -- PURGE, ENUMERATE, USER_INDEX --------------------------------------------------------
+
+    def purge_expired(self) -> int:
+        """Delete expired rows of this key prefix, :attr:`purge_batch` rows per transaction,
+        so row locks stay few and short (readers on PostgreSQL and MySQL never wait; on SQLite
+        use WAL mode for that)."""
+        table = self.table
+        total = 0
+        while True:
+            stale = sa.or_(table.c.expiry <= _utcnow(), table.c.expiry.is_(None))
+            condition = sa.and_(stale, self._mine())
+            if self._dialect in ("mysql", "mariadb"):
+                limit = {f"{self._dialect}_limit": self.purge_batch}
+                statement = sa.delete(table).where(condition).with_dialect_options(**limit)
+            else:
+                batch = sa.select(table.c.id).where(condition).limit(self.purge_batch)
+                statement = sa.delete(table).where(table.c.id.in_(batch))
+            removed = self._execute(statement)
+            total += removed
+            if removed < self.purge_batch:
+                return total
+
+    def count(self) -> int:
+        table = self.table
+        query = sa.select(sa.func.count()).select_from(table)
+        query = query.where(table.c.expiry > _utcnow(), self._mine())
+        return int(self._run(lambda conn: conn.execute(query).scalar_one(), write=False))
+
+    def iter_sids(self) -> c.Iterator[str]:
+        """Yield the live ids page by page (keyset pagination, one short read per page)."""
+        table = self.table
+        cut = len(self.key_prefix)
+        last = self.key_prefix
+        while True:
+            query = (
+                sa.select(table.c.session_id)
+                .where(table.c.expiry > _utcnow(), self._mine(), table.c.session_id > last)
+                .order_by(table.c.session_id)
+                .limit(self.purge_batch)
+            )
+            page = self._scalars(query)
+            for key in page:
+                yield key[cut:]
+            if len(page) < self.purge_batch:
+                return
+            last = page[-1]
+
+    def user_sids(self, user_id: str) -> list[str]:
+        table = self.table
+        query = sa.select(table.c.session_id).where(
+            table.c.user_id == user_id, table.c.expiry > _utcnow(), self._mine()
+        )
+        keys = self._scalars(query)
+        return [key[len(self.key_prefix) :] for key in keys]
+
+    def close(self) -> None:
+        """Dispose of the engine when the store made it from a URL; an engine or ``db``
+        given by the application is left to it."""
+        if self._dispose:
+            self.engine.dispose()
+
+
+def _code(exc: sa.exc.DBAPIError) -> object:
+    """The server's error code: MySQL's number or PostgreSQL's SQLSTATE."""
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if sqlstate:
+        return sqlstate
+    args = getattr(orig, "args", ())
+    return args[0] if args else None
+
+
+def _translate(exc: sa.exc.SQLAlchemyError) -> StoreError:
+    unreachable = (
+        sa.exc.OperationalError,
+        sa.exc.InterfaceError,
+        sa.exc.DisconnectionError,
+        sa.exc.TimeoutError,
+    )
+    if isinstance(exc, unreachable):
+        return StoreUnavailable(f"the session database is unavailable: {exc}")
+    return StoreError(f"the session database failed: {exc}")
+
+
+def _engine_for(
+    target: object, bind_key: str | None, settings: StoreSettings
+) -> tuple[sa.Engine, bool]:
+    """Return the engine ``target`` names, and whether the store made it."""
+    if target is None:
+        raise ConfigurationError(
+            "The sqlalchemy session store needs a database: set SESSION_SQLALCHEMY to your"
+            " Flask-SQLAlchemy db, a SQLAlchemy Engine or a URL such as"
+            " 'postgresql+psycopg://user@host/db' or 'sqlite:///sessions.db' (or set"
+            " SESSION_TYPE to such a URL)."
+        )
+    if isinstance(target, sa.Engine):
+        return target, False
+    if isinstance(target, (str, sa.URL)):
+        return _engine_from_url(target), True
+    if hasattr(target, "engines"):  # Flask-SQLAlchemy 3
+        if settings.app is None:
+            raise ConfigurationError(
+                "SESSION_SQLALCHEMY is a Flask-SQLAlchemy db, which needs the application:"
+                " set up the store through Session(app)."
+            )
+        try:
+            with settings.app.app_context():
+                engines: c.Mapping[str | None, sa.Engine] = target.engines
+                return engines[bind_key], False
+        except KeyError:
+            binds = ", ".join(repr(key) for key in engines if key is not None) or "none"
+            raise ConfigurationError(
+                f"SESSION_SQLALCHEMY_BIND_KEY is {bind_key!r}, which is not in"
+                f" SQLALCHEMY_BINDS (binds: {binds})."
+            ) from None
+        except RuntimeError as exc:
+            raise ConfigurationError(
+                f"SESSION_SQLALCHEMY's db is not set up on this application ({exc}): call"
+                " db.init_app(app) before Session(app)."
+            ) from exc
+    raise ConfigurationError(
+        "SESSION_SQLALCHEMY must be a Flask-SQLAlchemy db, a SQLAlchemy Engine or a database"
+        f" URL, not {type(target).__name__}."
+    )
+
+
+def _engine_from_url(value: str | sa.URL) -> sa.Engine:
+    try:
+        url = sa.make_url(value)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigurationError(f"SESSION_SQLALCHEMY is not a database URL: {exc}") from exc
+    if url.drivername.startswith("postgres") and not url.drivername.startswith("postgresql"):
+        url = url.set(drivername="postgresql" + url.drivername[len("postgres") :])
+    if url.drivername in _DRIVERS:
+        found = [driver for module, driver in _DRIVERS[url.drivername] if _installed(module)]
+        if found:
+            url = url.set(drivername=f"{url.drivername}+{found[0]}")
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        raise ConfigurationError(
+            "An in-memory SQLite database is not shared between threads: give a file"
+            " ('sqlite:///sessions.db'), or use SESSION_TYPE = 'memory' for tests."
+        )
+    try:
+        return sa.create_engine(url)
+    except (ImportError, sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+        raise ConfigurationError(
+            f"Cannot use the database URL {url.render_as_string()!r}: {exc}. Install its"
+            " driver (for example: pip install 'psycopg[binary]' or pymysql)."
+        ) from exc
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _upgrade_message(table: sa.Table, missing: list[sa.Column[t.Any]], dialect: t.Any) -> str:
+    """Say how to bring an existing table (such as Flask-Session's) up to date."""
+    name = table.fullname
+    statements = [
+        f"ALTER TABLE {name} ADD COLUMN {col.name} {col.type.compile(dialect=dialect)};"
+        for col in missing
+    ]
+    statements += [
+        str(sa.schema.CreateIndex(index).compile(dialect=dialect)).strip() + ";"
+        for index in table.indexes
+        if any(col in missing for col in index.columns)
+    ]
+    names = ", ".join(col.name for col in missing)
+    return (
+        f"The session table {name!r} lacks the columns {names} (a table made by Flask-Session"
+        " needs two more). Add them, keeping the sessions it holds: "
+        + " ".join(statements)
+        + " Or set SESSION_SQLALCHEMY_TABLE to a new table name."
+    )

@@ -1,0 +1,53 @@
+"""The conformance kit on SQLite (a file), PostgreSQL and MariaDB, each a real database."""
+
+from __future__ import annotations
+
+import collections.abc as c
+import typing as t
+
+import pytest
+import sqlalchemy as sa
+from flask_serverside.testing import SessionFlowContract
+from flask_serverside.testing import StoreContract
+
+from flask_serverside_sqlalchemy import SQLAlchemyStore
+
+
+def _factory(engine: sa.Engine) -> c.Callable[[str], SQLAlchemyStore]:
+    return lambda key_prefix: SQLAlchemyStore(engine, key_prefix=key_prefix)
+
+
+class TestSQLiteStore(StoreContract):
+    @pytest.fixture
+    def store_factory(self, sqlite_engine: sa.Engine) -> c.Callable[[str], SQLAlchemyStore]:
+        return _factory(sqlite_engine)
+
+
+class TestPostgreSQLStore(StoreContract):
+    @pytest.fixture
+    def store_factory(self, postgresql_engine: sa.Engine) -> c.Callable[[str], SQLAlchemyStore]:
+        return _factory(postgresql_engine)
+
+
+class TestMariaDBStore(StoreContract):
+    @pytest.fixture
+    def store_factory(self, mariadb_engine: sa.Engine) -> c.Callable[[str], SQLAlchemyStore]:
+        return _factory(mariadb_engine)
+
+
+class TestSQLiteFlow(SessionFlowContract):
+    @pytest.fixture
+    def session_config(self, sqlite_url: str) -> dict[str, t.Any]:
+        return {"SESSION_TYPE": "sqlalchemy", "SESSION_SQLALCHEMY": sqlite_url}
+
+
+class TestPostgreSQLFlow(SessionFlowContract):
+    @pytest.fixture
+    def session_config(self, postgresql_server: t.Any) -> dict[str, t.Any]:
+        return {"SESSION_TYPE": postgresql_server.url}
+
+
+class TestMariaDBFlow(SessionFlowContract):
+    @pytest.fixture
+    def session_config(self, mariadb_engine: sa.Engine) -> dict[str, t.Any]:
+        return {"SESSION_TYPE": "sqlalchemy", "SESSION_SQLALCHEMY": mariadb_engine}
