@@ -1,0 +1,637 @@
+"""The ``filesystem`` store: one file per session in a directory that every worker shares.
+
+It needs no server, so it is flask-serverside's default store. Several processes (gunicorn
+workers) may share one directory; its operations are safe between them.
+
+Layout, for one ``SESSION_KEY_PREFIX`` (``h`` is the SHA-256 of prefix and id, ``u`` of the user
+id; ``P`` of the prefix)::
+
+    SESSION_FILE_DIR/P/sessions/h[:2]/h[2:4]/h         the record of one session
+    SESSION_FILE_DIR/P/sessions/h[:2]/h[2:4]/h.tmp     a write in progress, or left by a crash
+    SESSION_FILE_DIR/P/sessions/h[:2]/h[2:4]/.lock     taken by every writer of this bucket
+    SESSION_FILE_DIR/P/users/u[:2]/u/h                 empty: session h was saved for user u
+
+Paths are built from hex digests of a session id that matched the id alphabet, so no cookie can
+name a path outside the directory; :meth:`FileSystemStore._locate` checks it once more. A record
+file is a fixed header (magic ``FSSN``, format 1, flags, id length, a random 16-byte version
+token, user id length), then the session id, the user id and the data. No pickle.
+
+Decisions:
+
+* **Expiry is the file's modification time.** Refreshing it is one ``utime`` call, atomic and
+  without rewriting the data: :meth:`~FileSystemStore.touch` is two system calls and
+  :meth:`~FileSystemStore.load_and_touch` one more than a load (``futimens`` on the descriptor
+  it read, so it refreshes exactly the record it returns). A new record gets its expiry before
+  it is renamed into place. Purging and counting need a ``stat`` per file, no ``open``. The
+  version token is therefore random bytes in the header, never a timestamp.
+* **Atomic writes.** A record is written to ``h.tmp`` and renamed over ``h``: a reader opens
+  either the old file or the new one, never a part of one, and a writer killed before the
+  rename leaves the old record intact (its ``h.tmp`` is overwritten by the next write of that
+  session, or removed by :meth:`~FileSystemStore.purge_expired`).
+* **Locking.** Every write (save, conditional save, delete, purge) holds an exclusive
+  ``flock`` on its bucket's ``.lock`` file, which works across processes and is released by
+  the kernel when a holder dies. Reads take no lock. A bucket holds one in 65,536 sessions,
+  so writers of different sessions almost never wait for each other.
+* **No fsync by default** (``SESSION_FILE_FSYNC``): a process that crashes never leaves a
+  corrupt record, but a power loss may lose the last writes of a session, or leave a file that
+  then reads as no session (the user logs in again). Set it for durability across power loss
+  at the cost of two ``fsync`` calls per write.
+* **Threshold.** Counting the records means walking the directory, so it happens once every
+  ``SESSION_FILE_THRESHOLD // 10`` writes of a process, which keeps its cost per write
+  constant. When there are too many records, expired ones are deleted first, then the live ones
+  closest to expiry.
+
+Loading, refreshing, saving and deleting a session cost a fixed number of system calls
+whatever the number of sessions. POSIX only: it needs ``fcntl.flock``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import itertools
+import logging
+import os
+import re
+import secrets
+import stat
+import struct
+import sys
+import time
+import typing as t
+import urllib.parse
+
+from flask_serverside import Capability
+from flask_serverside import ConfigurationError
+from flask_serverside import Record
+from flask_serverside import StoreError
+
+if sys.platform != "win32":
+    import fcntl
+
+if t.TYPE_CHECKING:
+    import collections.abc as c
+
+    from flask_serverside import StoreSettings
+
+log = logging.getLogger("flask_serverside.filesystem")
+
+P = t.ParamSpec("P")
+R = t.TypeVar("R")
+
+#: magic, format, flags, session id length, version token, user id length
+_HEADER = struct.Struct("<4sBBH16sI")
+_MAGIC = b"FSSN"
+_FORMAT = 1
+_HAS_USER = 1
+_SID = re.compile(r"[A-Za-z0-9_-]{1,512}")
+_NAME = re.compile(r"[0-9a-f]{64}")
+_BUCKET = re.compile(r"[0-9a-f]{2}")
+_OPEN_FLAGS = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+
+
+class _Meta(t.NamedTuple):
+    token: bytes
+    sid: str
+    user_id: str | None
+    #: Where the data starts.
+    end: int
+
+
+def _os_errors(method: c.Callable[P, R]) -> c.Callable[P, R]:
+    """Raise :class:`StoreError` from the :class:`OSError` of a store operation."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except OSError as exc:
+            raise StoreError(f"the session file store failed: {exc}") from exc
+
+    return wrapper
+
+
+class FileSystemStore:
+    """Sessions as files under ``directory``, shared by every process that opens it.
+
+    :param directory: where records live; created (mode ``0o700`` by default) when missing.
+    :param key_prefix: separates the sessions of applications sharing the directory.
+    :param threshold: the most records kept; ``0`` for no limit.
+    :param mode: permission bits of the files; directories get the same bits plus the
+        matching search bits (``0o600`` gives ``0o700``).
+    :param fsync: flush each record to disk before it replaces the old one.
+    :param clock: the current Unix time; tests pass a fake one.
+    :raises ConfigurationError: when the directory cannot be created or written.
+
+    .. versionadded:: 0.1
+    """
+
+    capabilities: t.ClassVar[Capability] = (
+        Capability.TOUCH
+        | Capability.LOAD_AND_TOUCH
+        | Capability.CONDITIONAL_SAVE
+        | Capability.PURGE
+        | Capability.ENUMERATE
+        | Capability.USER_INDEX
+    )
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        key_prefix: str = "session:",
+        threshold: int = 500,
+        mode: int = 0o600,
+        fsync: bool = False,
+        clock: c.Callable[[], float] = time.time,
+    ) -> None:
+        #: The absolute directory.
+        self.directory = os.path.abspath(os.fspath(directory))
+        self.key_prefix = key_prefix
+        self.threshold = threshold
+        self.mode = mode
+        self.dir_mode = mode | (mode & 0o444) >> 2
+        self.fsync = fsync
+        self._clock = clock
+        namespace = hashlib.sha256(key_prefix.encode()).hexdigest()[:32]
+        self._sessions = os.path.join(self.directory, namespace, "sessions")
+        self._users = os.path.join(self.directory, namespace, "users")
+        self._check_every = max(1, threshold // 10)
+        self._writes = itertools.count(1)
+        try:
+            os.makedirs(os.path.dirname(self.directory), exist_ok=True)
+            self._makedirs(self._sessions)
+            self._makedirs(self._users)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"The session directory {self.directory!r} cannot be created ({exc}): set"
+                " SESSION_FILE_DIR to a directory this process can write."
+            ) from exc
+        if not os.access(self._sessions, os.W_OK | os.X_OK):
+            raise ConfigurationError(
+                f"The session directory {self.directory!r} is not writable by this process:"
+                " fix its owner or set SESSION_FILE_DIR to another directory."
+            )
+
+    @classmethod
+    def from_settings(cls, settings: StoreSettings) -> FileSystemStore:
+        """Build the store from ``SESSION_FILE_DIR`` (or a ``file:///abs/dir`` URL in
+        ``SESSION_TYPE``), ``SESSION_FILE_THRESHOLD``, ``SESSION_FILE_MODE`` and
+        ``SESSION_FILE_FSYNC``.
+
+        :raises ConfigurationError: naming the key to fix.
+        """
+        if sys.platform == "win32":  # pragma: no cover
+            raise ConfigurationError(
+                "The filesystem session store needs POSIX file locks; on Windows set"
+                " SESSION_TYPE to 'memory' for development or to a server store."
+            )
+        config = settings.config
+        threshold = config.get("SESSION_FILE_THRESHOLD", 500)
+        if not _is_int(threshold) or threshold < 0:
+            raise ConfigurationError(
+                "SESSION_FILE_THRESHOLD must be the most sessions to keep, a whole number"
+                f" (500 is the default, 0 means no limit), not {threshold!r}."
+            )
+        mode = config.get("SESSION_FILE_MODE", 0o600)
+        if not _is_int(mode) or not 0 <= mode <= 0o777 or mode & 0o600 != 0o600:
+            raise ConfigurationError(
+                "SESSION_FILE_MODE must be permission bits that let the owner read and write,"
+                f" such as 0o600 (the default: owner only) or 0o640, not {mode!r}."
+            )
+        fsync = config.get("SESSION_FILE_FSYNC", False)
+        if not isinstance(fsync, bool):
+            raise ConfigurationError(f"SESSION_FILE_FSYNC must be True or False, not {fsync!r}.")
+        return cls(
+            _directory(settings),
+            key_prefix=settings.key_prefix,
+            threshold=threshold,
+            mode=mode,
+            fsync=fsync,
+        )
+
+    # -- paths -------------------------------------------------------------------------------
+
+    def _locate(self, sid: str) -> tuple[str, str]:
+        """Return the bucket directory and the record path of ``sid``.
+
+        :raises ValueError: when ``sid`` is not a session id.
+        """
+        if not isinstance(sid, str) or _SID.fullmatch(sid) is None:
+            raise ValueError("not a session id")
+        return self._record_path(self._name(sid))
+
+    def _name(self, sid: str) -> str:
+        return hashlib.sha256((self.key_prefix + sid).encode()).hexdigest()
+
+    def _record_path(self, name: str) -> tuple[str, str]:
+        bucket = f"{self._sessions}{os.sep}{name[:2]}{os.sep}{name[2:4]}"
+        path = f"{bucket}{os.sep}{name}"
+        if _NAME.fullmatch(name) is None or os.path.normpath(path) != path:
+            raise StoreError(f"refusing a session path outside {self.directory!r}")
+        return bucket, path
+
+    def _marker_path(self, user_id: str, name: str) -> str:
+        user = hashlib.sha256(user_id.encode("utf-8", "surrogatepass")).hexdigest()
+        return os.path.join(self._users, user[:2], user, name)
+
+    def _makedirs(self, path: str) -> None:
+        missing = []
+        while not os.path.isdir(path):
+            missing.append(path)
+            path = os.path.dirname(path)
+        for directory in reversed(missing):
+            try:
+                os.mkdir(directory, self.dir_mode)
+            except FileExistsError:
+                continue
+            os.chmod(directory, self.dir_mode)  # whatever the umask
+
+    def _open(self, path: str, flags: int) -> int:
+        """Open ``path``, creating its directories when ``flags`` create it."""
+        for attempt in range(3):
+            try:
+                return os.open(path, flags | _OPEN_FLAGS, self.mode)
+            except FileNotFoundError:
+                if not flags & os.O_CREAT or attempt == 2:
+                    raise
+                self._makedirs(os.path.dirname(path))  # purge may remove empty user dirs
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextlib.contextmanager
+    def _locked(self, bucket: str) -> c.Iterator[None]:
+        fd = self._open(f"{bucket}{os.sep}.lock", os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _open_live(self, path: str, now: float) -> tuple[int, os.stat_result] | None:
+        try:
+            fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
+        except FileNotFoundError:
+            return None
+        st = os.fstat(fd)
+        if st.st_mtime <= now:
+            os.close(fd)
+            return None
+        return fd, st
+
+    def _read(self, sid: str, ttl: int | None) -> Record | None:
+        _, path = self._locate(sid)
+        now = self._clock()
+        opened = self._open_live(path, now)
+        if opened is None:
+            return None
+        fd, st = opened
+        try:
+            buffer = _read_all(fd, st.st_size)
+            meta = _parse(buffer)
+            if meta is None or meta.sid != sid:
+                log.warning("ignoring the unreadable session file %s", path)
+                return None
+            if ttl is not None:
+                os.utime(fd, (now, now + ttl))
+        finally:
+            os.close(fd)
+        return Record(buffer[meta.end :], meta.token)
+
+    def _meta(self, path: str, now: float) -> _Meta | None:
+        """Return the header of the live, well-formed record at ``path``, or ``None``."""
+        opened = self._open_live(path, now)
+        if opened is None:
+            return None
+        fd, st = opened
+        try:
+            buffer = os.pread(fd, min(st.st_size, 4096), 0)
+            meta = _parse(buffer, partial=True)
+            if meta is not None and meta.end > len(buffer):
+                meta = _parse(os.pread(fd, meta.end, 0))
+        finally:
+            os.close(fd)
+        if meta is None or meta.end > st.st_size or self._name(meta.sid) != path[-64:]:
+            return None
+        return meta
+
+    @_os_errors
+    def load(self, sid: str) -> Record | None:
+        """Return the live record of ``sid``: one ``open``, ``fstat``, ``read``, ``close``."""
+        return self._read(sid, None)
+
+    @_os_errors
+    def load_and_touch(self, sid: str, ttl: int) -> Record | None:
+        """Load, and set the expiry of the file read to ``ttl`` seconds from now."""
+        return self._read(sid, ttl)
+
+    @_os_errors
+    def touch(self, sid: str, ttl: int) -> bool:
+        """Set the expiry of a live record to ``ttl`` seconds from now; a ``stat`` and a
+        ``utime``."""
+        _, path = self._locate(sid)
+        now = self._clock()
+        try:
+            if os.stat(path, follow_symlinks=False).st_mtime <= now:
+                return False
+            os.utime(path, (now, now + ttl), follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return True
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _write(self, path: str, sid: str, data: bytes, ttl: int, user_id: str | None) -> None:
+        """Replace the record at ``path``; the caller holds its bucket's lock."""
+        now = self._clock()
+        user = b"" if user_id is None else user_id.encode("utf-8", "surrogatepass")
+        header = _HEADER.pack(
+            _MAGIC,
+            _FORMAT,
+            0 if user_id is None else _HAS_USER,
+            len(sid),
+            secrets.token_bytes(16),
+            len(user),
+        )
+        payload = memoryview(b"".join((header, sid.encode(), user, data)))
+        temporary = path + ".tmp"
+        fd = self._open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            try:
+                os.fchmod(fd, self.mode)  # whatever the umask, or a leftover's mode
+                while payload:
+                    payload = payload[os.write(fd, payload) :]
+                os.utime(fd, (now, now + ttl))  # the expiry, set before the record appears
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+        if self.fsync:
+            directory = os.open(os.path.dirname(path), os.O_RDONLY | _OPEN_FLAGS)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        if user_id is not None:
+            os.close(self._open(self._marker_path(user_id, path[-64:]), os.O_CREAT | os.O_WRONLY))
+
+    def _after_write(self) -> None:
+        if self.threshold and next(self._writes) % self._check_every == 0:
+            try:
+                self._enforce_threshold()
+            except OSError:
+                log.warning("could not enforce SESSION_FILE_THRESHOLD", exc_info=True)
+
+    @_os_errors
+    def save(self, sid: str, data: bytes, ttl: int, *, user_id: str | None = None) -> None:
+        """Replace the record of ``sid`` atomically, under the bucket lock."""
+        bucket, path = self._locate(sid)
+        with self._locked(bucket):
+            self._write(path, sid, data, ttl, user_id)
+        self._after_write()
+
+    @_os_errors
+    def save_if(
+        self,
+        sid: str,
+        data: bytes,
+        ttl: int,
+        *,
+        expected: Record | None,
+        user_id: str | None = None,
+    ) -> bool:
+        """Save when the live record's version token is ``expected``'s (or there is no live
+        record and ``expected`` is ``None``); the bucket lock makes check and write atomic."""
+        bucket, path = self._locate(sid)
+        with self._locked(bucket):
+            current = self._meta(path, self._clock())
+            wanted = None if expected is None else expected.version
+            if (None if current is None else current.token) != wanted:
+                return False
+            self._write(path, sid, data, ttl, user_id)
+        self._after_write()
+        return True
+
+    @_os_errors
+    def delete(self, sid: str) -> None:
+        bucket, path = self._locate(sid)
+        if not os.path.lexists(path):
+            return
+        with self._locked(bucket):
+            _unlink(path)
+
+    # -- the whole directory -----------------------------------------------------------------
+
+    def _buckets(self) -> c.Iterator[tuple[str, list[os.DirEntry[str]]]]:
+        """Yield each bucket directory of this key prefix with its entries."""
+        for top in _subdirectories(self._sessions):
+            for leaf in _subdirectories(top):
+                yield leaf, _listdir(leaf)
+
+    def _records(self) -> c.Iterator[tuple[str, str, os.stat_result]]:
+        """Yield the bucket, path and ``lstat`` of every record file."""
+        for bucket, entries in self._buckets():
+            for entry in entries:
+                if _NAME.fullmatch(entry.name):
+                    with contextlib.suppress(FileNotFoundError):
+                        st = entry.stat(follow_symlinks=False)
+                        if stat.S_ISREG(st.st_mode):
+                            yield bucket, entry.path, st
+
+    def _unlink_unchanged(self, bucket: str, path: str, seen: os.stat_result) -> bool:
+        """Delete ``path`` if it is still the file ``seen``, under the bucket lock."""
+        with self._locked(bucket):
+            try:
+                st = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:
+                return False
+            if (st.st_ino, st.st_mtime_ns) != (seen.st_ino, seen.st_mtime_ns):
+                return False  # replaced or refreshed meanwhile
+            return _unlink(path)
+
+    @_os_errors
+    def purge_expired(self) -> int:
+        """Delete expired records, writes left by crashed writers and index entries of
+        deleted sessions. It walks the directory: one ``stat`` per file, no ``open``.
+
+        :returns: how many records were deleted.
+        """
+        now = self._clock()
+        removed = 0
+        for bucket, entries in self._buckets():
+            leftovers = [entry.path for entry in entries if entry.name.endswith(".tmp")]
+            if leftovers:
+                with self._locked(bucket):  # no write is under way: these are left by crashes
+                    for path in leftovers:
+                        _unlink(path)
+        for bucket, path, st in self._records():
+            if st.st_mtime <= now:
+                removed += self._unlink_unchanged(bucket, path, st)
+        for top in _subdirectories(self._users):
+            for user in _subdirectories(top, _NAME):
+                for entry in _listdir(user):
+                    if _NAME.fullmatch(entry.name) is None:
+                        continue
+                    bucket, path = self._record_path(entry.name)
+                    if not os.path.lexists(path):
+                        with self._locked(bucket):
+                            if not os.path.lexists(path):
+                                _unlink(entry.path)
+                with contextlib.suppress(OSError):
+                    os.rmdir(user)  # only when empty
+        return removed
+
+    def _enforce_threshold(self) -> None:
+        records = [(st.st_mtime, bucket, path, st) for bucket, path, st in self._records()]
+        excess = len(records) - self.threshold
+        if excess <= 0:
+            return
+        now = self._clock()
+        records.sort(key=lambda record: record[0])  # expired first, then closest to expiry
+        expired = sum(1 for record in records if record[0] <= now)
+        evicted = 0
+        for expires, bucket, path, st in records[: max(excess, expired)]:
+            if self._unlink_unchanged(bucket, path, st) and expires > now:
+                evicted += 1
+        if evicted:
+            log.warning(
+                "evicted %d live sessions to stay under SESSION_FILE_THRESHOLD = %d",
+                evicted,
+                self.threshold,
+            )
+
+    @_os_errors
+    def count(self) -> int:
+        """Count live records: one ``stat`` per file."""
+        now = self._clock()
+        return sum(1 for _, _, st in self._records() if st.st_mtime > now)
+
+    @_os_errors
+    def iter_sids(self) -> c.Iterator[str]:
+        """Return the ids of live records, read from their headers."""
+        now = self._clock()
+        metas = (self._meta(path, now) for _, path, st in self._records() if st.st_mtime > now)
+        return iter([meta.sid for meta in metas if meta is not None])
+
+    @_os_errors
+    def user_sids(self, user_id: str) -> list[str]:
+        """Return the ids of live sessions last saved for ``user_id``, exactly; index entries
+        of sessions deleted, expired or now of another user are removed on the way."""
+        now = self._clock()
+        sids = []
+        directory = os.path.dirname(self._marker_path(user_id, "0" * 64))
+        for entry in _listdir(directory):
+            if _NAME.fullmatch(entry.name) is None:
+                continue
+            bucket, path = self._record_path(entry.name)
+            meta = self._meta(path, now)
+            if meta is not None and meta.user_id == user_id:
+                sids.append(meta.sid)
+                continue
+            with self._locked(bucket):
+                meta = self._meta(path, now)
+                if meta is None or meta.user_id != user_id:
+                    _unlink(entry.path)
+        return sids
+
+    def close(self) -> None:
+        """Nothing to release: no descriptor stays open between calls."""
+
+
+def _directory(settings: StoreSettings) -> str:
+    configured = settings.config.get("SESSION_FILE_DIR")
+    if configured is not None and (
+        not isinstance(configured, (str, os.PathLike)) or not os.fspath(configured)
+    ):
+        raise ConfigurationError(f"SESSION_FILE_DIR must be a directory path, not {configured!r}.")
+    if settings.url is not None:
+        parts = urllib.parse.urlsplit(settings.url)
+        path = urllib.parse.unquote(parts.path)
+        if parts.netloc not in ("", "localhost") or not path.startswith("/") or parts.query:
+            raise ConfigurationError(
+                f"SESSION_TYPE = {settings.url!r} is not a file URL of an absolute directory:"
+                " write 'file:///var/lib/myapp/sessions' (three slashes), or set SESSION_TYPE ="
+                " 'filesystem' and SESSION_FILE_DIR to the directory."
+            )
+        if configured is not None and os.path.abspath(configured) != os.path.normpath(path):
+            raise ConfigurationError(
+                f"SESSION_TYPE = {settings.url!r} and SESSION_FILE_DIR = {configured!r} name"
+                " different directories: set only one of them."
+            )
+        return path
+    if configured is not None:
+        return os.fspath(configured)
+    if settings.app is None:
+        raise ConfigurationError(
+            "SESSION_FILE_DIR is not set and there is no application whose instance folder"
+            " could hold the sessions: set SESSION_FILE_DIR to a directory."
+        )
+    return os.path.join(settings.app.instance_path, "flask_session")
+
+
+def _is_int(value: object) -> t.TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _parse(buffer: bytes, *, partial: bool = False) -> _Meta | None:
+    """Decode a record's header; ``None`` when it is not one. When ``buffer`` stops before the
+    user id ends, return ``None``, or with ``partial`` a header whose ``end`` says how much to
+    read."""
+    if len(buffer) < _HEADER.size:
+        return None
+    magic, version, flags, sid_length, token, user_length = _HEADER.unpack_from(buffer)
+    if magic != _MAGIC or version != _FORMAT:
+        return None
+    start = _HEADER.size + sid_length
+    end = start + user_length
+    if len(buffer) < end:
+        return _Meta(token, "", None, end) if partial else None
+    try:
+        sid = buffer[_HEADER.size : start].decode("ascii")
+        user = buffer[start:end].decode("utf-8", "surrogatepass") if flags & _HAS_USER else None
+    except UnicodeDecodeError:
+        return None
+    return _Meta(token, sid, user, end)
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    chunks = []
+    while size > 0:
+        chunk = os.read(fd, size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def _listdir(path: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as entries:
+            return list(entries)
+    except FileNotFoundError:
+        return []
+
+
+def _subdirectories(path: str, pattern: re.Pattern[str] = _BUCKET) -> list[str]:
+    """The paths of the subdirectories of ``path`` whose names match ``pattern``."""
+    return [
+        entry.path
+        for entry in _listdir(path)
+        if pattern.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False)
+    ]
+
+
+def _unlink(path: str) -> bool:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True

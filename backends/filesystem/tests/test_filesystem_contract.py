@@ -1,0 +1,46 @@
+"""The filesystem store runs the conformance kit: with a fake clock, and on the real clock
+through Flask (the application builds the store from its configuration)."""
+
+from __future__ import annotations
+
+import pytest
+
+from flask_serverside.testing import SessionFlowContract
+from flask_serverside.testing import StoreContract
+from flask_serverside_filesystem import FileSystemStore
+
+
+class TestFileSystemStore(StoreContract):
+    @pytest.fixture
+    def store_factory(self, tmp_path, clock):
+        return lambda key_prefix: FileSystemStore(tmp_path, key_prefix=key_prefix, clock=clock)
+
+    @pytest.fixture
+    def advance_time(self, clock):
+        return clock.advance
+
+
+class TestFileSystemStoreWithFsync(StoreContract):
+    """The same, flushing every write to disk."""
+
+    @pytest.fixture
+    def store_factory(self, tmp_path, clock):
+        return lambda key_prefix: FileSystemStore(
+            tmp_path, key_prefix=key_prefix, clock=clock, fsync=True
+        )
+
+    @pytest.fixture
+    def advance_time(self, clock):
+        return clock.advance
+
+
+class TestFileSystemStoreWithFlask(SessionFlowContract):
+    @pytest.fixture
+    def session_config(self, tmp_path):
+        return {"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": str(tmp_path)}
+
+
+class TestFileUrlWithFlask(SessionFlowContract):
+    @pytest.fixture
+    def session_config(self, tmp_path):
+        return {"SESSION_TYPE": tmp_path.as_uri()}
