@@ -1,0 +1,17 @@
+"""Redis, Redis Sentinel and Redis Cluster store for flask-serverside sessions.
+
+::
+
+    app.config["SESSION_TYPE"] = "redis"
+    app.config["SESSION_REDIS"] = redis.Redis.from_url("redis://localhost:6379/0")
+    flask_serverside.Session(app)
+"""
+
+from __future__ import annotations
+
+from .store import RedisStore
+from .urls import connect_url
+
+__all__ = ["RedisStore", "connect_url"]
+
+RedisStore.__module__ = __name__

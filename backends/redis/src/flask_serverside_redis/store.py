@@ -1,0 +1,352 @@
+"""The ``redis`` store: sessions in Redis, Redis Sentinel or Redis Cluster.
+
+Configuration, as in Flask-Session 0.8::
+
+    SESSION_TYPE = "redis"
+    SESSION_REDIS = redis.Redis.from_url("redis://localhost:6379/0")  # or a RedisCluster,
+                                                  # a Sentinel master_for(...) client, or a URL
+
+or a URL in ``SESSION_TYPE`` (or ``SESSION_REDIS``): ``redis://``, ``rediss://``, ``unix://``,
+``redis+sentinel://host:port,host:port/service_name[/db]`` and
+``redis+cluster://host:port[,host:port]`` (``rediss+...`` for TLS).
+
+Records: one string key per session, ``SESSION_KEY_PREFIX + sid``, expiring through Redis's own
+expiry. Its value is a 10-byte header (``0xC1 0x01`` and an 8-byte random version) followed by
+the session bytes. ``0xC1`` is never the first byte of a MessagePack map, JSON text or pickle,
+so a record written by Flask-Session 0.7/0.8 under the same prefix (no header) is told apart and
+still loads; its version is the SHA-1 of its value, which the compare-and-set script computes
+the same way. Flask-Session cannot read records written by this store, so moving to it is one
+way.
+
+Round trips: ``load``, ``load_and_touch`` (``GETEX``), ``touch``, ``delete``, ``save`` and
+``save_if`` (one Lua script that compares the version and writes) cost one each. The user index
+(``SESSION_KEY_PREFIX + "user:" + user_id``, a set) is updated by that same script, except on a
+Redis Cluster, where it lives in another hash slot than the session: there it is updated first,
+by a second call, so it never misses a session.
+"""
+
+from __future__ import annotations
+
+import collections.abc as c
+import contextlib
+import hashlib
+import os
+import threading
+import typing as t
+
+import redis
+from redis.cluster import RedisCluster
+from redis.exceptions import AuthenticationError
+from redis.exceptions import AuthorizationError
+from redis.exceptions import ClusterDownError
+from redis.exceptions import RedisClusterException
+from redis.exceptions import TryAgainError
+
+from flask_serverside import Capability
+from flask_serverside import ConfigurationError
+from flask_serverside import Record
+from flask_serverside import StoreError
+from flask_serverside import StoreUnavailable
+
+from .urls import Client
+from .urls import connect_url
+
+if t.TYPE_CHECKING:
+    from redis.commands.core import Script
+
+    from flask_serverside import StoreSettings
+
+
+#: The first bytes of every value this store writes.
+MAGIC = b"\xc1\x01"
+#: Bytes of the version token that follows :data:`MAGIC`.
+VERSION_SIZE = 8
+HEADER_SIZE = len(MAGIC) + VERSION_SIZE
+
+# KEYS[1] the session key, KEYS[2] (optional) the user's index set in the same slot; ARGV[1] the
+# expected version ('' for no live record, '*' for none expected), ARGV[2] the value, ARGV[3]
+# the time to live, ARGV[4] the session id.
+_SAVE = """
+if ARGV[1] ~= '*' then
+  local version = ''
+  local head = redis.call('GETRANGE', KEYS[1], 0, 9)
+  if #head == 10 and string.sub(head, 1, 2) == '\\193\\001' then
+    version = string.sub(head, 3)
+  else
+    local value = redis.call('GET', KEYS[1])
+    if value then version = 'sha1:' .. redis.sha1hex(value) end
+  end
+  if version ~= ARGV[1] then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+if #KEYS > 1 then
+  redis.call('SADD', KEYS[2], ARGV[4])
+  if redis.call('TTL', KEYS[2]) < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
+end
+return 1
+"""
+# KEYS[1] the user's index set; ARGV[1] the time to live, ARGV[2] the session id.
+_INDEX = """
+redis.call('SADD', KEYS[1], ARGV[2])
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return 1
+"""
+# GETEX for servers older than Redis 6.2.
+_GET_AND_EXPIRE = """
+local value = redis.call('GET', KEYS[1])
+if value then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return value
+"""
+
+
+@contextlib.contextmanager
+def _errors(what: str) -> c.Iterator[None]:
+    """Translate the client's exceptions into the store's."""
+    try:
+        yield
+    except (AuthenticationError, AuthorizationError) as exc:
+        raise StoreError(f"Redis refused to {what}: {exc}") from exc
+    except (
+        redis.ConnectionError,
+        redis.TimeoutError,
+        ClusterDownError,
+        TryAgainError,
+        RedisClusterException,
+    ) as exc:
+        raise StoreUnavailable(f"Redis is unavailable, could not {what}: {exc}") from exc
+    except redis.RedisError as exc:
+        raise StoreError(f"Redis failed to {what}: {exc}") from exc
+
+
+def _record(raw: object) -> Record | None:
+    if raw is None:
+        return None
+    value = t.cast(bytes, raw)
+    if len(value) >= HEADER_SIZE and value[:2] == MAGIC:
+        return Record(value[HEADER_SIZE:], value[2:HEADER_SIZE])
+    return Record(value, b"sha1:" + hashlib.sha1(value).hexdigest().encode())
+
+
+class _Bound:
+    """A client and the scripts registered on it."""
+
+    def __init__(self, client: Client) -> None:
+        self.client: t.Any = client
+        self.cluster = isinstance(client, RedisCluster)
+        self.save: Script = client.register_script(_SAVE)
+        self.index: Script = client.register_script(_INDEX)
+        self.get_and_expire: Script = client.register_script(_GET_AND_EXPIRE)
+
+
+class RedisStore:
+    """Sessions in Redis (a server, a Sentinel-managed master or a Cluster).
+
+    :param client: a ``redis.Redis`` (also what ``Sentinel.master_for`` returns) or a
+        ``redis.cluster.RedisCluster``, without ``decode_responses``; or a callable returning
+        one, called on first use (so an application starts while Redis is down).
+    :param key_prefix: prepended to every session id.
+    :param closing: resources :meth:`close` closes: pass the clients this store owns; a client
+        the application passed in is its own to close.
+
+    .. versionadded:: 0.1
+    """
+
+    capabilities: t.ClassVar[Capability] = (
+        Capability.TOUCH
+        | Capability.LOAD_AND_TOUCH
+        | Capability.CONDITIONAL_SAVE
+        | Capability.ENUMERATE
+        | Capability.USER_INDEX
+    )
+
+    def __init__(
+        self,
+        client: Client | c.Callable[[], Client],
+        *,
+        key_prefix: str = "session:",
+        closing: c.Iterable[t.Any] = (),
+    ) -> None:
+        #: Prepended to every session id.
+        self.key_prefix = key_prefix
+        self._closing = list(closing)
+        self._lock = threading.Lock()
+        self._bound: _Bound | None = None
+        self._connect: c.Callable[[], Client] | None = None
+        #: Whether the server knows GETEX (Redis 6.2+); found out on first use.
+        self.has_getex = True
+        if isinstance(client, (redis.Redis, RedisCluster)):
+            self._bound = _bind(client)
+        else:
+            self._connect = client
+
+    @classmethod
+    def from_url(cls, url: str, *, key_prefix: str = "session:") -> RedisStore:
+        """Build a store on a client made from ``url`` (see the module docs for the forms);
+        :meth:`close` closes that client.
+
+        :raises ConfigurationError: when the URL is malformed.
+        """
+        connect, closing = connect_url(url)
+        return cls(connect, key_prefix=key_prefix, closing=closing)
+
+    @classmethod
+    def from_settings(cls, settings: StoreSettings) -> RedisStore:
+        """Build the store from ``SESSION_REDIS`` (a client or a URL) or a ``SESSION_TYPE`` URL.
+
+        :raises ConfigurationError: when neither is set, both are, or the value is wrong.
+        """
+        value = settings.config.get("SESSION_REDIS")
+        if settings.url is not None and value is not None:
+            raise ConfigurationError(
+                f"SESSION_TYPE is the URL {settings.url!r} and SESSION_REDIS is set too: set"
+                " only one (SESSION_TYPE = 'redis' with SESSION_REDIS, or the URL alone)."
+            )
+        source = value if value is not None else settings.url
+        if source is None:
+            raise ConfigurationError(
+                "The redis session store needs a Redis: set SESSION_REDIS to a client"
+                " (redis.Redis.from_url('redis://localhost:6379/0')) or a URL, or set"
+                " SESSION_TYPE to a URL such as 'redis://localhost:6379/0'."
+            )
+        if isinstance(source, str):
+            return cls.from_url(source, key_prefix=settings.key_prefix)
+        if isinstance(source, (redis.Redis, RedisCluster)):
+            return cls(source, key_prefix=settings.key_prefix)
+        raise ConfigurationError(
+            "SESSION_REDIS must be a redis.Redis, a redis.cluster.RedisCluster or a URL string,"
+            f" not {type(source).__name__}."
+        )
+
+    def __repr__(self) -> str:
+        return f"<RedisStore {self.key_prefix!r} {self._bound.client if self._bound else ''}>"
+
+    @property
+    def bound(self) -> _Bound:
+        if self._bound is None:
+            with self._lock, _errors("connect"):
+                if self._bound is None and self._connect is not None:
+                    self._bound = _bind(self._connect())
+        assert self._bound is not None
+        return self._bound
+
+    @property
+    def client(self) -> Client:
+        """The Redis client (connected on first use when built from a URL)."""
+        return t.cast(Client, self.bound.client)
+
+    # -- the three operations ------------------------------------------------------------------
+
+    def load(self, sid: str) -> Record | None:
+        with _errors("load a session"):
+            return _record(self.bound.client.get(self.key_prefix + sid))
+
+    def save(self, sid: str, data: bytes, ttl: int, *, user_id: str | None = None) -> None:
+        self._write(sid, data, ttl, "*", user_id)
+
+    def delete(self, sid: str) -> None:
+        with _errors("delete a session"):
+            self.bound.client.delete(self.key_prefix + sid)
+
+    # -- capabilities --------------------------------------------------------------------------
+
+    def touch(self, sid: str, ttl: int) -> bool:
+        with _errors("refresh a session"):
+            return bool(self.bound.client.expire(self.key_prefix + sid, ttl))
+
+    def load_and_touch(self, sid: str, ttl: int) -> Record | None:
+        key = self.key_prefix + sid
+        bound = self.bound
+        with _errors("load a session"):
+            if self.has_getex:
+                try:
+                    return _record(bound.client.getex(key, ex=ttl))
+                except redis.ResponseError as exc:
+                    if "unknown command" not in str(exc).lower():
+                        raise
+                    self.has_getex = False
+            return _record(bound.get_and_expire(keys=[key], args=[ttl]))
+
+    def save_if(
+        self,
+        sid: str,
+        data: bytes,
+        ttl: int,
+        *,
+        expected: Record | None,
+        user_id: str | None = None,
+    ) -> bool:
+        version = b"" if expected is None else expected.version
+        if not isinstance(version, bytes) or version == b"*":
+            return False  # a record of another store: it cannot be current
+        return self._write(sid, data, ttl, version, user_id)
+
+    def _write(
+        self, sid: str, data: bytes, ttl: int, expected: bytes | str, user_id: str | None
+    ) -> bool:
+        bound = self.bound
+        keys = [self.key_prefix + sid]
+        value = MAGIC + os.urandom(VERSION_SIZE) + data
+        with _errors("save a session"):
+            if user_id is not None:
+                index = self.user_key(user_id)
+                if bound.cluster:  # another slot: index first, so it never misses a session
+                    bound.index(keys=[index], args=[ttl, sid])
+                else:
+                    keys.append(index)
+            return bool(bound.save(keys=keys, args=[expected, value, ttl, sid]))
+
+    def user_key(self, user_id: str) -> str:
+        """Return the key of the set of ``user_id``'s session ids."""
+        return f"{self.key_prefix}user:{user_id}"
+
+    def iter_sids(self) -> c.Iterator[str]:
+        """Yield the session ids of this prefix, scanning every primary of a cluster."""
+        prefix = self.key_prefix.encode()
+        pattern = _glob_escape(prefix) + b"*"
+        seen: set[bytes] = set()
+        with _errors("list sessions"):
+            for key in self.bound.client.scan_iter(match=pattern, count=1000):
+                rest = key[len(prefix) :]
+                if b":" not in rest and rest not in seen:  # not a user index
+                    seen.add(rest)
+                    yield rest.decode()
+
+    def count(self) -> int:
+        return sum(1 for _ in self.iter_sids())
+
+    def user_sids(self, user_id: str) -> list[str]:
+        """Return the live sessions in ``user_id``'s index, removing the dead ones from it."""
+        index = self.user_key(user_id)
+        client = self.bound.client
+        with _errors("list a user's sessions"):
+            members = sorted(client.smembers(index))
+            if not members:
+                return []
+            pipe = client.pipeline(transaction=False)
+            for member in members:
+                pipe.exists(self.key_prefix.encode() + member)
+            alive = pipe.execute()
+            dead = [member for member, exists in zip(members, alive, strict=True) if not exists]
+            if dead:
+                client.srem(index, *dead)
+        return [member.decode() for member, exists in zip(members, alive, strict=True) if exists]
+
+    def close(self) -> None:
+        """Close the clients this store made; a client passed in is left open."""
+        for resource in self._closing:
+            resource.close()
+
+
+def _bind(client: Client) -> _Bound:
+    if client.get_encoder().decode_responses:
+        raise ConfigurationError(
+            "SESSION_REDIS must not decode responses: sessions are bytes. Make the client"
+            " without decode_responses=True."
+        )
+    return _Bound(client)
+
+
+def _glob_escape(text: bytes) -> bytes:
+    for char in b"\\*?[]":
+        text = text.replace(bytes([char]), b"\\" + bytes([char]))
+    return text

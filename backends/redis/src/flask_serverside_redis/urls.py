@@ -1,0 +1,109 @@
+"""Redis clients from URLs.
+
+``redis://``, ``rediss://`` and ``unix://`` URLs are redis-py's own (``Redis.from_url``; its query
+options apply). Two more forms name a Sentinel service and a Cluster::
+
+    redis+sentinel://[user:password@]host:port[,host:port...]/service_name[/db]
+    redis+cluster://[user:password@]host:port[,host:port...]
+
+``rediss+sentinel`` and ``rediss+cluster`` use TLS. Their query may set ``socket_timeout``,
+``socket_connect_timeout`` (seconds) and, for Sentinel, ``sentinel_password``. A port defaults to
+6379 (26379 for a sentinel). Every client made here gets the socket timeouts of
+:data:`DEFAULT_TIMEOUTS` unless the URL sets its own, so a Redis that is down or stuck costs a
+request two seconds at most before the store reports it unavailable.
+"""
+
+from __future__ import annotations
+
+import collections.abc as c
+import typing as t
+import urllib.parse
+
+import redis
+from redis.cluster import ClusterNode
+from redis.cluster import RedisCluster
+from redis.sentinel import Sentinel
+
+from flask_serverside import ConfigurationError
+
+#: A client the store works with.
+Client: t.TypeAlias = "redis.Redis | RedisCluster"
+
+#: Socket timeouts (seconds) of clients built from a URL, unless the URL sets its own.
+DEFAULT_TIMEOUTS: c.Mapping[str, float] = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+
+
+def connect_url(url: str) -> tuple[c.Callable[[], Client], list[t.Any]]:
+    """Parse ``url`` and return a function that makes its client, and the resources the
+    store must close (filled in once the client is made).
+
+    :raises ConfigurationError: when the URL is malformed.
+    """
+    scheme = url.partition("://")[0].lower()
+    closing: list[t.Any] = []
+    if scheme in ("redis", "rediss", "unix"):
+        try:
+            client = redis.Redis.from_url(url, **DEFAULT_TIMEOUTS)
+        except ValueError as exc:
+            raise ConfigurationError(f"Invalid Redis URL {url!r}: {exc}") from exc
+        return (lambda: client), [client]
+    base, _, topology = scheme.partition("+")
+    if base not in ("redis", "rediss") or topology not in ("sentinel", "cluster"):
+        raise ConfigurationError(
+            f"Unknown Redis URL scheme {scheme!r}: use redis://, rediss://, unix://,"
+            " redis+sentinel://host:port,.../service_name or redis+cluster://host:port,..."
+        )
+    parts = urllib.parse.urlsplit(url)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    options = dict(urllib.parse.parse_qsl(parts.query))
+    allowed = {*DEFAULT_TIMEOUTS, "sentinel_password"}
+    if set(options) - allowed:
+        raise ConfigurationError(
+            f"Unknown options {sorted(set(options) - allowed)} in {url!r};"
+            f" known ones: {sorted(allowed)}."
+        )
+    kwargs: dict[str, t.Any] = {
+        name: float(options.get(name, default)) for name, default in DEFAULT_TIMEOUTS.items()
+    }
+    kwargs.update(
+        username=urllib.parse.unquote(username) or None,
+        password=urllib.parse.unquote(password) or None,
+        ssl=base == "rediss",
+    )
+    default_port = 26379 if topology == "sentinel" else 6379
+    nodes = [_host_port(host, default_port, url) for host in hosts.split(",") if host]
+    if not nodes:
+        raise ConfigurationError(f"The Redis URL {url!r} names no host.")
+    if topology == "cluster":
+
+        def cluster() -> Client:
+            client = RedisCluster(
+                startup_nodes=[t.cast(t.Any, ClusterNode)(h, p) for h, p in nodes], **kwargs
+            )
+            closing.append(client)
+            return client
+
+        return cluster, closing
+    path = [part for part in parts.path.split("/") if part]
+    if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
+        raise ConfigurationError(
+            f"The Sentinel URL {url!r} must name the service:"
+            " redis+sentinel://host:port,host:port/service_name[/db]"
+        )
+    timeouts = {name: kwargs[name] for name in DEFAULT_TIMEOUTS}
+    if "sentinel_password" in options:
+        timeouts["password"] = options["sentinel_password"]
+    sentinel: t.Any = t.cast(t.Any, Sentinel)(nodes, sentinel_kwargs=timeouts, **timeouts)
+    client = sentinel.master_for(path[0], db=int(path[1]) if len(path) == 2 else 0, **kwargs)
+    return (lambda: client), [client, *sentinel.sentinels]
+
+
+def _host_port(text: str, default: int, url: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":") if not text.endswith("]") else (text, "", "")
+    if not host:
+        host, port = text, ""
+    try:
+        return host.strip("[]"), int(port) if port else default
+    except ValueError:
+        raise ConfigurationError(f"Bad port in {text!r} of the Redis URL {url!r}.") from None
