@@ -1,0 +1,406 @@
+"""The ``memcached`` store: sessions in one or several memcached servers, through pymemcache.
+
+Configuration (``SESSION_TYPE = "memcached"``, or ``"memcache"``)::
+
+    SESSION_MEMCACHED = pymemcache.PooledClient(...)      # or Client, HashClient
+    SESSION_MEMCACHED = ["10.0.0.1:11211", "10.0.0.2:11211"]
+    SESSION_MEMCACHED = "memcached://10.0.0.1:11211,10.0.0.2:11211?timeout=0.5"
+    SESSION_MEMCACHED = memcache.Client(["10.0.0.1:11211"])  # python-memcached, as Flask-Session
+    SESSION_TYPE = "memcached://10.0.0.1:11211"              # the URL alone is enough
+
+A list or URL builds a :class:`~pymemcache.client.base.PooledClient` (one server) or a
+:class:`~pymemcache.client.hash.HashClient` (several) with TCP no-delay, connect and read
+timeouts (``SESSION_MEMCACHED_TIMEOUT``, 1 s) and, across servers, fail-over: a server that
+fails is left out for ``SESSION_MEMCACHED_DEAD_TIMEOUT`` seconds (10), its sessions become
+misses (fresh sessions) and new sessions go to the others; then it is tried again.
+
+Keys are ``SESSION_KEY_PREFIX + sid``, as Flask-Session writes them, whenever that is a valid
+memcached key (at most 250 bytes of printable ASCII without spaces). Otherwise the prefix is
+replaced by ``"fss:" + sha256(prefix)[:32] + ":"`` and, if the key is still too long or the id
+is not printable ASCII, the id by its sha256: deterministic, so every process finds the key.
+
+Time to live: memcached reads an expiry over 30 days as an absolute Unix time, so longer ones
+are sent as ``now + ttl``. memcached never returns an item past its expiry.
+
+Capabilities with pymemcache: ``TOUCH`` (``touch``), ``LOAD_AND_TOUCH`` (``gats``: the record
+and its cas token in one round trip) and ``CONDITIONAL_SAVE`` (``gets``/``cas``; ``add`` to
+create). A python-memcached style client (``get``/``set``/``delete``/``touch``) gets
+:class:`PythonMemcachedStore`, with ``TOUCH`` only; such clients report errors as misses.
+memcached cannot list keys: no ``ENUMERATE``, ``USER_INDEX`` or ``PURGE`` (expiry is native).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import re
+import threading
+import time
+import typing as t
+import urllib.parse
+
+from pymemcache.client.base import Client  # type: ignore[import-untyped]
+from pymemcache.client.base import PooledClient
+from pymemcache.client.hash import HashClient  # type: ignore[import-untyped]
+from pymemcache.exceptions import MemcacheError  # type: ignore[import-untyped]
+from pymemcache.exceptions import MemcacheUnexpectedCloseError
+
+from flask_serverside import Capability
+from flask_serverside import ConfigurationError
+from flask_serverside import Record
+from flask_serverside import StoreError
+from flask_serverside import StoreUnavailable
+
+if t.TYPE_CHECKING:
+    import collections.abc as c
+
+    from flask_serverside import StoreSettings
+
+log = logging.getLogger("flask_serverside.memcached")
+
+#: Longest expiry memcached reads as relative seconds; longer values are Unix times.
+THIRTY_DAYS = 30 * 24 * 3600
+#: Longest key memcached accepts, in bytes.
+MAX_KEY_LENGTH = 250
+_VALID_KEY = re.compile(r"[!-~]+")  # printable ASCII, no space, no control character
+_CONNECTION_ERRORS = (OSError, MemcacheUnexpectedCloseError)
+
+
+def expiry_time(ttl: int, now: float | None = None) -> int:
+    """Return the memcached ``exptime`` for a time to live of ``ttl`` seconds: ``ttl`` itself
+    up to 30 days, the absolute Unix time ``now + ttl`` beyond."""
+    if ttl <= THIRTY_DAYS:
+        return ttl
+    return int(time.time() if now is None else now) + ttl
+
+
+def memcached_key(prefix: str, sid: str, limit: int = MAX_KEY_LENGTH) -> str:
+    """Return the memcached key of ``sid`` under ``prefix``: ``prefix + sid`` when that is a
+    valid key of at most ``limit`` bytes, else a key with the prefix (and, if still needed, the
+    id) replaced by sha256 digests. Never returns an invalid key, whatever the arguments."""
+    key = prefix + sid
+    if len(key) <= limit and _VALID_KEY.fullmatch(key):
+        return key
+    head = "fss:" + hashlib.sha256(prefix.encode("utf-8", "surrogatepass")).hexdigest()[:32] + ":"
+    if len(head) + len(sid) <= limit and _VALID_KEY.fullmatch(sid):
+        return head + sid
+    return head + hashlib.sha256(sid.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class _SessionHashClient(HashClient):  # type: ignore[misc]
+    """A :class:`HashClient` whose fail-over bookkeeping is safe across threads and which
+    closes the connections of a server when it leaves it out."""
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        self._ring_lock = threading.RLock()
+        super().__init__(*args, **kwargs)
+
+    def _mark_failed_server(self, server: t.Any) -> None:
+        with self._ring_lock:
+            if server in self._dead_clients:  # another thread already left it out
+                return
+            super()._mark_failed_server(server)
+            self.clients[self._make_client_key(server)].close()
+
+    def _retry_dead(self) -> None:
+        with self._ring_lock:
+            super()._retry_dead()
+
+
+def build_client(
+    servers: c.Sequence[tuple[str, int]], *, timeout: float = 1.0, dead_timeout: float = 10.0
+) -> PooledClient | HashClient:
+    """Build a thread-safe pymemcache client with the settings sessions need: TCP no-delay,
+    connect and read timeouts, replies awaited for every write and, for several servers,
+    fail-over that leaves a failing server out for ``dead_timeout`` seconds."""
+    options: dict[str, t.Any] = {
+        "connect_timeout": timeout,
+        "timeout": timeout,
+        "no_delay": True,
+        "default_noreply": False,
+    }
+    if len(servers) == 1:
+        return PooledClient(servers[0], **options)
+    return _SessionHashClient(
+        list(servers),
+        use_pooling=True,
+        retry_attempts=0,
+        dead_timeout=dead_timeout,
+        ignore_exc=False,
+        **options,
+    )
+
+
+def parse_servers(value: str | c.Sequence[str | tuple[str, int]]) -> list[tuple[str, int]]:
+    """Parse ``"host:port,host:port"``, a ``memcached://`` URL's location or a list of
+    ``"host:port"`` strings and ``(host, port)`` pairs.
+
+    :raises ValueError: naming the entry that is not a server address.
+    """
+    entries = value.split(",") if isinstance(value, str) else list(value)
+    servers = []
+    for entry in entries:
+        if isinstance(entry, tuple):
+            servers.append((str(entry[0]), int(entry[1])))
+            continue
+        host, _, port = entry.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"{entry!r} is not a 'host:port' server address")
+        servers.append((host.strip("[]"), int(port)))
+    if not servers:
+        raise ValueError("no server is named")
+    return servers
+
+
+class MemcachedStore:
+    """Sessions in memcached through a pymemcache ``Client``, ``PooledClient`` or
+    ``HashClient``.
+
+    :param client: the pymemcache client; a plain ``Client`` (or a ``HashClient`` without
+        pooling) is not thread-safe, so the store serializes its calls to it.
+    :param key_prefix: prepended to every session id (see :func:`memcached_key`).
+    :param owns_client: close the client in :meth:`close`; true for clients the store built.
+    """
+
+    capabilities: t.ClassVar[Capability] = (
+        Capability.TOUCH | Capability.LOAD_AND_TOUCH | Capability.CONDITIONAL_SAVE
+    )
+
+    def __init__(
+        self, client: t.Any, *, key_prefix: str = "session:", owns_client: bool = False
+    ) -> None:
+        #: The memcached client.
+        self.client = client
+        #: Prepended to every session id.
+        self.key_prefix = key_prefix
+        self._owns_client = owns_client
+        self._hashed = isinstance(client, HashClient)
+        unsafe = isinstance(client, Client) or (self._hashed and not client.use_pooling)
+        self._lock: contextlib.AbstractContextManager[t.Any] = (
+            threading.RLock() if unsafe else contextlib.nullcontext()
+        )
+        self._write_options: dict[str, t.Any] = {"noreply": False}
+        client_prefix = getattr(client, "key_prefix", b"")
+        self._key_limit = MAX_KEY_LENGTH - len(client_prefix)
+
+    @classmethod
+    def from_settings(cls, settings: StoreSettings) -> MemcachedStore:
+        """Build the store from ``SESSION_MEMCACHED`` or the ``memcached://`` URL of
+        ``SESSION_TYPE``, with ``SESSION_MEMCACHED_TIMEOUT`` and
+        ``SESSION_MEMCACHED_DEAD_TIMEOUT`` for the clients it builds.
+
+        :raises ConfigurationError: when no server is named, or badly.
+        """
+        value = settings.config.get("SESSION_MEMCACHED")
+        if settings.url is not None and value is not None:
+            raise ConfigurationError(
+                "SESSION_TYPE names memcached by URL and SESSION_MEMCACHED is set too: keep one"
+                " (SESSION_TYPE = 'memcached' with SESSION_MEMCACHED, or the URL alone)."
+            )
+        value = settings.url if value is None else value
+        if value is None:
+            raise ConfigurationError(
+                "The memcached session store needs servers: set SESSION_MEMCACHED to a list of"
+                " 'host:port' strings, a 'memcached://host:port,host:port' URL or a pymemcache"
+                " client (or set SESSION_TYPE = 'memcached://host:port')."
+            )
+        if not isinstance(value, (str, list, tuple)):
+            return cls.for_client(value, key_prefix=settings.key_prefix)
+        options = {
+            "timeout": settings.config.get("SESSION_MEMCACHED_TIMEOUT", 1.0),
+            "dead_timeout": settings.config.get("SESSION_MEMCACHED_DEAD_TIMEOUT", 10.0),
+        }
+        try:
+            if isinstance(value, str) and "://" in value:
+                url = urllib.parse.urlsplit(value)
+                if url.scheme not in ("memcached", "memcache"):
+                    raise ValueError(f"the scheme must be memcached://, not {url.scheme}://")
+                for name, given in urllib.parse.parse_qsl(url.query, strict_parsing=False):
+                    if name not in options:
+                        raise ValueError(f"unknown URL option {name!r}")
+                    options[name] = float(given)
+                value = url.netloc
+            servers = parse_servers(value)
+            timeout, dead_timeout = float(options["timeout"]), float(options["dead_timeout"])
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(
+                f"Bad memcached servers {value!r}: {exc}. Name them as 'host:port' strings in"
+                " a list, or as 'memcached://host:port,host:port?timeout=1&dead_timeout=10'."
+            ) from exc
+        client = build_client(servers, timeout=timeout, dead_timeout=dead_timeout)
+        return cls(client, key_prefix=settings.key_prefix, owns_client=True)
+
+    @classmethod
+    def for_client(cls, client: object, *, key_prefix: str = "session:") -> MemcachedStore:
+        """Return a :class:`MemcachedStore` for a pymemcache client, a
+        :class:`PythonMemcachedStore` for a python-memcached style one.
+
+        :raises ConfigurationError: when ``client`` is neither.
+        """
+        if isinstance(client, (Client, PooledClient, HashClient)):
+            return MemcachedStore(client, key_prefix=key_prefix)
+        if all(callable(getattr(client, name, None)) for name in ("get", "set", "delete", "touch")):
+            return PythonMemcachedStore(client, key_prefix=key_prefix)
+        raise ConfigurationError(
+            f"SESSION_MEMCACHED is a {type(client).__name__}, not a memcached client: set it to"
+            " a pymemcache Client, PooledClient or HashClient, a memcache.Client, a list of"
+            " 'host:port' strings or a 'memcached://host:port' URL."
+        )
+
+    def key(self, sid: str) -> str:
+        """Return the memcached key of ``sid`` (see :func:`memcached_key`)."""
+        return memcached_key(self.key_prefix, sid, self._key_limit)
+
+    def _call(self, method: str, key: str, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Run one client command; a broken connection is retried once on a new one and, on a
+        ``HashClient``, as long as a server is left for the key (the failed one is left out)."""
+        attempts = 3 if self._hashed else 2
+        for attempt in range(1, attempts + 1):
+            try:
+                with self._lock:
+                    return getattr(self, method)(key, *args, **kwargs)
+            except _CONNECTION_ERRORS as exc:
+                node = self.client.hasher.get_node(key) if self._hashed else None
+                if isinstance(exc, MemcacheUnexpectedCloseError):  # its peers are stale too
+                    pool = self.client.clients.get(node) if self._hashed else self.client
+                    if isinstance(pool, PooledClient):
+                        pool.close()
+                retry = node is not None or isinstance(exc, MemcacheUnexpectedCloseError)
+                if attempt == attempts or not retry:
+                    raise StoreUnavailable(f"memcached {method[1:]} failed: {exc!r}") from exc
+                log.warning("memcached %s failed (%r); trying again", method[1:], exc)
+            except MemcacheError as exc:
+                if self._hashed and self.client.hasher.get_node(key) is None:
+                    raise StoreUnavailable(f"no memcached server is up: {exc}") from exc
+                raise StoreError(f"memcached {method[1:]} failed: {exc!r}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # Raw commands, run by _call: each is one round trip.
+
+    def _gets(self, key: str) -> Record | None:
+        found = self.client.gets(key)
+        return _record(found)
+
+    def _gats(self, key: str, exptime: int) -> Record | None:
+        return _record(_get_and_touch(self.client, key, exptime))
+
+    def _store(self, key: str, command: str, data: bytes, exptime: int, *cas: t.Any) -> t.Any:
+        if command == "cas":
+            return self.client.cas(key, data, cas[0], exptime, **self._write_options)
+        return getattr(self.client, command)(key, data, exptime, **self._write_options)
+
+    def _delete(self, key: str) -> t.Any:
+        return self.client.delete(key, **self._write_options)
+
+    def _touch(self, key: str, exptime: int) -> t.Any:
+        return self.client.touch(key, exptime, **self._write_options)
+
+    # The protocol.
+
+    def load(self, sid: str) -> Record | None:
+        record: Record | None = self._call("_gets", self.key(sid))
+        return record
+
+    def save(self, sid: str, data: bytes, ttl: int, *, user_id: str | None = None) -> None:
+        if not self._call("_store", self.key(sid), "set", data, expiry_time(ttl)):
+            raise StoreError("memcached did not store the session (too large, or out of memory)")
+
+    def delete(self, sid: str) -> None:
+        self._call("_delete", self.key(sid))
+
+    def touch(self, sid: str, ttl: int) -> bool:
+        return bool(self._call("_touch", self.key(sid), expiry_time(ttl)))
+
+    def load_and_touch(self, sid: str, ttl: int) -> Record | None:
+        record: Record | None = self._call("_gats", self.key(sid), expiry_time(ttl))
+        return record
+
+    def save_if(
+        self,
+        sid: str,
+        data: bytes,
+        ttl: int,
+        *,
+        expected: Record | None,
+        user_id: str | None = None,
+    ) -> bool:
+        if expected is None:
+            return bool(self._call("_store", self.key(sid), "add", data, expiry_time(ttl)))
+        if expected.version is None:
+            return False
+        key = self.key(sid)
+        return bool(self._call("_store", key, "cas", data, expiry_time(ttl), expected.version))
+
+    def close(self) -> None:
+        """Close the client when the store built it; a client passed in is the caller's."""
+        if self._owns_client:
+            self.client.close()
+
+
+class PythonMemcachedStore(MemcachedStore):
+    """Sessions in memcached through a python-memcached style client (``memcache.Client``, as
+    Flask-Session's seeds configure it): ``get``, ``set``, ``delete`` and ``touch``.
+
+    Such clients do not expose cas tokens, so there is no conditional save (the last writer
+    wins) and no load-and-touch. python-memcached reports a server error as a miss on reads;
+    a write it could not make raises :class:`StoreError`.
+    """
+
+    capabilities: t.ClassVar[Capability] = Capability.TOUCH
+
+    def __init__(
+        self, client: t.Any, *, key_prefix: str = "session:", owns_client: bool = False
+    ) -> None:
+        super().__init__(client, key_prefix=key_prefix, owns_client=owns_client)
+        self._write_options = {}
+        self._key_limit = MAX_KEY_LENGTH
+
+    def _gets(self, key: str) -> Record | None:
+        value = self.client.get(key)
+        return None if value is None else Record(_as_bytes(value))
+
+    def close(self) -> None:
+        """Disconnect the client when the store built it."""
+        if self._owns_client:
+            self.client.disconnect_all()
+
+
+def _get_and_touch(client: t.Any, key: str, exptime: int) -> tuple[t.Any, t.Any] | None:
+    """Run memcached's ``gats`` (get, touch and return the cas token) through ``client``.
+
+    pymemcache releases after 4.0 have ``gats``; 4.0 has the command's parsing but no method,
+    so its internal fetch is used, with the same connection handling as its ``gets``.
+    """
+    if callable(getattr(client, "gats", None)):
+        return t.cast("tuple[t.Any, t.Any]", client.gats(key, exptime))
+    if isinstance(client, HashClient):
+        node = client._get_client(key)
+        if node is None:
+            return None
+        return t.cast(
+            "tuple[t.Any, t.Any] | None",
+            client._safely_run_func(node, _get_and_touch, None, node, key, exptime),
+        )
+    if isinstance(client, PooledClient):
+        with client.client_pool.get_and_release(destroy_on_fail=True) as one:
+            return _get_and_touch(one, key, exptime)
+    command = b"gats %d" % exptime
+    found = client._fetch_cmd(command, [key], True, key_prefix=client.key_prefix)
+    return t.cast("tuple[t.Any, t.Any] | None", found.get(key))
+
+
+def _record(found: tuple[t.Any, t.Any] | None) -> Record | None:
+    if found is None or found[0] is None:
+        return None
+    value, cas = found
+    return Record(_as_bytes(value), cas)
+
+
+def _as_bytes(value: object) -> bytes:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise StoreError(
+        f"memcached returned a {type(value).__name__} for a session record: the client's serde"
+        " must return stored bytes unchanged"
+    )

@@ -1,0 +1,118 @@
+"""The conformance kit on real memcached servers: one server, three behind a HashClient, a
+plain pymemcache Client passed in, and python-memcached's client (as Flask-Session's seeds)."""
+
+from __future__ import annotations
+
+import collections.abc as c
+import typing as t
+
+import memcache
+import pytest
+from pymemcache.client.base import Client
+
+from flask_serverside.testing import SessionFlowContract
+from flask_serverside.testing import StoreContract
+from flask_serverside_memcached import MemcachedStore
+from flask_serverside_memcached import build_client
+from flask_serverside_memcached.store import PythonMemcachedStore
+
+if t.TYPE_CHECKING:
+    from serverside_testservers.memcached import MemcachedServer
+
+
+def _closing_factory(
+    make: c.Callable[[str], MemcachedStore],
+) -> c.Iterator[c.Callable[[str], MemcachedStore]]:
+    """Yield ``make``, closing at teardown every store it made (the kit leaves some open)."""
+    made: list[MemcachedStore] = []
+
+    def tracked(key_prefix: str) -> MemcachedStore:
+        made.append(make(key_prefix))
+        return made[-1]
+
+    yield tracked
+    for store in made:
+        store.close()
+
+
+class TestOneServer(StoreContract):
+    @pytest.fixture
+    def store_factory(
+        self, memcached_server: MemcachedServer
+    ) -> c.Iterator[c.Callable[[str], MemcachedStore]]:
+        def make(key_prefix: str) -> MemcachedStore:
+            client = build_client([memcached_server.address])
+            return MemcachedStore(client, key_prefix=key_prefix, owns_client=True)
+
+        yield from _closing_factory(make)
+
+
+class TestThreeServers(StoreContract):
+    @pytest.fixture
+    def store_factory(
+        self, memcached_servers: list[MemcachedServer]
+    ) -> c.Iterator[c.Callable[[str], MemcachedStore]]:
+        def make(key_prefix: str) -> MemcachedStore:
+            client = build_client([server.address for server in memcached_servers])
+            return MemcachedStore(client, key_prefix=key_prefix, owns_client=True)
+
+        yield from _closing_factory(make)
+
+
+class TestPlainClientPassedIn(StoreContract):
+    """A pymemcache ``Client`` with its defaults (noreply writes, not thread-safe)."""
+
+    @pytest.fixture
+    def store_factory(
+        self, memcached_server: MemcachedServer
+    ) -> c.Iterator[c.Callable[[str], MemcachedStore]]:
+        clients: list[Client] = []
+
+        def make(key_prefix: str) -> MemcachedStore:
+            clients.append(Client(memcached_server.address))
+            return MemcachedStore.for_client(clients[-1], key_prefix=key_prefix)
+
+        yield make
+        for client in clients:
+            client.close()
+
+
+# python-memcached's Client is a threading.local: each thread opens its own sockets, and
+# disconnect_all() closes only the calling thread's; the kit's worker threads leave theirs to
+# the garbage collector.
+@pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
+)
+class TestPythonMemcached(StoreContract):
+    @pytest.fixture
+    def store_factory(
+        self, memcached_server: MemcachedServer
+    ) -> c.Iterator[c.Callable[[str], MemcachedStore]]:
+        def make(key_prefix: str) -> MemcachedStore:
+            client = memcache.Client([f"{memcached_server.host}:{memcached_server.port}"])
+            return PythonMemcachedStore(client, key_prefix=key_prefix, owns_client=True)
+
+        yield from _closing_factory(make)
+
+
+class TestFlaskOnAURL(SessionFlowContract):
+    @pytest.fixture
+    def session_config(self, memcached_server: MemcachedServer) -> dict[str, t.Any]:
+        return {"SESSION_TYPE": memcached_server.url}
+
+
+class TestFlaskOnThreeServers(SessionFlowContract):
+    @pytest.fixture
+    def session_config(self, memcached_servers: list[MemcachedServer]) -> dict[str, t.Any]:
+        servers = [f"{server.host}:{server.port}" for server in memcached_servers]
+        return {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED": servers}
+
+
+class TestFlaskAsTheSeeds(SessionFlowContract):
+    """Flask-Session's configuration: ``SESSION_MEMCACHED = memcache.Client([...])``."""
+
+    @pytest.fixture
+    def session_config(self, memcached_server: MemcachedServer) -> c.Iterator[dict[str, t.Any]]:
+        client = memcache.Client([f"{memcached_server.host}:{memcached_server.port}"])
+        yield {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED": client}
+        client.disconnect_all()
