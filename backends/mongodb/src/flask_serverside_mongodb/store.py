@@ -386,7 +386,7 @@ def _client_from_url(url: str) -> pymongo.MongoClient[Document]:
     options = {k: v for k, v in URL_CLIENT_OPTIONS.items() if k.lower() not in given}
     try:
         return pymongo.MongoClient(url, **options)
-    except PyMongoError as exc:
+    except (PyMongoError, ValueError, TypeError) as exc:
         raise ConfigurationError(
             f"the MongoDB URL {_redact(url)!r} is not usable ({exc}); write it as"
             " 'mongodb://host:27017/database' or 'mongodb+srv://cluster.example.com/database'"
