@@ -7,9 +7,9 @@ import typing as t
 
 import pytest
 import sqlalchemy as sa
+
 from flask_serverside.testing import SessionFlowContract
 from flask_serverside.testing import StoreContract
-
 from flask_serverside_sqlalchemy import SQLAlchemyStore
 
 
