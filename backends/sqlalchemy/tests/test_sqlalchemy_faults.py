@@ -1,0 +1,107 @@
+"""The database going away under the store: errors are StoreUnavailable, requests answer 503,
+and the store works again, with its sessions, once the database is back."""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask import session
+
+from flask_serverside import Session
+from flask_serverside import StoreError
+from flask_serverside import StoreUnavailable
+from flask_serverside.testing import new_sid
+from flask_serverside_sqlalchemy import SQLAlchemyStore
+
+
+def make_app(**config: t.Any) -> Flask:
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="secret", **config)
+    Session(app)
+
+    @app.get("/read")
+    def read() -> dict[str, t.Any]:
+        return {"user": session.get("user")}
+
+    @app.post("/login")
+    def login() -> dict[str, t.Any]:
+        session["user"] = "alice"
+        return {"ok": True}
+
+    @app.post("/count")
+    def count() -> dict[str, t.Any]:
+        session["count"] = session.get("count", 0) + 1
+        return {"count": session["count"]}
+
+    return app
+
+
+def _restart_under_the_store(server: t.Any, app: Flask) -> None:
+    client = app.test_client()
+    client.post("/login")
+    client.post("/count")
+    assert client.get("/read").get_json() == {"user": "alice"}
+    server.stop()
+    assert client.get("/read").status_code == 503
+    assert client.post("/count").status_code == 503
+    store = app.extensions["serverside"].store
+    with pytest.raises(StoreUnavailable) as caught:
+        store.load(new_sid())
+    assert isinstance(caught.value.__cause__, sa.exc.OperationalError)
+    server.start()
+    # The pool's connections died with the server: the first request after it is back works.
+    assert client.get("/read").get_json() == {"user": "alice"}
+    assert client.post("/count").get_json() == {"count": 2}
+    # A restart no request saw: the stale pooled connection is replaced and the query retried.
+    server.stop()
+    server.start()
+    assert client.get("/read").get_json() == {"user": "alice"}
+    assert client.post("/count").get_json() == {"count": 3}
+
+
+def test_postgresql_restarting_under_the_store(make_postgresql_server: t.Any) -> None:
+    server = make_postgresql_server()
+    app = make_app(SESSION_TYPE=server.url)
+    try:
+        _restart_under_the_store(server, app)
+    finally:
+        app.extensions["serverside"].close()
+
+
+def test_mariadb_restarting_under_the_store(make_mariadb_server: t.Any) -> None:
+    server = make_mariadb_server()
+    app = make_app(SESSION_TYPE=server.url)
+    try:
+        _restart_under_the_store(server, app)
+    finally:
+        app.extensions["serverside"].close()
+
+
+def test_a_database_that_is_down_at_start_up(make_postgresql_server: t.Any) -> None:
+    server = make_postgresql_server()
+    server.stop()
+    with pytest.raises(StoreUnavailable):
+        make_app(SESSION_TYPE=server.url)
+    app = make_app(SESSION_TYPE=server.url, SESSION_SQLALCHEMY_CREATE_TABLE=False)
+    try:
+        assert app.test_client().get("/read").get_json() == {"user": None}
+        assert app.test_client().post("/login").status_code == 503
+        server.start()
+        SQLAlchemyStore(app.extensions["serverside"].store.engine)  # creates the table
+        client = app.test_client()
+        assert client.post("/login").status_code == 200
+        assert client.get("/read").get_json() == {"user": "alice"}
+    finally:
+        app.extensions["serverside"].close()
+
+
+def test_other_failures_are_store_errors(sqlite_engine: sa.Engine) -> None:
+    store = SQLAlchemyStore(sqlite_engine)
+    with sqlite_engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE sessions"))
+    with pytest.raises(StoreError) as caught:
+        store.save(new_sid(), b"data", 60)
+    assert isinstance(caught.value.__cause__, sa.exc.DBAPIError)
