@@ -191,3 +191,14 @@ def test_a_url_in_session_type_and_session_mongodb_is_ambiguous(
 ) -> None:
     with pytest.raises(ConfigurationError, match="SESSION_TYPE = 'mongodb' to use"):
         make_app(SESSION_TYPE="mongodb://x:1/db", SESSION_MONGODB=mongo_client)
+
+
+def test_duplicate_ids_left_by_flask_session_fail_at_init_app(
+    make_app: c.Callable[..., Flask], mongo_client: pymongo.MongoClient[t.Any]
+) -> None:
+    # Flask-Session 0.8 keeps no index on ``id``, so racing upserts may have left twins.
+    database = f"twins_{secrets.token_hex(4)}"
+    mongo_client[database]["sessions"].insert_many([{"id": "session:x"}, {"id": "session:x"}])
+    with pytest.raises(ConfigurationError, match="SESSION_MONGODB_CREATE_INDEXES = False"):
+        make_app(SESSION_TYPE="mongodb", SESSION_MONGODB=mongo_client, SESSION_MONGODB_DB=database)
+    mongo_client.drop_database(database)

@@ -74,6 +74,13 @@ URL_CLIENT_OPTIONS: c.Mapping[str, t.Any] = {
     "appname": "flask-serverside",
 }
 
+#: The indexes :meth:`MongoDBStore.create_indexes` creates.
+INDEXES: tuple[pymongo.IndexModel, ...] = (
+    pymongo.IndexModel("id", unique=True),
+    pymongo.IndexModel("expiration", expireAfterSeconds=0),
+    pymongo.IndexModel("user", sparse=True),
+)
+
 _PROJECTION = {"_id": False, "val": True, "version": True}
 
 
@@ -114,7 +121,9 @@ class MongoDBStore:
     ) -> None:
         #: The collection sessions live in.
         self.collection = collection
+        #: Prepended to every session id.
         self.key_prefix = key_prefix
+        #: Seconds each operation may take, or ``None``.
         self.timeout = timeout
         self._owns_client = owns_client
         self._indexes_pending = False
@@ -200,20 +209,16 @@ class MongoDBStore:
     @contextlib.contextmanager
     def _call(self) -> c.Iterator[None]:
         """Run one operation under the timeout, translating pymongo's errors."""
+        deadline: t.ContextManager[None] = (
+            contextlib.nullcontext() if self.timeout is None else pymongo.timeout(self.timeout)
+        )
         try:
-            deadline: t.ContextManager[None] = (
-                contextlib.nullcontext() if self.timeout is None else pymongo.timeout(self.timeout)
-            )
             with deadline:
                 if self._indexes_pending:
-                    self.create_indexes()
+                    self._create_late_indexes()
                 yield
-        except PyMongoError as exc:
-            if isinstance(exc, ConnectionFailure) or exc.timeout:
-                raise StoreUnavailable(f"MongoDB is unavailable: {exc}") from exc
-            raise StoreError(f"MongoDB failed: {exc}") from exc
-        except BSONError as exc:
-            raise StoreError(f"MongoDB cannot encode the session: {exc}") from exc
+        except (PyMongoError, BSONError) as exc:
+            raise _store_error(exc) from exc
 
     def create_indexes(self) -> None:
         """Create the indexes the store relies on (a no-op for those that exist): a unique
@@ -223,23 +228,24 @@ class MongoDBStore:
         :raises StoreError: when they cannot be created (for instance, when a collection
             Flask-Session filled holds two documents with one ``id``).
         """
-        self._indexes_pending = False
         try:
-            self.collection.create_indexes(
-                [
-                    pymongo.IndexModel("id", unique=True),
-                    pymongo.IndexModel("expiration", expireAfterSeconds=0),
-                    pymongo.IndexModel("user", sparse=True),
-                ]
-            )
-        except ConnectionFailure as exc:
-            self._indexes_pending = True
-            raise StoreUnavailable(f"MongoDB is unavailable: {exc}") from exc
+            self.collection.create_indexes(list(INDEXES))
         except PyMongoError as exc:
-            if exc.timeout:
-                self._indexes_pending = True
-                raise StoreUnavailable(f"MongoDB is unavailable: {exc}") from exc
-            raise StoreError(f"creating the session indexes failed: {exc}") from exc
+            raise _store_error(exc) from exc
+        self._indexes_pending = False
+
+    def _create_late_indexes(self) -> None:
+        try:
+            self.create_indexes()
+        except StoreUnavailable:
+            raise  # still down: so is the operation; the next one tries again
+        except StoreError as exc:
+            self._indexes_pending = False
+            log.error(
+                "creating the session indexes on %s failed, sessions work on without them: %s",
+                self.collection.full_name,
+                exc,
+            )
 
     @staticmethod
     def _document(
@@ -265,7 +271,8 @@ class MongoDBStore:
     def _record(document: Document | None) -> Record | None:
         if document is None:
             return None
-        return Record(bytes(document["val"]), document.get("version"))
+        data = document["val"]
+        return Record(data if isinstance(data, bytes) else bytes(data), document.get("version"))
 
     # -- the protocol -----------------------------------------------------------------------
 
@@ -378,6 +385,12 @@ class MongoDBStore:
         passed in stays open."""
         if self._owns_client:
             self.collection.database.client.close()
+
+
+def _store_error(exc: PyMongoError | BSONError) -> StoreError:
+    if isinstance(exc, PyMongoError) and (isinstance(exc, ConnectionFailure) or exc.timeout):
+        return StoreUnavailable(f"MongoDB is unavailable: {exc}")
+    return StoreError(f"MongoDB failed: {exc}")
 
 
 def _client_from_url(url: str) -> pymongo.MongoClient[Document]:
