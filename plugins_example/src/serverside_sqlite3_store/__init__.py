@@ -1,0 +1,14 @@
+"""A flask-serverside session store on the standard library's sqlite3.
+
+::
+
+    app.config["SESSION_TYPE"] = "sqlite3"
+    app.config["SESSION_SQLITE3_PATH"] = "sessions.db"  # in the instance folder
+    Session(app)
+"""
+
+from __future__ import annotations
+
+from .store import SQLite3Store
+
+__all__ = ["SQLite3Store"]

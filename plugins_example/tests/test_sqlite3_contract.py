@@ -1,0 +1,29 @@
+"""The conformance kit on the sqlite3 store: one fixture per contract."""
+
+from __future__ import annotations
+
+import pytest
+from flask_serverside.testing import SessionFlowContract
+from flask_serverside.testing import StoreContract
+
+from serverside_sqlite3_store import SQLite3Store
+
+
+class TestSQLite3Store(StoreContract):
+    @pytest.fixture
+    def store_factory(self, tmp_path):
+        stores = []
+
+        def factory(key_prefix):
+            stores.append(SQLite3Store(tmp_path / "sessions.db", key_prefix=key_prefix))
+            return stores[-1]
+
+        yield factory
+        for store in stores:
+            store.close()
+
+
+class TestSQLite3StoreWithFlask(SessionFlowContract):
+    @pytest.fixture
+    def session_config(self, tmp_path):
+        return {"SESSION_TYPE": "sqlite3", "SESSION_SQLITE3_PATH": str(tmp_path / "sessions.db")}
