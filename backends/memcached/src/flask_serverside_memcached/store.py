@@ -65,6 +65,8 @@ THIRTY_DAYS = 30 * 24 * 3600
 MAX_KEY_LENGTH = 250
 _VALID_KEY = re.compile(r"[!-~]+")  # printable ASCII, no space, no control character
 _CONNECTION_ERRORS = (OSError, MemcacheUnexpectedCloseError)
+#: Errors of a connection that was open: the server closed it (restart, death) or reset it.
+_STALE_CONNECTION = (MemcacheUnexpectedCloseError, ConnectionResetError, BrokenPipeError)
 
 
 def expiry_time(ttl: int, now: float | None = None) -> int:
@@ -262,11 +264,12 @@ class MemcachedStore:
                     return getattr(self, method)(key, *args, **kwargs)
             except _CONNECTION_ERRORS as exc:
                 node = self.client.hasher.get_node(key) if self._hashed else None
-                if isinstance(exc, MemcacheUnexpectedCloseError):  # its peers are stale too
+                stale = isinstance(exc, _STALE_CONNECTION)
+                if stale:  # the other pooled connections to that server are likely stale too
                     pool = self.client.clients.get(node) if self._hashed else self.client
                     if isinstance(pool, PooledClient):
                         pool.close()
-                retry = node is not None or isinstance(exc, MemcacheUnexpectedCloseError)
+                retry = node is not None or stale
                 if attempt == attempts or not retry:
                     raise StoreUnavailable(f"memcached {method[1:]} failed: {exc!r}") from exc
                 log.warning("memcached %s failed (%r); trying again", method[1:], exc)

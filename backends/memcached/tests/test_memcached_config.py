@@ -1,0 +1,158 @@
+"""Configuration forms: every way of naming servers or passing a client, and the errors."""
+
+from __future__ import annotations
+
+import typing as t
+
+import memcache
+import pytest
+from flask import Flask
+from pymemcache.client.base import Client
+from pymemcache.client.base import PooledClient
+from pymemcache.client.hash import HashClient
+
+from flask_serverside import Capability
+from flask_serverside import ConfigurationError
+from flask_serverside import Session
+from flask_serverside import StoreSettings
+from flask_serverside.registry import resolve_store
+from flask_serverside_memcached import MemcachedStore
+from flask_serverside_memcached import build_client
+from flask_serverside_memcached.store import PythonMemcachedStore
+from flask_serverside_memcached.store import parse_servers
+
+if t.TYPE_CHECKING:
+    import collections.abc as c
+
+    from serverside_testservers.memcached import MemcachedServer
+
+
+def settings(url: str | None = None, **config: t.Any) -> StoreSettings:
+    return StoreSettings(name="memcached", config=config, key_prefix="cfg:", url=url)
+
+
+@pytest.fixture
+def stores() -> c.Iterator[list[MemcachedStore]]:
+    made: list[MemcachedStore] = []
+    yield made
+    for store in made:
+        store.close()
+
+
+def build(stores: list[MemcachedStore], url: str | None = None, **config: t.Any) -> MemcachedStore:
+    store = MemcachedStore.from_settings(settings(url, **config))
+    stores.append(store)
+    return store
+
+
+@pytest.mark.parametrize("name", ["memcached", "memcache", "memcached://127.0.0.1:1"])
+def test_entry_points(name: str) -> None:
+    assert resolve_store(name)[1] is MemcachedStore
+
+
+def test_parse_servers() -> None:
+    assert parse_servers("a:1, b:2") == [("a", 1), ("b", 2)]
+    assert parse_servers(["a:1", ("b", 2), "[::1]:3"]) == [("a", 1), ("b", 2), ("::1", 3)]
+    for bad in ("a", "a:b", "", ":1", []):
+        with pytest.raises(ValueError):
+            parse_servers(bad)
+
+
+def test_one_server_gets_a_pooled_client(stores: list[MemcachedStore]) -> None:
+    store = build(stores, SESSION_MEMCACHED=["127.0.0.1:11311"], SESSION_MEMCACHED_TIMEOUT=0.25)
+    client = store.client
+    assert isinstance(client, PooledClient)
+    assert client.server == ("127.0.0.1", 11311)
+    assert client.no_delay is True
+    assert client.default_noreply is False
+    assert client.timeout == client.connect_timeout == 0.25
+    assert store.key_prefix == "cfg:"
+    assert store.capabilities == (
+        Capability.TOUCH | Capability.LOAD_AND_TOUCH | Capability.CONDITIONAL_SAVE
+    )
+
+
+def test_several_servers_get_a_hash_client_with_fail_over(stores: list[MemcachedStore]) -> None:
+    store = build(stores, "memcached://127.0.0.1:1,127.0.0.1:2?timeout=0.5&dead_timeout=3")
+    client = store.client
+    assert isinstance(client, HashClient)
+    assert sorted(client.clients) == ["127.0.0.1:1", "127.0.0.1:2"]
+    assert client.use_pooling is True
+    assert client.ignore_exc is False
+    assert client.retry_attempts == 0
+    assert client.dead_timeout == 3.0
+    assert client.default_kwargs["no_delay"] is True
+    assert client.default_kwargs["default_noreply"] is False
+    assert client.default_kwargs["timeout"] == 0.5
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "127.0.0.1:1,127.0.0.1:2",
+        ("127.0.0.1:1", "127.0.0.1:2"),
+        [("127.0.0.1", 1), ("127.0.0.1", 2)],
+        "memcache://127.0.0.1:1,127.0.0.1:2",
+    ],
+)
+def test_server_forms(stores: list[MemcachedStore], value: t.Any) -> None:
+    assert isinstance(build(stores, SESSION_MEMCACHED=value).client, HashClient)
+
+
+def test_clients_passed_in_are_used_and_not_closed(memcached_server: MemcachedServer) -> None:
+    plain = Client(memcached_server.address)
+    pooled = PooledClient(memcached_server.address)
+    hashed = HashClient([memcached_server.address])
+    legacy = memcache.Client([f"{memcached_server.host}:{memcached_server.port}"])
+    try:
+        for client in (plain, pooled, hashed):
+            store = MemcachedStore.from_settings(settings(SESSION_MEMCACHED=client))
+            assert type(store) is MemcachedStore and store.client is client
+            store.save("sid", b"data", 60)
+            store.close()
+            record = store.load("sid")  # still usable: the store did not close it
+            assert record is not None and record.data == b"data"
+        store = MemcachedStore.from_settings(settings(SESSION_MEMCACHED=legacy))
+        assert isinstance(store, PythonMemcachedStore)
+        assert store.capabilities == Capability.TOUCH
+        record = store.load("sid")
+        assert record is not None and record.data == b"data"
+    finally:
+        plain.close()
+        pooled.close()
+        hashed.close()
+        legacy.disconnect_all()
+
+
+def test_built_client_is_closed_with_the_store(memcached_server: MemcachedServer) -> None:
+    store = MemcachedStore(build_client([memcached_server.address]), owns_client=True)
+    store.save("sid", b"x", 60)
+    assert store.client.client_pool.free
+    store.close()
+    assert not store.client.client_pool.free
+
+
+@pytest.mark.parametrize(
+    ("url", "config", "message"),
+    [
+        (None, {}, "set SESSION_MEMCACHED to a list of 'host:port'"),
+        (None, {"SESSION_MEMCACHED": object()}, "not a memcached client"),
+        (None, {"SESSION_MEMCACHED": "localhost"}, "Bad memcached servers"),
+        (None, {"SESSION_MEMCACHED": []}, "Bad memcached servers"),
+        (None, {"SESSION_MEMCACHED": "redis://h:1"}, "scheme must be memcached"),
+        ("memcached://h:1?colour=red", {}, "unknown URL option 'colour'"),
+        ("memcached://h:1?timeout=soon", {}, "Bad memcached servers"),
+        (None, {"SESSION_MEMCACHED": ["h:1"], "SESSION_MEMCACHED_TIMEOUT": "x"}, "Bad"),
+        ("memcached://h:1", {"SESSION_MEMCACHED": ["h:2"]}, "keep one"),
+    ],
+)
+def test_configuration_errors(url: str | None, config: dict[str, t.Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        MemcachedStore.from_settings(settings(url, **config))
+
+
+def test_init_app_fails_without_servers() -> None:
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="k", SESSION_TYPE="memcached")
+    with pytest.raises(ConfigurationError, match="SESSION_MEMCACHED"):
+        Session(app)
