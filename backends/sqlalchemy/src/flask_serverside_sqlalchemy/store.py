@@ -475,7 +475,7 @@ def _engine_for(
         return target, False
     if isinstance(target, (str, sa.URL)):
         return _engine_from_url(target), True
-    if hasattr(target, "engines"):  # Flask-SQLAlchemy 3
+    if hasattr(type(target), "engines"):  # Flask-SQLAlchemy 3
         if settings.app is None:
             raise ConfigurationError(
                 "SESSION_SQLALCHEMY is a Flask-SQLAlchemy db, which needs the application:"
