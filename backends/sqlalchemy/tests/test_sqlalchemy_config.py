@@ -1,0 +1,217 @@
+"""Configuration forms and mistakes, the table's name, schema and sequence, migrations, and
+sessions written by Flask-Session 0.8."""
+
+from __future__ import annotations
+
+import collections.abc as c
+import pathlib
+import secrets
+import socket
+import typing as t
+
+import flask_session
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask import session
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_serverside import ConfigurationError
+from flask_serverside import Session
+from flask_serverside.testing import new_sid
+from flask_serverside_sqlalchemy import SQLAlchemyStore
+from flask_serverside_sqlalchemy import define_table
+
+
+@pytest.fixture
+def make_app() -> c.Iterator[c.Callable[..., Flask]]:
+    apps: list[Flask] = []
+
+    def make(**config: t.Any) -> Flask:
+        app = Flask(__name__)
+        app.config.update(SECRET_KEY="secret", **config)
+        Session(app)
+        apps.append(app)
+
+        @app.get("/read")
+        def read() -> dict[str, t.Any]:
+            return {"user": session.get("user")}
+
+        @app.post("/login")
+        def login() -> dict[str, t.Any]:
+            session["user"] = "alice"
+            return {"ok": True}
+
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["serverside"].close()
+
+
+def works(app: Flask) -> None:
+    client = app.test_client()
+    client.post("/login")
+    assert client.get("/read").get_json() == {"user": "alice"}
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"SESSION_TYPE": "sqlalchemy"},
+        {"SESSION_TYPE": "sqlalchemy", "SESSION_SQLALCHEMY": 42},
+        {"SESSION_TYPE": "sqlalchemy", "SESSION_SQLALCHEMY": "not a url"},
+        {"SESSION_TYPE": "sqlalchemy", "SESSION_SQLALCHEMY": "sqlite://"},
+        {"SESSION_TYPE": "sqlite:///:memory:"},
+        {"SESSION_TYPE": "sqlite:///x.db", "SESSION_SQLALCHEMY": "sqlite:///y.db"},
+        {"SESSION_TYPE": "sqlalchemy", "SESSION_SQLALCHEMY": "nosuchdb://host/db"},
+        {"SESSION_TYPE": "sqlite:///x.db", "SESSION_SQLALCHEMY_REFRESH_INTERVAL": -1},
+        {"SESSION_TYPE": "sqlite:///x.db", "SESSION_SQLALCHEMY_REFRESH_INTERVAL": "60"},
+        {"SESSION_TYPE": "sqlite:///x.db", "SESSION_SQLALCHEMY_PURGE_BATCH": 0},
+    ],
+    ids=[
+        "nothing",
+        "wrong type",
+        "not a url",
+        "memory url",
+        "memory type",
+        "both",
+        "unknown dialect",
+        "negative interval",
+        "string interval",
+        "zero batch",
+    ],
+)
+def test_mistakes_fail_at_start_up_saying_what_to_set(
+    config: dict[str, t.Any], tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = Flask(__name__)
+    app.config.update(config)
+    with pytest.raises(ConfigurationError, match="SESSION_|sqlite:///sessions.db|driver"):
+        Session(app)
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_engine_a_url_and_a_session_type_url(
+    make_app: c.Callable[..., Flask], sqlite_engine: sa.Engine, sqlite_url: str
+) -> None:
+    works(make_app(SESSION_TYPE="sqlalchemy", SESSION_SQLALCHEMY=sqlite_engine))
+    works(make_app(SESSION_TYPE="sqlalchemy", SESSION_SQLALCHEMY=sqlite_url))
+    works(make_app(SESSION_TYPE=sqlite_url))
+    works(make_app(SESSION_TYPE="sqlalchemy", SESSION_SQLALCHEMY=sa.make_url(sqlite_url)))
+
+
+def test_postgres_urls_without_a_driver(
+    make_app: c.Callable[..., Flask], postgresql_server: t.Any
+) -> None:
+    url = postgresql_server.url
+    works(make_app(SESSION_TYPE=url.replace("postgresql://", "postgres://")))
+    app = make_app(SESSION_TYPE=url.replace("postgresql://", "postgresql+psycopg://"))
+    assert app.extensions["serverside"].store.engine.dialect.driver == "psycopg"
+
+
+def test_a_store_made_from_a_url_disposes_of_its_engine(sqlite_url: str) -> None:
+    app = Flask(__name__)
+    app.config.update(SESSION_TYPE=sqlite_url)
+    Session(app)
+    engine = app.extensions["serverside"].store.engine
+    engine.connect().close()
+    assert engine.pool.checkedin() == 1
+    app.extensions["serverside"].close()
+    assert engine.pool.checkedin() == 0
+
+
+def test_without_create_table_start_up_needs_no_database(make_app: c.Callable[..., Flask]) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql+psycopg://nobody@127.0.0.1:{port}/none"
+    app = make_app(SESSION_TYPE=url, SESSION_SQLALCHEMY_CREATE_TABLE=False)
+    assert app.test_client().post("/login").status_code == 503
+
+
+def test_table_name_schema_and_sequence(
+    make_app: c.Callable[..., Flask], postgresql_engine: sa.Engine
+) -> None:
+    schema, name = f"s_{secrets.token_hex(4)}", f"t_{secrets.token_hex(4)}"
+    with postgresql_engine.begin() as conn:
+        conn.execute(sa.schema.CreateSchema(schema))
+    app = make_app(
+        SESSION_TYPE="sqlalchemy",
+        SESSION_SQLALCHEMY=postgresql_engine,
+        SESSION_SQLALCHEMY_TABLE=name,
+        SESSION_SQLALCHEMY_SCHEMA=schema,
+        SESSION_SQLALCHEMY_SEQUENCE=f"{name}_ids",
+    )
+    works(app)
+    inspector = sa.inspect(postgresql_engine)
+    assert inspector.has_table(name, schema=schema)
+    assert f"{name}_ids" in inspector.get_sequence_names(schema=schema)
+    indexed = {
+        col for index in inspector.get_indexes(name, schema) for col in index["column_names"]
+    }
+    assert {"expiry", "user_id"} <= indexed
+
+
+def test_migrations_create_the_table_from_define_table(
+    make_app: c.Callable[..., Flask], sqlite_engine: sa.Engine
+) -> None:
+    metadata = sa.MetaData()  # an application's, e.g. db.metadata under Flask-Migrate
+    define_table(metadata, "app_sessions")
+    metadata.create_all(sqlite_engine)
+    app = make_app(
+        SESSION_TYPE="sqlalchemy",
+        SESSION_SQLALCHEMY=sqlite_engine,
+        SESSION_SQLALCHEMY_TABLE="app_sessions",
+        SESSION_SQLALCHEMY_CREATE_TABLE=False,
+    )
+    works(app)
+
+
+def test_sessions_written_by_flask_session_are_read_after_the_upgrade(
+    make_app: c.Callable[..., Flask], sqlite_url: str
+) -> None:
+    db = SQLAlchemy()
+    old = Flask(__name__)
+    old.config.update(
+        SECRET_KEY="secret",
+        SQLALCHEMY_DATABASE_URI=sqlite_url,
+        SESSION_TYPE="sqlalchemy",
+        SESSION_SQLALCHEMY=db,
+    )
+    db.init_app(old)
+    flask_session.Session(old)
+
+    @old.post("/login")
+    def login() -> dict[str, t.Any]:
+        session["user"] = "alice"
+        return {"ok": True}
+
+    old_client = old.test_client()
+    old_client.post("/login")
+    cookie = old_client.get_cookie("session")
+    assert cookie is not None
+    with old.app_context():
+        db.engine.dispose()
+
+    with pytest.raises(ConfigurationError, match="Flask-Session") as caught:
+        make_app(SESSION_TYPE=sqlite_url)
+    message = str(caught.value)
+    statements = message.split("keeping the sessions it holds: ")[1].split(" Or set")[0]
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:
+        for statement in statements.split(";"):
+            if statement.strip():
+                conn.execute(sa.text(statement))
+    engine.dispose()
+
+    app = make_app(SESSION_TYPE=sqlite_url)
+    client = app.test_client()
+    client.set_cookie("session", cookie.value)
+    assert client.get("/read").get_json() == {"user": "alice"}
+    client.post("/login")  # a conditional save of a row without a version
+    assert client.get("/read").get_json() == {"user": "alice"}
+    store: SQLAlchemyStore = app.extensions["serverside"].store
+    assert list(store.iter_sids()) == [cookie.value]
+    assert store.load(new_sid()) is None
