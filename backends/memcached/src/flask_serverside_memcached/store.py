@@ -64,6 +64,7 @@ THIRTY_DAYS = 30 * 24 * 3600
 #: Longest key memcached accepts, in bytes.
 MAX_KEY_LENGTH = 250
 _VALID_KEY = re.compile(r"[!-~]+")  # printable ASCII, no space, no control character
+T = t.TypeVar("T")
 _CONNECTION_ERRORS = (OSError, MemcacheUnexpectedCloseError)
 #: Errors of a connection that was open: the server closed it (restart, death) or reset it.
 _STALE_CONNECTION = (MemcacheUnexpectedCloseError, ConnectionResetError, BrokenPipeError)
@@ -254,14 +255,18 @@ class MemcachedStore:
         """Return the memcached key of ``sid`` (see :func:`memcached_key`)."""
         return memcached_key(self.key_prefix, sid, self._key_limit)
 
-    def _call(self, method: str, key: str, *args: t.Any, **kwargs: t.Any) -> t.Any:
-        """Run one client command; a broken connection is retried once on a new one and, on a
-        ``HashClient``, as long as a server is left for the key (the failed one is left out)."""
+    def _run(self, command: str, key: str, run: c.Callable[[], T]) -> T:
+        """Run one client command (one round trip) for ``key``, mapping errors.
+
+        A broken connection is retried once on a new one and, on a ``HashClient``, as long as
+        a server is left for the key (the failed one is then left out): so the sessions of a
+        dead server are misses, and writes go to the server that now owns the key.
+        """
         attempts = 3 if self._hashed else 2
         for attempt in range(1, attempts + 1):
             try:
                 with self._lock:
-                    return getattr(self, method)(key, *args, **kwargs)
+                    return run()
             except _CONNECTION_ERRORS as exc:
                 node = self.client.hasher.get_node(key) if self._hashed else None
                 stale = isinstance(exc, _STALE_CONNECTION)
@@ -269,55 +274,35 @@ class MemcachedStore:
                     pool = self.client.clients.get(node) if self._hashed else self.client
                     if isinstance(pool, PooledClient):
                         pool.close()
-                retry = node is not None or stale
-                if attempt == attempts or not retry:
-                    raise StoreUnavailable(f"memcached {method[1:]} failed: {exc!r}") from exc
-                log.warning("memcached %s failed (%r); trying again", method[1:], exc)
+                if attempt == attempts or not (stale or node is not None):
+                    raise StoreUnavailable(f"memcached {command} failed: {exc!r}") from exc
+                log.warning("memcached %s failed (%r); trying again", command, exc)
             except MemcacheError as exc:
                 if self._hashed and self.client.hasher.get_node(key) is None:
                     raise StoreUnavailable(f"no memcached server is up: {exc}") from exc
-                raise StoreError(f"memcached {method[1:]} failed: {exc!r}") from exc
+                raise StoreError(f"memcached {command} failed: {exc!r}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    # Raw commands, run by _call: each is one round trip.
-
-    def _gets(self, key: str) -> Record | None:
-        found = self.client.gets(key)
-        return _record(found)
-
-    def _gats(self, key: str, exptime: int) -> Record | None:
-        return _record(_get_and_touch(self.client, key, exptime))
-
-    def _store(self, key: str, command: str, data: bytes, exptime: int, *cas: t.Any) -> t.Any:
-        if command == "cas":
-            return self.client.cas(key, data, cas[0], exptime, **self._write_options)
-        return getattr(self.client, command)(key, data, exptime, **self._write_options)
-
-    def _delete(self, key: str) -> t.Any:
-        return self.client.delete(key, **self._write_options)
-
-    def _touch(self, key: str, exptime: int) -> t.Any:
-        return self.client.touch(key, exptime, **self._write_options)
-
-    # The protocol.
-
     def load(self, sid: str) -> Record | None:
-        record: Record | None = self._call("_gets", self.key(sid))
-        return record
+        key = self.key(sid)
+        return _record(self._run("gets", key, lambda: self.client.gets(key)))
 
     def save(self, sid: str, data: bytes, ttl: int, *, user_id: str | None = None) -> None:
-        if not self._call("_store", self.key(sid), "set", data, expiry_time(ttl)):
+        key, exptime, options = self.key(sid), expiry_time(ttl), self._write_options
+        if not self._run("set", key, lambda: self.client.set(key, data, exptime, **options)):
             raise StoreError("memcached did not store the session (too large, or out of memory)")
 
     def delete(self, sid: str) -> None:
-        self._call("_delete", self.key(sid))
+        key = self.key(sid)
+        self._run("delete", key, lambda: self.client.delete(key, **self._write_options))
 
     def touch(self, sid: str, ttl: int) -> bool:
-        return bool(self._call("_touch", self.key(sid), expiry_time(ttl)))
+        key, exptime, options = self.key(sid), expiry_time(ttl), self._write_options
+        return bool(self._run("touch", key, lambda: self.client.touch(key, exptime, **options)))
 
     def load_and_touch(self, sid: str, ttl: int) -> Record | None:
-        record: Record | None = self._call("_gats", self.key(sid), expiry_time(ttl))
-        return record
+        key, exptime = self.key(sid), expiry_time(ttl)
+        return _record(self._run("gats", key, lambda: _get_and_touch(self.client, key, exptime)))
 
     def save_if(
         self,
@@ -328,12 +313,16 @@ class MemcachedStore:
         expected: Record | None,
         user_id: str | None = None,
     ) -> bool:
+        key, exptime, options = self.key(sid), expiry_time(ttl), self._write_options
         if expected is None:
-            return bool(self._call("_store", self.key(sid), "add", data, expiry_time(ttl)))
+            return bool(
+                self._run("add", key, lambda: self.client.add(key, data, exptime, **options))
+            )
         if expected.version is None:
             return False
-        key = self.key(sid)
-        return bool(self._call("_store", key, "cas", data, expiry_time(ttl), expected.version))
+        version = expected.version
+        cas = self._run("cas", key, lambda: self.client.cas(key, data, version, exptime, **options))
+        return bool(cas)  # None when the record is gone, False when it changed
 
     def close(self) -> None:
         """Close the client when the store built it; a client passed in is the caller's."""
@@ -359,8 +348,9 @@ class PythonMemcachedStore(MemcachedStore):
         self._write_options = {}
         self._key_limit = MAX_KEY_LENGTH
 
-    def _gets(self, key: str) -> Record | None:
-        value = self.client.get(key)
+    def load(self, sid: str) -> Record | None:
+        key = self.key(sid)
+        value = self._run("get", key, lambda: self.client.get(key))
         return None if value is None else Record(_as_bytes(value))
 
     def close(self) -> None:
