@@ -145,8 +145,9 @@ class RedisStore:
         ``redis.cluster.RedisCluster``, without ``decode_responses``; or a callable returning
         one, called on first use (so an application starts while Redis is down).
     :param key_prefix: prepended to every session id.
-    :param closing: resources :meth:`close` closes: pass the clients this store owns; a client
-        the application passed in is its own to close.
+    :param closing: what :meth:`close` closes: the clients this store owns (a client the
+        application passed in is its own to close). It is read when :meth:`close` runs, so a
+        connect function may add the client it makes.
 
     .. versionadded:: 0.1
     """
@@ -164,11 +165,11 @@ class RedisStore:
         client: Client | c.Callable[[], Client],
         *,
         key_prefix: str = "session:",
-        closing: c.Iterable[t.Any] = (),
+        closing: list[t.Any] | None = None,
     ) -> None:
         #: Prepended to every session id.
         self.key_prefix = key_prefix
-        self._closing = list(closing)
+        self._closing = closing if closing is not None else []
         self._lock = threading.Lock()
         self._bound: _Bound | None = None
         self._connect: c.Callable[[], Client] | None = None

@@ -1,0 +1,100 @@
+"""What a request costs Redis: the commands the server receives (MONITOR), counted, not timed."""
+
+from __future__ import annotations
+
+import collections
+import collections.abc as c
+import secrets
+
+import pytest
+import redis
+from flask import Flask
+from flask import session
+
+import flask_serverside
+from serverside_testservers import RedisServer
+
+
+class Monitor:
+    """Counts the commands clients send (MONITOR), leaving out those a script runs."""
+
+    def __init__(self, server: RedisServer) -> None:
+        self.client = redis.Redis(server.host, server.port)
+        self.monitor = self.client.monitor().__enter__()
+
+    def commands(self) -> dict[str, int]:
+        """The commands sent since the last call, by name."""
+        marker = secrets.token_hex(8)
+        self.client.echo(marker)
+        counts: collections.Counter[str] = collections.Counter()
+        while True:
+            command = self.monitor.next_command()
+            if command["command"] == f"ECHO {marker}":
+                return dict(counts)
+            if command["client_type"] != "lua":
+                counts[command["command"].split()[0].lower()] += 1
+
+    def close(self) -> None:
+        self.monitor.__exit__()
+        self.client.close()
+
+
+@pytest.fixture
+def server(make_redis_server) -> RedisServer:
+    return make_redis_server()
+
+
+@pytest.fixture
+def monitor(server) -> c.Iterator[Monitor]:
+    monitor = Monitor(server)
+    yield monitor
+    monitor.close()
+
+
+def make_app(server: RedisServer, **config: object) -> Flask:
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="cost", SESSION_TYPE=server.url, **config)
+    flask_serverside.Session(app)
+
+    @app.post("/login")
+    def login() -> dict[str, object]:
+        session["_user_id"] = "alice"
+        return {"ok": True}
+
+    @app.post("/count")
+    def count() -> dict[str, object]:
+        session["count"] = session.get("count", 0) + 1
+        return {"ok": True}
+
+    @app.get("/read")
+    def read() -> dict[str, object]:
+        return {"user": session.get("_user_id")}
+
+    return app
+
+
+def test_one_command_to_read_two_to_write(server, monitor):
+    app = make_app(server)
+    browser = app.test_client()
+    browser.post("/login")
+    browser.post("/count")  # the scripts are loaded now
+    monitor.commands()
+    assert browser.get("/read").get_json() == {"user": "alice"}
+    assert monitor.commands() == {"getex": 1}
+    browser.post("/count")
+    assert monitor.commands() == {"getex": 1, "evalsha": 1}
+    app.test_client().get("/read")
+    assert monitor.commands() == {}
+    app.test_client().post("/login")
+    assert monitor.commands() == {"evalsha": 1}
+    app.extensions["serverside"].close()
+
+
+def test_without_sliding_expiry_a_read_is_one_get(server, monitor):
+    app = make_app(server, SESSION_REFRESH_EACH_REQUEST=False)
+    browser = app.test_client()
+    browser.post("/login")
+    monitor.commands()
+    browser.get("/read")
+    assert monitor.commands() == {"get": 1}
+    app.extensions["serverside"].close()
