@@ -251,20 +251,38 @@ class FileSystemStore:
                 continue
             os.chmod(directory, self.dir_mode)  # whatever the umask
 
-    def _open(self, path: str, flags: int) -> int:
-        """Open ``path``, creating its directories when ``flags`` create it."""
+    def _create(self, path: str, flags: int) -> int:
+        """Open ``path`` with ``os.O_CREAT``, creating its directories when missing."""
         for attempt in range(3):
             try:
-                return os.open(path, flags | _OPEN_FLAGS, self.mode)
+                return os.open(path, flags | os.O_CREAT | _OPEN_FLAGS, self.mode)
             except FileNotFoundError:
-                if not flags & os.O_CREAT or attempt == 2:
+                if attempt == 2:
                     raise
                 self._makedirs(os.path.dirname(path))  # purge may remove empty user dirs
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _ensure(self, path: str) -> int:
+        """Open the lock or index file ``path`` for reading, creating it when missing with
+        exactly the store's mode (so that a group the mode admits can use it)."""
+        try:
+            return os.open(path, os.O_RDONLY | _OPEN_FLAGS)
+        except FileNotFoundError:
+            pass
+        try:
+            fd = self._create(path, os.O_RDONLY | os.O_EXCL)
+        except FileExistsError:
+            return os.open(path, os.O_RDONLY | _OPEN_FLAGS)
+        try:
+            os.fchmod(fd, self.mode)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
     @contextlib.contextmanager
     def _locked(self, bucket: str) -> c.Iterator[None]:
-        fd = self._open(f"{bucket}{os.sep}.lock", os.O_RDWR | os.O_CREAT)
+        fd = self._ensure(f"{bucket}{os.sep}.lock")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -360,7 +378,7 @@ class FileSystemStore:
         )
         payload = memoryview(b"".join((header, sid.encode(), user, data)))
         temporary = path + ".tmp"
-        fd = self._open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        fd = self._create(temporary, os.O_WRONLY | os.O_TRUNC)
         try:
             try:
                 os.fchmod(fd, self.mode)  # whatever the umask, or a leftover's mode
@@ -386,7 +404,7 @@ class FileSystemStore:
             finally:
                 os.close(directory)
         if user_id is not None:
-            os.close(self._open(self._marker_path(user_id, path[-64:]), os.O_CREAT | os.O_WRONLY))
+            os.close(self._ensure(self._marker_path(user_id, path[-64:])))
 
     def _after_write(self) -> None:
         if self.threshold and next(self._writes) % self._check_every == 0:
