@@ -14,6 +14,7 @@ from flask import session
 from pymemcache.client.base import Client
 from pymemcache.client.base import PooledClient
 from pymemcache.exceptions import MemcacheError
+from pymemcache.exceptions import MemcacheUnknownCommandError
 
 from flask_serverside import Session
 from flask_serverside import StoreError
@@ -278,5 +279,31 @@ def test_flask_requests_cost_one_round_trip(memcached_server: MemcachedServer) -
             getattr(browser, method)(path)
             assert dict(spy.calls) == expected_calls
             assert counter.sends - before == sum(expected_calls.values())
+    finally:
+        client.close()
+
+
+class ClientWithoutGats(Client):
+    """A client of a memcached older than 1.5.3: ``gats`` is an unknown command."""
+
+    def gats(self, key: str, expire: int = 0) -> t.Any:
+        raise MemcacheUnknownCommandError(b"gats")
+
+
+def test_load_and_touch_without_gats_takes_two_round_trips(
+    memcached_server: MemcachedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = ClientWithoutGats(memcached_server.address)
+    store = MemcachedStore(client, key_prefix="old:")
+    sid = new_sid()
+    try:
+        store.save(sid, b"data", 5)
+        for _ in range(2):
+            record = store.load_and_touch(sid, 600)
+            assert record is not None and record.data == b"data" and record.version is not None
+        assert caplog.text.count("no gats command") == 1
+        remaining = client.raw_command(f"mg {store.key(sid)} t")  # meta get: the TTL left
+        assert remaining.split()[0] == b"HD" and int(remaining.split()[1][1:]) > 590
+        assert store.load_and_touch(new_sid(), 600) is None
     finally:
         client.close()

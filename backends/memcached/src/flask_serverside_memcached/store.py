@@ -45,6 +45,7 @@ from pymemcache.client.base import PooledClient
 from pymemcache.client.hash import HashClient  # type: ignore[import-untyped]
 from pymemcache.exceptions import MemcacheError  # type: ignore[import-untyped]
 from pymemcache.exceptions import MemcacheUnexpectedCloseError
+from pymemcache.exceptions import MemcacheUnknownCommandError
 
 from flask_serverside import Capability
 from flask_serverside import ConfigurationError
@@ -184,6 +185,7 @@ class MemcachedStore:
             threading.RLock() if unsafe else contextlib.nullcontext()
         )
         self._write_options: dict[str, t.Any] = {"noreply": False}
+        self._has_gats = True
         client_prefix = getattr(client, "key_prefix", b"")
         self._key_limit = MAX_KEY_LENGTH - len(client_prefix)
 
@@ -301,8 +303,21 @@ class MemcachedStore:
         return bool(self._run("touch", key, lambda: self.client.touch(key, exptime, **options)))
 
     def load_and_touch(self, sid: str, ttl: int) -> Record | None:
+        """Load and touch with ``gats``: one round trip; two (``gets`` then ``touch``) on a
+        memcached older than 1.5.3, which lacks the command."""
         key, exptime = self.key(sid), expiry_time(ttl)
-        return _record(self._run("gats", key, lambda: _get_and_touch(self.client, key, exptime)))
+        if self._has_gats:
+            try:
+                found = self._run("gats", key, lambda: _get_and_touch(self.client, key, exptime))
+            except StoreError as exc:
+                if not isinstance(exc.__cause__, MemcacheUnknownCommandError):
+                    raise
+                log.warning("memcached has no gats command: loading and touching separately")
+                self._has_gats = False
+            else:
+                return _record(found)
+        record = self.load(sid)
+        return record if record is not None and self.touch(sid, ttl) else None
 
     def save_if(
         self,
@@ -347,6 +362,7 @@ class PythonMemcachedStore(MemcachedStore):
         super().__init__(client, key_prefix=key_prefix, owns_client=owns_client)
         self._write_options = {}
         self._key_limit = MAX_KEY_LENGTH
+        self._has_gats = False  # load_and_touch (not declared) then loads and touches
 
     def load(self, sid: str) -> Record | None:
         key = self.key(sid)
