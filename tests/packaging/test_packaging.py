@@ -1,0 +1,461 @@
+"""Each distribution, built as a wheel and installed with nothing but core into a fresh virtualenv.
+
+For the core alone, every directory under ``backends/`` with a ``pyproject.toml`` and the
+third-party example in ``plugins_example/``, these tests check that the wheel:
+
+- pulls in no other store's client library (the memcached store brings no redis, pymongo or
+  SQLAlchemy) and registers no store names but its own;
+- is picked up by ``SESSION_TYPE`` under each of its entry-point names;
+- leaves the names of the stores that are not installed giving the ``pip install`` line;
+- passes its own tests there (those of a store that needs servers are only collected, which
+  proves they import nothing that is not installed);
+
+and that the core's extras (``flask-serverside[redis]``) name each store's distribution. Wheels
+and virtualenvs are made with uv, from its cache.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import configparser
+import dataclasses
+import email.parser
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+pytestmark = pytest.mark.packaging
+
+ROOT = Path(__file__).resolve().parents[2]
+CORE = ROOT / "core"
+EXAMPLE = ROOT / "plugins_example"
+BACKENDS = sorted(path.parent for path in ROOT.glob("backends/*/pyproject.toml"))
+#: Distributions whose tests run in full in their own virtualenv; the others need servers,
+#: and their tests are only collected there.
+FULL_TESTS = {CORE, EXAMPLE, ROOT / "backends" / "filesystem"}
+#: Client libraries of stores, by distribution name, with the module each one installs.
+CLIENT_LIBRARIES = {
+    "redis": "redis",
+    "pymemcache": "pymemcache",
+    "pymongo": "pymongo",
+    "sqlalchemy": "sqlalchemy",
+    "psycopg": "psycopg",
+    "pymysql": "pymysql",
+}
+GROUP = "flask_serverside.stores"
+
+
+def _rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+# -- uv ----------------------------------------------------------------------------------------
+
+
+def _find_uv() -> list[str] | None:
+    found = shutil.which("uv")
+    if found:
+        return [found]
+    if importlib.util.find_spec("uv") is not None:
+        return [sys.executable, "-m", "uv"]
+    for candidate in (Path(sys.executable).parent / "uv", ROOT / ".cache" / "tools" / "bin" / "uv"):
+        if candidate.is_file():
+            return [str(candidate)]
+    return None
+
+
+@pytest.fixture(scope="session")
+def uv() -> list[str]:
+    command = _find_uv()
+    if command is None:
+        message = "uv is needed to build wheels and virtualenvs: pip install uv"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return command
+
+
+def _clean_env() -> dict[str, str]:
+    """The environment without whatever points at the development virtualenv."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "UV_PROJECT_ENVIRONMENT"}
+        and not key.startswith("PYTEST_")
+    }
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    return env
+
+
+def _run(
+    command: list[str], *, cwd: Path | None = None, timeout: float = 600, label: str = ""
+) -> str:
+    result = subprocess.run(
+        command,
+        cwd=cwd,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"{label or ' '.join(command)} exited with {result.returncode}\n"
+            f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}",
+            pytrace=False,
+        )
+    return result.stdout
+
+
+# -- wheels --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Wheel:
+    """A built wheel and what its metadata says."""
+
+    path: Path
+    name: str
+    requires: tuple[Requirement, ...]
+    extras: tuple[str, ...]
+    #: Entry-point names in the ``flask_serverside.stores`` group.
+    store_names: tuple[str, ...]
+    #: Top-level import packages.
+    packages: tuple[str, ...]
+
+    @classmethod
+    def read(cls, path: Path) -> Wheel:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            info = next(n.split("/")[0] for n in names if n.split("/")[0].endswith(".dist-info"))
+            metadata = email.parser.Parser().parsestr(
+                archive.read(f"{info}/METADATA").decode("utf-8")
+            )
+            entry_points = configparser.ConfigParser(delimiters=("=",))
+            entry_points.optionxform = str  # type: ignore[assignment,method-assign]
+            if f"{info}/entry_points.txt" in names:
+                entry_points.read_string(archive.read(f"{info}/entry_points.txt").decode("utf-8"))
+        stores = tuple(entry_points[GROUP]) if entry_points.has_section(GROUP) else ()
+        top = {n.split("/")[0] for n in names if "/" in n}
+        return cls(
+            path,
+            canonicalize_name(metadata["Name"]),
+            tuple(Requirement(line) for line in metadata.get_all("Requires-Dist") or ()),
+            tuple(metadata.get_all("Provides-Extra") or ()),
+            stores,
+            tuple(sorted(p for p in top if not p.endswith((".dist-info", ".data")))),
+        )
+
+    def runtime_requirements(self) -> set[str]:
+        """The names of what installing it pulls in directly (no extras)."""
+        return {
+            canonicalize_name(r.name)
+            for r in self.requires
+            if r.marker is None or "extra" not in str(r.marker)
+        }
+
+
+def _project(directory: Path) -> dict:
+    with (directory / "pyproject.toml").open("rb") as file:
+        return tomllib.load(file)
+
+
+@pytest.fixture(scope="session")
+def wheels(uv: list[str], tmp_path_factory: pytest.TempPathFactory) -> dict[Path, Wheel]:
+    """Every distribution of the repository that the tests install, built once, in parallel."""
+    out = tmp_path_factory.mktemp("wheels")
+    directories = [CORE, ROOT / "testservers", *BACKENDS, EXAMPLE]
+
+    def build(directory: Path) -> tuple[Path, Wheel]:
+        target = out / directory.name
+        _run([*uv, "build", "--quiet", "--wheel", "--out-dir", str(target), str(directory)])
+        (path,) = target.glob("*.whl")
+        return directory, Wheel.read(path)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        return dict(pool.map(build, directories))
+
+
+# -- virtualenvs ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Env:
+    """A fresh virtualenv with the core and (unless it is the core) one store distribution."""
+
+    directory: Path
+    python: Path
+    wheel: Wheel
+    uv: list[str]
+
+    def install(self, *requirements: str) -> None:
+        _run([*self.uv, "pip", "install", "--quiet", "--python", str(self.python), *requirements])
+
+    def python_script(self, script: str, *args: str, cwd: Path) -> str:
+        label = f"{self.python} -c <{script.strip().splitlines()[0]}...> {' '.join(args)}"
+        return _run([str(self.python), "-c", script, *args], cwd=cwd, label=label)
+
+    def pytest(self, *args: str) -> str:
+        return _run([str(self.python), "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=ROOT)
+
+
+def _make_env(
+    uv: list[str], wheels: dict[Path, Wheel], directory: Path, where: Path, extra: list[str]
+) -> Env:
+    _run([*uv, "venv", "--quiet", "--python", sys.executable, str(where)])
+    python = where / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    env = Env(directory, python, wheels[directory], uv)
+    dists = {wheels[CORE].path, wheels[directory].path}
+    env.install(*(str(path) for path in sorted(dists)), *extra)
+    return env
+
+
+DISTRIBUTIONS = [CORE, *BACKENDS, EXAMPLE]
+
+
+@pytest.fixture(scope="module", params=DISTRIBUTIONS, ids=_rel)
+def bare_env(
+    request: pytest.FixtureRequest,
+    uv: list[str],
+    wheels: dict[Path, Wheel],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Env:
+    directory: Path = request.param
+    return _make_env(uv, wheels, directory, tmp_path_factory.mktemp("venv"), [])
+
+
+def _test_requirements(directory: Path, wheels: dict[Path, Wheel]) -> list[str]:
+    """The ``tests`` dependency group of ``directory``'s pyproject, with this repository's
+    distributions replaced by their wheels."""
+    groups = _project(directory).get("dependency-groups", {})
+    local = {wheel.name: str(wheel.path) for wheel in wheels.values()}
+
+    def expand(name: str) -> list[str]:
+        items = []
+        for item in groups.get(name, []):
+            if isinstance(item, dict):
+                items.extend(expand(item["include-group"]))
+            else:
+                items.append(local.get(canonicalize_name(Requirement(item).name), item))
+        return items
+
+    return expand("tests") or ["pytest>=8"]
+
+
+# -- the checks ----------------------------------------------------------------------------------
+
+_INSTALLED = r"""
+import importlib.metadata, importlib.util, json, sys
+print(json.dumps({
+    "distributions": sorted(d.metadata["Name"].lower() for d in importlib.metadata.distributions()),
+    "modules": {m: importlib.util.find_spec(m) is not None for m in json.loads(sys.argv[1])},
+    "stores": sorted(ep.name for ep in importlib.metadata.entry_points(group=sys.argv[2])),
+}))
+"""
+
+
+def test_installs_no_other_store_and_no_other_client_library(bare_env: Env, tmp_path: Path) -> None:
+    own = bare_env.wheel.runtime_requirements()
+    found = json.loads(
+        bare_env.python_script(
+            _INSTALLED, json.dumps(list(CLIENT_LIBRARIES.values())), GROUP, cwd=tmp_path
+        )
+    )
+    installed = {canonicalize_name(name) for name in found["distributions"]}
+    for dist, module in CLIENT_LIBRARIES.items():
+        if dist in own:
+            assert dist in installed and found["modules"][module], f"{dist} is not installed"
+        else:
+            assert dist not in installed, f"installing {bare_env.wheel.name} pulled in {dist}"
+            assert not found["modules"][module], f"{module} is importable"
+    others = {n for n in installed if n.startswith("flask-serverside-")} - {bare_env.wheel.name}
+    assert others == set()
+    expected = {"memory"} | set(bare_env.wheel.store_names)
+    assert set(found["stores"]) == expected
+
+
+_PICK_UP = r"""
+import json, sys, traceback
+from flask import Flask
+from flask_serverside import ConfigurationError, Session, StoreNotFound, StorePluginError
+
+package, names = sys.argv[1], sys.argv[2:]
+results = {}
+for name in names:
+    app = Flask("pick_up")
+    app.config.update(SECRET_KEY="packaging", SESSION_TYPE=name)
+    try:
+        Session(app)
+    except (StoreNotFound, StorePluginError) as exc:
+        results[name] = {"not found": f"{type(exc).__name__}: {exc}"}
+    except ConfigurationError as exc:
+        files = [frame.f_code.co_filename for frame, _ in traceback.walk_tb(exc.__traceback__)]
+        results[name] = {
+            "configuration error": str(exc),
+            "raised by the store": any(f"/{package}/" in f.replace("\\", "/") for f in files),
+        }
+    else:
+        state = app.extensions["serverside"]
+        results[name] = {"store": type(state.store).__module__}
+        state.close()
+print(json.dumps(results))
+"""
+
+
+def test_session_type_picks_the_store_up_by_name(bare_env: Env, tmp_path: Path) -> None:
+    """Each entry-point name reaches the store's ``from_settings``: it builds a store, or, for a
+    store that needs a server and has none configured, says what to set."""
+    wheel = bare_env.wheel
+    if bare_env.directory == CORE:
+        names, (package,) = ("memory",), wheel.packages
+    else:
+        names, (package,) = wheel.store_names, wheel.packages
+    assert names, f"{wheel.name} registers no {GROUP} entry point"
+    results = json.loads(bare_env.python_script(_PICK_UP, package, *names, cwd=tmp_path))
+    for name, result in results.items():
+        assert "not found" not in result, result
+        if "store" in result:
+            assert result["store"].split(".")[0] == package, result
+        else:
+            assert result["raised by the store"], result
+            assert "SESSION_" in result["configuration error"], (
+                f"SESSION_TYPE={name!r}: the error does not say which key to set: {result}"
+            )
+
+
+_NOT_FOUND = r"""
+import json, sys
+from flask import Flask
+from flask_serverside import Session, StoreNotFound
+
+results = {}
+for name in sys.argv[1:]:
+    app = Flask("not_found")
+    app.config.update(SECRET_KEY="packaging", SESSION_TYPE=name)
+    try:
+        Session(app)
+    except StoreNotFound as exc:
+        results[name] = str(exc)
+    else:
+        results[name] = None
+print(json.dumps(results))
+"""
+
+
+def test_an_uninstalled_store_says_what_to_install(
+    bare_env: Env, wheels: dict[Path, Wheel], tmp_path: Path
+) -> None:
+    expected: dict[str, str] = {}
+    for backend in BACKENDS:
+        wheel = wheels[backend]
+        if backend == bare_env.directory:
+            continue
+        for name in wheel.store_names:
+            expected[f"{name}://example.invalid/x"] = wheel.name
+            if "+" not in name:  # scheme variants (redis+sentinel) are written as URLs
+                expected[name] = wheel.name
+    unknown = "no-such-store"
+    third_party = [] if bare_env.directory == EXAMPLE else ["sqlite3"]
+    results = json.loads(
+        bare_env.python_script(_NOT_FOUND, *expected, unknown, *third_party, cwd=tmp_path)
+    )
+    for value, dist in expected.items():
+        message = results[value]
+        assert message is not None, f"SESSION_TYPE={value!r} did not raise StoreNotFound"
+        assert f"pip install {dist}" in message, message
+    installed = {"memory", *bare_env.wheel.store_names}
+    assert results[unknown] is not None and "pip install" not in results[unknown]
+    for name in installed:
+        assert name in results[unknown]
+    for name in third_party:  # not a first-party store: no hint
+        assert results[name] is not None and "pip install" not in results[name]
+
+
+def test_its_own_tests_pass_in_its_own_virtualenv(
+    bare_env: Env, uv: list[str], wheels: dict[Path, Wheel], tmp_path: Path
+) -> None:
+    directory = bare_env.directory
+    env = _make_env(uv, wheels, directory, tmp_path / "venv", _test_requirements(directory, wheels))
+    tests = _rel(directory / "tests")
+    if directory in FULL_TESTS:
+        output = env.pytest("-q", tests)
+        assert " passed" in output
+    else:
+        output = env.pytest("--collect-only", "-q", tests)
+        assert "tests collected" in output or " collected" in output
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=_rel)
+def test_core_extra_installs_the_store(backend: Path, wheels: dict[Path, Wheel]) -> None:
+    """``pip install flask-serverside[<store>]`` pulls ``flask-serverside-<store>``, the name
+    the "store not found" message gives."""
+    core, store = wheels[CORE], wheels[backend]
+    extra = backend.name
+    assert extra in core.extras, (
+        f'the core has no extra {extra!r}: add {extra} = ["{store.name}>=0.1"] to'
+        " [project.optional-dependencies] in core/pyproject.toml"
+    )
+    plugins = {
+        canonicalize_name(r.name)
+        for r in core.requires
+        if r.marker is not None
+        and "extra" in str(r.marker)
+        and r.marker.evaluate({"extra": extra})
+        and canonicalize_name(r.name).startswith("flask-serverside-")
+    }
+    assert plugins == {store.name}
+
+
+_DONE_WHEN = r"""
+import sqlite3, sys
+from flask import Flask, session
+from flask_serverside import Session
+
+app = Flask("done_when")
+app.config.update(SECRET_KEY="done", SESSION_TYPE="sqlite3", SESSION_SQLITE3_PATH=sys.argv[1])
+Session(app)
+
+@app.post("/login/<user>")
+def login(user):
+    session["user"] = user
+    return "ok"
+
+@app.get("/whoami")
+def whoami():
+    return session.get("user", "nobody")
+
+client = app.test_client()
+assert client.post("/login/alice").status_code == 200
+assert client.get_cookie("session") is not None
+assert client.get("/whoami").text == "alice"
+assert app.test_client().get("/whoami").text == "nobody"
+db = sqlite3.connect(sys.argv[1])
+assert db.execute("SELECT count(*) FROM sessions").fetchone() == (1,)
+db.close()
+print(type(app.extensions["serverside"].store).__module__)
+app.extensions["serverside"].close()
+"""
+
+
+def test_done_when_a_fresh_virtualenv_serves_sessions_from_the_example(
+    uv: list[str], wheels: dict[Path, Wheel], tmp_path: Path
+) -> None:
+    """The issue's acceptance: only flask-serverside and the example plugin's wheel, and a
+    real request through the Flask test client stores its session in the plugin's database."""
+    env = _make_env(uv, wheels, EXAMPLE, tmp_path / "venv", [])
+    output = env.python_script(_DONE_WHEN, str(tmp_path / "sessions.db"), cwd=tmp_path)
+    assert output.strip() == "serverside_sqlite3_store.store"
