@@ -215,3 +215,10 @@ def test_sessions_written_by_flask_session_are_read_after_the_upgrade(
     store: SQLAlchemyStore = app.extensions["serverside"].store
     assert list(store.iter_sids()) == [cookie.value]
     assert store.load(new_sid()) is None
+
+
+def test_a_shared_connection_is_warned_about() -> None:
+    engine = sa.create_engine("sqlite://", poolclass=sa.pool.StaticPool)
+    with pytest.warns(UserWarning, match="commits whatever the application left pending"):
+        SQLAlchemyStore(engine)
+    engine.dispose()

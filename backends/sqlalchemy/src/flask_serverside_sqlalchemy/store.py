@@ -22,6 +22,7 @@ import datetime
 import importlib.util
 import secrets
 import typing as t
+import warnings
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
@@ -159,6 +160,15 @@ class SQLAlchemyStore:
             if self._dialect == "postgresql"
             else engine
         )
+        if isinstance(engine.pool, (sa.pool.StaticPool, sa.pool.SingletonThreadPool)):
+            warnings.warn(
+                "The session store's engine hands every caller one shared connection (an"
+                " in-memory SQLite database?), so saving a session commits whatever the"
+                " application left pending on it: use a database file, or SESSION_TYPE ="
+                " 'memory' for tests.",
+                UserWarning,
+                stacklevel=2,
+            )
         if create_table:
             self._create_table()
 
@@ -266,12 +276,18 @@ class SQLAlchemyStore:
             except sa.exc.DBAPIError:  # another process created it first
                 if not sa.inspect(self.engine).has_table(name, schema=schema):
                     raise
-            columns = {col["name"] for col in sa.inspect(self.engine).get_columns(name, schema)}
+            inspector = sa.inspect(self.engine)
+            columns = {col["name"] for col in inspector.get_columns(name, schema)}
+            if all(col.name in columns for col in self.table.c):
+                return
+            indexed = {index["column_names"][0] for index in inspector.get_indexes(name, schema)}
         except sa.exc.SQLAlchemyError as exc:
             raise _translate(exc) from exc
         missing = [col for col in self.table.c if col.name not in columns]
-        if missing:
-            raise ConfigurationError(_upgrade_message(self.table, missing, self.engine.dialect))
+        indexes = [ix for ix in self.table.indexes if next(iter(ix.columns)).name not in indexed]
+        raise ConfigurationError(
+            _upgrade_message(self.table, missing, indexes, self.engine.dialect)
+        )
 
     # -- the three operations ----------------------------------------------------------------
 
@@ -483,7 +499,7 @@ def _engine_for(
             )
         try:
             with settings.app.app_context():
-                engines: c.Mapping[str | None, sa.Engine] = target.engines
+                engines: c.Mapping[str | None, sa.Engine] = t.cast(t.Any, target).engines
                 return engines[bind_key], False
         except KeyError:
             binds = ", ".join(repr(key) for key in engines if key is not None) or "none"
@@ -531,7 +547,9 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def _upgrade_message(table: sa.Table, missing: list[sa.Column[t.Any]], dialect: t.Any) -> str:
+def _upgrade_message(
+    table: sa.Table, missing: list[sa.Column[t.Any]], indexes: list[sa.Index], dialect: t.Any
+) -> str:
     """Say how to bring an existing table (such as Flask-Session's) up to date."""
     name = table.fullname
     statements = [
@@ -540,8 +558,7 @@ def _upgrade_message(table: sa.Table, missing: list[sa.Column[t.Any]], dialect: 
     ]
     statements += [
         str(sa.schema.CreateIndex(index).compile(dialect=dialect)).strip() + ";"
-        for index in table.indexes
-        if any(col in missing for col in index.columns)
+        for index in indexes
     ]
     names = ", ".join(col.name for col in missing)
     return (
