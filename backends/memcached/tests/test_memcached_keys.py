@@ -25,6 +25,7 @@ if t.TYPE_CHECKING:
     from serverside_testservers.memcached import MemcachedServer
 
 THIRTY_ONE_DAYS = 31 * 24 * 3600
+# memcached's clock ticks once a second, so the TTL it reports can be a second over.
 
 
 def remaining_ttl(server: MemcachedServer, key: str) -> int | None:
@@ -142,18 +143,18 @@ def test_a_31_day_lifetime_is_stored_as_31_days(
     sid = new_sid()
     store.save(sid, b"long", THIRTY_ONE_DAYS)
     ttl = remaining_ttl(memcached_server, store.key(sid))
-    assert ttl is not None and THIRTY_ONE_DAYS - 5 <= ttl <= THIRTY_ONE_DAYS
+    assert ttl is not None and THIRTY_ONE_DAYS - 5 <= ttl <= THIRTY_ONE_DAYS + 2
     assert store.touch(sid, 40 * 24 * 3600)
     ttl = remaining_ttl(memcached_server, store.key(sid))
     assert ttl is not None and ttl > THIRTY_ONE_DAYS
     record = store.load_and_touch(sid, THIRTY_ONE_DAYS)
     assert record is not None and record.data == b"long"
     ttl = remaining_ttl(memcached_server, store.key(sid))
-    assert ttl is not None and THIRTY_ONE_DAYS - 5 <= ttl <= THIRTY_ONE_DAYS
+    assert ttl is not None and THIRTY_ONE_DAYS - 5 <= ttl <= THIRTY_ONE_DAYS + 2
     assert record.version is not None
     assert store.save_if(sid, b"longer", THIRTY_ONE_DAYS, expected=record)
     ttl = remaining_ttl(memcached_server, store.key(sid))
-    assert ttl is not None and THIRTY_ONE_DAYS - 5 <= ttl <= THIRTY_ONE_DAYS
+    assert ttl is not None and THIRTY_ONE_DAYS - 5 <= ttl <= THIRTY_ONE_DAYS + 2
 
 
 def test_flask_default_lifetime_lasts_with_a_hostile_prefix(
@@ -185,7 +186,7 @@ def test_flask_default_lifetime_lasts_with_a_hostile_prefix(
         store = spy.wrapped
         assert isinstance(store, MemcachedStore)
         ttl = remaining_ttl(memcached_server, store.key(sid))
-        assert ttl is not None and THIRTY_ONE_DAYS - 5 <= ttl <= THIRTY_ONE_DAYS
+        assert ttl is not None and THIRTY_ONE_DAYS - 5 <= ttl <= THIRTY_ONE_DAYS + 2
         hostile = app.test_client()
         hostile.set_cookie("session", "a b\r\nflush_all")
         assert hostile.get("/user").text == "None"
