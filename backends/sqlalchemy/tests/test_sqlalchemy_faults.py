@@ -3,6 +3,8 @@ and the store works again, with its sessions, once the database is back."""
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 import typing as t
 
 import pytest
@@ -105,3 +107,24 @@ def test_other_failures_are_store_errors(sqlite_engine: sa.Engine) -> None:
     with pytest.raises(StoreError) as caught:
         store.save(new_sid(), b"data", 60)
     assert isinstance(caught.value.__cause__, sa.exc.DBAPIError)
+
+
+def test_a_busy_sqlite_database_is_tried_again(sqlite_url: str) -> None:
+    engine = sa.create_engine(sqlite_url, connect_args={"timeout": 0.3})
+    store = SQLAlchemyStore(engine)
+    sid = new_sid()
+    store.save(sid, b"before", 60)
+    locker = sqlite3.connect(
+        engine.url.database or "", isolation_level=None, check_same_thread=False
+    )
+    locker.execute("BEGIN EXCLUSIVE")
+    timer = threading.Timer(0.45, locker.rollback)
+    timer.start()
+    try:
+        store.save(sid, b"after", 60)  # busy for 0.3 s, then tried again
+    finally:
+        timer.join()
+        locker.close()
+    record = store.load(sid)
+    assert record is not None and record.data == b"after"
+    engine.dispose()

@@ -54,8 +54,10 @@ _DRIVERS = {
     "mysql": (("MySQLdb", "mysqldb"), ("pymysql", "pymysql")),
     "mariadb": (("MySQLdb", "mysqldb"), ("pymysql", "pymysql")),
 }
-#: Server error codes after which the transaction was rolled back and may be tried again.
-_RETRYABLE = {1205, 1213, "40001", "40P01"}  # MySQL lock wait/deadlock; PostgreSQL's
+#: Error codes after which the transaction was rolled back and may be tried again: MySQL's
+#: lock wait timeout and deadlock, PostgreSQL's serialization failure and deadlock, SQLite's
+#: busy and locked (a lock upgrade SQLite refuses at once rather than wait for).
+_RETRYABLE = {1205, 1213, "40001", "40P01", "sqlite:5", "sqlite:6"}
 
 
 def define_table(
@@ -455,8 +457,11 @@ class SQLAlchemyStore:
 
 
 def _code(exc: sa.exc.DBAPIError) -> object:
-    """The server's error code: MySQL's number or PostgreSQL's SQLSTATE."""
+    """The server's error code: MySQL's number, PostgreSQL's SQLSTATE, or SQLite's."""
     orig = exc.orig
+    sqlite_code = getattr(orig, "sqlite_errorcode", None)
+    if sqlite_code is not None:
+        return f"sqlite:{sqlite_code & 0xFF}"
     sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     if sqlstate:
         return sqlstate
