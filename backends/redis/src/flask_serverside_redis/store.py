@@ -11,18 +11,24 @@ or a URL in ``SESSION_TYPE`` (or ``SESSION_REDIS``): ``redis://``, ``rediss://``
 ``redis+cluster://host:port[,host:port]`` (``rediss+...`` for TLS).
 
 Records: one string key per session, ``SESSION_KEY_PREFIX + sid``, expiring through Redis's own
-expiry. Its value is a 10-byte header (``0xC1 0x01`` and an 8-byte random version) followed by
-the session bytes. ``0xC1`` is never the first byte of a MessagePack map, JSON text or pickle,
-so a record written by Flask-Session 0.7/0.8 under the same prefix (no header) is told apart and
-still loads; its version is the SHA-1 of its value, which the compare-and-set script computes
-the same way. Flask-Session cannot read records written by this store, so moving to it is one
-way.
+expiry. Its value is a header (:data:`HEADER`: ``0xC1 0x01``, an 8-byte random version, the user
+index deadline and the user id) followed by the session bytes. ``0xC1`` is never the first byte
+of a MessagePack map, JSON text or pickle, so a record written by Flask-Session 0.7/0.8 under the
+same prefix (no header) is told apart and still loads; its version is the SHA-1 of its value,
+which the compare-and-set script computes the same way. Flask-Session cannot read this store's
+records, so moving to it is one way.
 
 Round trips: ``load``, ``load_and_touch`` (``GETEX``), ``touch``, ``delete``, ``save`` and
-``save_if`` (one Lua script that compares the version and writes) cost one each. The user index
-(``SESSION_KEY_PREFIX + "user:" + user_id``, a set) is updated by that same script, except on a
-Redis Cluster, where it lives in another hash slot than the session: there it is updated first,
-by a second call, so it never misses a session.
+``save_if`` (one Lua script that compares the version and writes) cost one each.
+
+The user index of ``user_id`` is a sorted set, ``SESSION_KEY_PREFIX + "user:" + user_id``, of
+session ids scored by a deadline: the Unix time until which the entry is good, twice the time to
+live after the session's last save. The record's header carries the same deadline, so a request
+that slides a session's expiry past it moves it on, with one more call about once per time to
+live; an entry therefore outlives its session, and entries past their deadline can be dropped
+without looking at the sessions. The save script updates the index; on a Redis Cluster, where the
+index lives in another hash slot than the session, a second call updates it first, so it never
+misses a session.
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ import collections.abc as c
 import contextlib
 import hashlib
 import os
+import struct
 import threading
+import time
 import typing as t
 
 import redis
@@ -59,19 +67,36 @@ if t.TYPE_CHECKING:
 
 #: The first bytes of every value this store writes.
 MAGIC = b"\xc1\x01"
-#: Bytes of the version token that follows :data:`MAGIC`.
-VERSION_SIZE = 8
-HEADER_SIZE = len(MAGIC) + VERSION_SIZE
+#: The header: :data:`MAGIC`, an 8-byte random version, the user index deadline (Unix time,
+#: 0 without a user) and the length of the user id that follows it.
+HEADER = struct.Struct(">2s8sIH")
+#: Seconds of clock difference between application servers that the user index tolerates.
+CLOCK_SKEW = 60
 
-# KEYS[1] the session key, KEYS[2] (optional) the user's index set in the same slot; ARGV[1] the
-# expected version ('' for no live record, '*' for none expected), ARGV[2] the value, ARGV[3]
-# the time to live, ARGV[4] the session id.
-_SAVE = """
+# Keep sid in the user index set `key` (scored by the time until which the entry is good),
+# drop entries past their time and let the set expire with its last entry.
+_INDEX_FUNCTION = """
+local function index(key, sid, deadline, now)
+  local score = redis.call('ZSCORE', key, sid)
+  if not score or tonumber(score) < tonumber(deadline) then
+    redis.call('ZADD', key, deadline, sid)
+  end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (tonumber(now) - SKEW))
+  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  redis.call('EXPIREAT', key, tonumber(last[2]) + SKEW)
+end
+""".replace("SKEW", str(CLOCK_SKEW))
+# KEYS[1] the session key, KEYS[2] (optional) the user's index in the same slot; ARGV: the
+# expected version ('' for no live record, '*' for none expected), the value, the time to live,
+# the session id, the index deadline, the time now.
+_SAVE = (
+    _INDEX_FUNCTION
+    + """
 if ARGV[1] ~= '*' then
   local version = ''
-  local head = redis.call('GETRANGE', KEYS[1], 0, 9)
-  if #head == 10 and string.sub(head, 1, 2) == '\\193\\001' then
-    version = string.sub(head, 3)
+  local head = redis.call('GETRANGE', KEYS[1], 0, 15)
+  if #head == 16 and string.sub(head, 1, 2) == '\\193\\001' then
+    version = string.sub(head, 3, 10)
   else
     local value = redis.call('GET', KEYS[1])
     if value then version = 'sha1:' .. redis.sha1hex(value) end
@@ -79,17 +104,28 @@ if ARGV[1] ~= '*' then
   if version ~= ARGV[1] then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-if #KEYS > 1 then
-  redis.call('SADD', KEYS[2], ARGV[4])
-  if redis.call('TTL', KEYS[2]) < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
-end
+if KEYS[2] then index(KEYS[2], ARGV[4], ARGV[5], ARGV[6]) end
 return 1
 """
-# KEYS[1] the user's index set; ARGV[1] the time to live, ARGV[2] the session id.
-_INDEX = """
-redis.call('SADD', KEYS[1], ARGV[2])
-if redis.call('TTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+)
+# KEYS[1] the user's index; ARGV: the session id, the index deadline, the time now.
+_INDEX = _INDEX_FUNCTION + "index(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) return 1"
+# Move a record's index deadline on, unless it was saved again meanwhile. KEYS[1] the session
+# key, KEYS[2] (optional) the user's index; ARGV: the version, the packed deadline, the session
+# id, the deadline, the time now.
+_REFRESH = (
+    _INDEX_FUNCTION
+    + """
+if redis.call('GETRANGE', KEYS[1], 2, 9) ~= ARGV[1] then return 0 end
+redis.call('SETRANGE', KEYS[1], 10, ARGV[2])
+if KEYS[2] then index(KEYS[2], ARGV[3], ARGV[4], ARGV[5]) end
 return 1
+"""
+)
+# EXPIRE that also returns the record's header.
+_TOUCH = """
+if redis.call('EXPIRE', KEYS[1], ARGV[1]) == 0 then return false end
+return redis.call('GETRANGE', KEYS[1], 0, 15)
 """
 # GETEX for servers older than Redis 6.2.
 _GET_AND_EXPIRE = """
@@ -118,13 +154,20 @@ def _errors(what: str) -> c.Iterator[None]:
         raise StoreError(f"Redis failed to {what}: {exc}") from exc
 
 
-def _record(raw: object) -> Record | None:
-    if raw is None:
-        return None
-    value = t.cast(bytes, raw)
-    if len(value) >= HEADER_SIZE and value[:2] == MAGIC:
-        return Record(value[HEADER_SIZE:], value[2:HEADER_SIZE])
-    return Record(value, b"sha1:" + hashlib.sha1(value).hexdigest().encode())
+class _Parsed(t.NamedTuple):
+    record: Record
+    #: The user id the record is indexed under, or empty.
+    user: bytes
+    #: Until when (Unix time) the record's user index entry is good.
+    deadline: int
+
+
+def _parse(raw: bytes) -> _Parsed:
+    if len(raw) >= HEADER.size and raw[:2] == MAGIC:
+        _, version, deadline, size = HEADER.unpack_from(raw)
+        start = HEADER.size + size
+        return _Parsed(Record(raw[start:], version), raw[HEADER.size : start], deadline)
+    return _Parsed(Record(raw, b"sha1:" + hashlib.sha1(raw).hexdigest().encode()), b"", 0)
 
 
 class _Bound:
@@ -135,6 +178,8 @@ class _Bound:
         self.cluster = isinstance(client, RedisCluster)
         self.save: Script = client.register_script(_SAVE)
         self.index: Script = client.register_script(_INDEX)
+        self.refresh: Script = client.register_script(_REFRESH)
+        self.touch: Script = client.register_script(_TOUCH)
         self.get_and_expire: Script = client.register_script(_GET_AND_EXPIRE)
 
 
@@ -148,6 +193,7 @@ class RedisStore:
     :param closing: what :meth:`close` closes: the clients this store owns (a client the
         application passed in is its own to close). It is read when :meth:`close` runs, so a
         connect function may add the client it makes.
+    :param clock: returns the Unix time, for the user index deadlines; tests pass a fake one.
 
     .. versionadded:: 0.1
     """
@@ -166,10 +212,12 @@ class RedisStore:
         *,
         key_prefix: str = "session:",
         closing: list[t.Any] | None = None,
+        clock: c.Callable[[], float] = time.time,
     ) -> None:
         #: Prepended to every session id.
         self.key_prefix = key_prefix
         self._closing = closing if closing is not None else []
+        self._clock = clock
         self._lock = threading.Lock()
         self._bound: _Bound | None = None
         self._connect: c.Callable[[], Client] | None = None
@@ -239,7 +287,8 @@ class RedisStore:
 
     def load(self, sid: str) -> Record | None:
         with _errors("load a session"):
-            return _record(self.bound.client.get(self.key_prefix + sid))
+            raw = self.bound.client.get(self.key_prefix + sid)
+        return None if raw is None else _parse(raw).record
 
     def save(self, sid: str, data: bytes, ttl: int, *, user_id: str | None = None) -> None:
         self._write(sid, data, ttl, "*", user_id)
@@ -252,20 +301,51 @@ class RedisStore:
 
     def touch(self, sid: str, ttl: int) -> bool:
         with _errors("refresh a session"):
-            return bool(self.bound.client.expire(self.key_prefix + sid, ttl))
+            head = self.bound.touch(keys=[self.key_prefix + sid], args=[ttl])
+        if head is None:
+            return False
+        if len(head) == HEADER.size and head[:2] == MAGIC:
+            _, _, deadline, size = HEADER.unpack(head)
+            if size and deadline < self._clock() + ttl:  # rare: the index entry is due
+                self.load_and_touch(sid, ttl)
+        return True
 
     def load_and_touch(self, sid: str, ttl: int) -> Record | None:
         key = self.key_prefix + sid
         bound = self.bound
         with _errors("load a session"):
+            raw = None
             if self.has_getex:
                 try:
-                    return _record(bound.client.getex(key, ex=ttl))
+                    raw = bound.client.getex(key, ex=ttl)
                 except redis.ResponseError as exc:
                     if "unknown command" not in str(exc).lower():
                         raise
                     self.has_getex = False
-            return _record(bound.get_and_expire(keys=[key], args=[ttl]))
+            if not self.has_getex:
+                raw = bound.get_and_expire(keys=[key], args=[ttl])
+            if raw is None:
+                return None
+            parsed = _parse(raw)
+            now = int(self._clock())
+            if parsed.user and parsed.deadline < now + ttl:
+                # The session now outlives its user index entry: move the entry on (once
+                # per time to live, so this costs nothing on most requests).
+                self._refresh(sid, parsed, now, now + 2 * ttl)
+        return parsed.record
+
+    def _refresh(self, sid: str, parsed: _Parsed, now: int, deadline: int) -> None:
+        bound = self.bound
+        keys: list[str | bytes] = [self.key_prefix + sid]
+        index = self.key_prefix.encode() + b"user:" + parsed.user
+        if bound.cluster:
+            bound.index(keys=[index], args=[sid, deadline, now])
+        else:
+            keys.append(index)
+        packed = deadline.to_bytes(4, "big")
+        bound.refresh(
+            keys=keys, args=[t.cast(bytes, parsed.record.version), packed, sid, deadline, now]
+        )
 
     def save_if(
         self,
@@ -286,18 +366,26 @@ class RedisStore:
     ) -> bool:
         bound = self.bound
         keys = [self.key_prefix + sid]
-        value = MAGIC + os.urandom(VERSION_SIZE) + data
+        user = b"" if user_id is None else user_id.encode()
+        now = int(self._clock())
+        deadline = now + 2 * ttl if user else 0
+        try:
+            head = HEADER.pack(MAGIC, os.urandom(8), deadline, len(user))
+        except struct.error:
+            raise StoreError(f"the user id {user[:40]!r}... is too long to index") from None
         with _errors("save a session"):
-            if user_id is not None:
-                index = self.user_key(user_id)
+            if user:
+                index = self.user_key(t.cast(str, user_id))
                 if bound.cluster:  # another slot: index first, so it never misses a session
-                    bound.index(keys=[index], args=[ttl, sid])
+                    bound.index(keys=[index], args=[sid, deadline, now])
                 else:
                     keys.append(index)
-            return bool(bound.save(keys=keys, args=[expected, value, ttl, sid]))
+            args = [expected, head + user + data, ttl, sid, deadline, now]
+            return bool(bound.save(keys=keys, args=args))
 
     def user_key(self, user_id: str) -> str:
-        """Return the key of the set of ``user_id``'s session ids."""
+        """Return the key of ``user_id``'s index: a sorted set of session ids, each scored by
+        the Unix time until which it is good."""
         return f"{self.key_prefix}user:{user_id}"
 
     def iter_sids(self) -> c.Iterator[str]:
@@ -316,21 +404,12 @@ class RedisStore:
         return sum(1 for _ in self.iter_sids())
 
     def user_sids(self, user_id: str) -> list[str]:
-        """Return the live sessions in ``user_id``'s index, removing the dead ones from it."""
-        index = self.user_key(user_id)
-        client = self.bound.client
+        """Return the ids in ``user_id``'s index whose entry is still good: every live session
+        of the user, and perhaps some since deleted or saved for another user."""
+        since = self._clock() - CLOCK_SKEW
         with _errors("list a user's sessions"):
-            members = sorted(client.smembers(index))
-            if not members:
-                return []
-            pipe = client.pipeline(transaction=False)
-            for member in members:
-                pipe.exists(self.key_prefix.encode() + member)
-            alive = pipe.execute()
-            dead = [member for member, exists in zip(members, alive, strict=True) if not exists]
-            if dead:
-                client.srem(index, *dead)
-        return [member.decode() for member, exists in zip(members, alive, strict=True) if exists]
+            members = self.bound.client.zrangebyscore(self.user_key(user_id), since, "+inf")
+        return [member.decode() for member in members]
 
     def close(self) -> None:
         """Close the clients this store made; a client passed in is left open."""
