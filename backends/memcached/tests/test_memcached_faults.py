@@ -4,6 +4,7 @@ restarts, every server is down, writes that fail; and the round trips each opera
 from __future__ import annotations
 
 import socket
+import threading
 import time
 import typing as t
 
@@ -307,3 +308,33 @@ def test_load_and_touch_without_gats_takes_two_round_trips(
         assert store.load_and_touch(new_sid(), 600) is None
     finally:
         client.close()
+
+
+def test_threads_keep_working_while_a_node_dies(
+    store: MemcachedStore, three: list[MemcachedServer]
+) -> None:
+    errors: list[BaseException] = []
+    halfway = threading.Barrier(5)
+
+    def work() -> None:
+        try:
+            for round_ in range(120):
+                if round_ == 60:
+                    halfway.wait(timeout=30)
+                sid = new_sid()
+                store.save(sid, b"data", 60)
+                record = store.load_and_touch(sid, 60)
+                if record is not None:  # None only when its node died in between
+                    assert store.save_if(sid, b"more", 60, expected=record) in (True, False)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    halfway.wait(timeout=30)
+    three[1].kill()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert address(three[1]) not in store.client.hasher.nodes
