@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime
 import importlib.util
 import secrets
+import time
 import typing as t
 import warnings
 
@@ -398,11 +399,14 @@ class SQLAlchemyStore:
 
     def purge_expired(self) -> int:
         """Delete expired rows of this key prefix, :attr:`purge_batch` rows per transaction,
-        so row locks stay few and short (readers on PostgreSQL and MySQL never wait; on SQLite
-        use WAL mode for that)."""
+        so row locks stay few and short: readers on PostgreSQL and MySQL never wait. SQLite
+        locks the whole database per write and its waiters poll, so there the purge pauses
+        between batches as long as a batch took, and other writers get their turn (readers do
+        not wait in WAL mode)."""
         table = self.table
         total = 0
         while True:
+            began = time.monotonic()
             stale = sa.or_(table.c.expiry <= _utcnow(), table.c.expiry.is_(None))
             condition = sa.and_(stale, self._mine())
             if self._dialect in ("mysql", "mariadb"):
@@ -415,6 +419,8 @@ class SQLAlchemyStore:
             total += removed
             if removed < self.purge_batch:
                 return total
+            if self._dialect == "sqlite":
+                time.sleep(min(time.monotonic() - began, 0.25))
 
     def count(self) -> int:
         table = self.table
