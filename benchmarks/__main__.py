@@ -1,0 +1,207 @@
+"""``python -m benchmarks run [--quick|--smoke] [--stores ...] [--http] [--scale]``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+import typing as t
+from pathlib import Path
+
+from . import apps
+from .inprocess import build_cells
+from .inprocess import count_costs
+from .inprocess import time_rounds
+from .report import metrics
+from .report import render
+from .stores import KITS
+from .stores import version
+
+HERE = Path(__file__).resolve().parent
+
+#: rounds, requests per batch, requests per counting pass.
+PRESETS = {
+    "smoke": (2, 5, 3),
+    "quick": (12, 100, 50),
+    "full": (30, 400, 200),
+}
+
+
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    memory = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal"):
+                    memory = f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB RAM"
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "memory": memory,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "flask": version("flask"),
+        "werkzeug": version("werkzeug"),
+        "flask-session": version("flask-session"),
+    }
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> dict[str, t.Any]:
+    rounds, batch, count = PRESETS[args.preset]
+    rounds = args.rounds or rounds
+    batch = args.batch or batch
+    count = args.count or count
+    slidings = [True, False]
+    started = time.monotonic()
+    results: dict[str, t.Any] = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": args.command_line,
+        "machine": machine(),
+        "settings": {"rounds": rounds, "batch": batch, "count": count, "preset": args.preset},
+        "stores": {},
+    }
+    for name in args.stores:
+        kit = KITS[name]()
+        entry: dict[str, t.Any] = {
+            "flask_session_backend": kit.flask_session_backend,
+            "floor": kit.floor_label,
+            "counted_by": kit.counted_by,
+            "primary": kit.primary,
+        }
+        results["stores"][name] = entry
+        reason = kit.missing()
+        if reason is not None:
+            entry["skipped"] = reason
+            log(f"{name}: skipped: {reason}")
+            continue
+        contenders = list(apps.CONTENDERS)
+        without = kit.flask_session_missing()
+        if without is not None:
+            contenders.remove("flask-session")
+            entry["flask_session_backend"] = f"not measured: {without}"
+            log(f"{name}: no Flask-Session contender: {without}")
+        log(f"{name}: starting")
+        kit.start()
+        try:
+            entry["versions"] = kit.describe()
+            cells = build_cells(kit, contenders, slidings)
+            time_rounds(kit, cells, rounds, batch, progress=log if args.verbose else lambda _: None)
+            log(f"{name}: timed {len(cells)} cells; counting store-side costs")
+            count_costs(kit, cells, count)
+            entry["cells"] = [
+                {
+                    "scenario": cell.scenario,
+                    "sliding": cell.sliding,
+                    "contender": cell.contender,
+                    "samples": cell.samples,
+                    "cost": cell.cost,
+                    "headers": cell.headers,
+                }
+                for cell in cells
+            ]
+            entry["metrics"] = {
+                f"{scenario}/{'on' if sliding else 'off'}": row
+                for (scenario, sliding), row in metrics(entry).items()
+            }
+        finally:
+            kit.close()
+    if args.http:
+        from .http import run_http
+
+        results["http"] = run_http(args, log)
+    if args.scale:
+        from .scale import run_scale
+
+        results["scale"] = run_scale(args, log)
+    analysis = HERE / "analysis.md"
+    if args.output and analysis.exists():
+        results["notes"] = [
+            line[2:].strip() for line in analysis.read_text().splitlines() if line.startswith("- ")
+        ]
+    results["duration"] = time.monotonic() - started
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    sub = parser.add_subparsers(dest="action", required=True)
+    p = sub.add_parser("run", help="run the benchmarks and write RESULTS.md")
+    preset = p.add_mutually_exclusive_group()
+    preset.add_argument(
+        "--quick",
+        dest="preset",
+        action="store_const",
+        const="quick",
+        help="a few minutes (the default)",
+    )
+    preset.add_argument(
+        "--full",
+        dest="preset",
+        action="store_const",
+        const="full",
+        help="more rounds and larger batches",
+    )
+    preset.add_argument(
+        "--smoke",
+        dest="preset",
+        action="store_const",
+        const="smoke",
+        help="seconds: checks that the harness works, numbers mean nothing",
+    )
+    p.set_defaults(preset="quick")
+    p.add_argument(
+        "--stores",
+        default=",".join(KITS),
+        help=f"comma-separated, from {', '.join(KITS)} (default: all)",
+    )
+    p.add_argument("--rounds", type=int, help="timed rounds (overrides the preset)")
+    p.add_argument("--batch", type=int, help="requests per cell per round")
+    p.add_argument("--count", type=int, help="requests per cell in the counting pass")
+    p.add_argument("--http", action="store_true", help="also run mode 2 (gunicorn + wrk)")
+    p.add_argument(
+        "--scale", action="store_true", help="also run the scale runs (1k/100k/1M sessions, purge)"
+    )
+    p.add_argument(
+        "--output",
+        default=str(HERE / "RESULTS.md"),
+        help="the Markdown report (default benchmarks/RESULTS.md; '' for none)",
+    )
+    p.add_argument("--json", help="also write the raw results as JSON here")
+    p.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    args.stores = [s.strip() for s in args.stores.split(",") if s.strip()]
+    unknown = [s for s in args.stores if s not in KITS]
+    if unknown:
+        parser.error(f"unknown stores {', '.join(unknown)}; known: {', '.join(KITS)}")
+    given = sys.argv[1:] if argv is None else argv
+    args.command_line = "python -m benchmarks " + shlex.join(given)
+    results = run(args)
+    if args.output:
+        Path(args.output).write_text(render(results))
+        log(f"wrote {args.output}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+        log(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

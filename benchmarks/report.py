@@ -1,0 +1,401 @@
+"""Ratios, targets and the Markdown of ``benchmarks/RESULTS.md``."""
+
+from __future__ import annotations
+
+import statistics
+import typing as t
+
+from .apps import CONTENDERS
+from .apps import SCENARIOS
+
+if t.TYPE_CHECKING:
+    import collections.abc as c
+
+Results = dict[str, t.Any]
+
+SCENARIO_TEXT = {
+    "write": "write (session changes)",
+    "read": "read-only",
+    "none": "no session",
+    "login": "login (creates it)",
+}
+
+
+def _cells(store: Results) -> dict[tuple[str, bool, str], Results]:
+    return {(c["scenario"], c["sliding"], c["contender"]): c for c in store["cells"]}
+
+
+def paired_ratio(a: c.Sequence[float], b: c.Sequence[float]) -> float:
+    """The median over rounds of a/b: drift within a round cancels out."""
+    return statistics.median(x / y for x, y in zip(a, b, strict=True))
+
+
+def share(a: c.Sequence[float], bare: c.Sequence[float]) -> float:
+    """The median over rounds of what a request costs over the bare app."""
+    return statistics.median(x - y for x, y in zip(a, bare, strict=True))
+
+
+def metrics(store: Results) -> dict[tuple[str, bool], dict[str, float]]:
+    """Per (scenario, sliding): medians, session shares and ratios."""
+    cells = _cells(store)
+    out: dict[tuple[str, bool], dict[str, float]] = {}
+    for scenario, _, _ in SCENARIOS:
+        for sliding in (True, False):
+            row: dict[str, float] = {}
+            bare = cells.get((scenario, sliding, "bare"))
+            for contender in CONTENDERS:
+                cell = cells.get((scenario, sliding, contender))
+                if cell is None:
+                    continue
+                row[f"us:{contender}"] = statistics.median(cell["samples"])
+                if bare is not None:
+                    row[f"share:{contender}"] = share(cell["samples"], bare["samples"])
+            ours = cells.get((scenario, sliding, "ours"))
+            for peer in ("flask-session", "floor", "cookie"):
+                other = cells.get((scenario, sliding, peer))
+                if ours is not None and other is not None:
+                    row[f"ratio:{peer}"] = paired_ratio(ours["samples"], other["samples"])
+                    if row.get(f"share:{peer}", 0) > 0:
+                        row[f"share_ratio:{peer}"] = row["share:ours"] / row[f"share:{peer}"]
+            if row:
+                out[(scenario, sliding)] = row
+    return out
+
+
+def _cost(store: Results, scenario: str, sliding: bool, contender: str) -> Results | None:
+    cell = _cells(store).get((scenario, sliding, contender))
+    return None if cell is None else cell["cost"]
+
+
+def targets(results: Results) -> list[tuple[str, str, str, str]]:
+    """(target, measured, verdict, note) for each target of the issue."""
+    rows: list[tuple[str, str, str, str]] = []
+    stores = results["stores"]
+
+    def measured(name: str) -> Results | None:
+        store = stores.get(name)
+        return store if store and store.get("cells") else None
+
+    redis = measured("redis")
+    if redis is None:
+        rows.append(
+            (
+                "redis read-only: 1 round trip, session cost ≤ 0.7× Flask-Session",
+                "-",
+                "not measured",
+                _why(stores, "redis"),
+            )
+        )
+    else:
+        m = metrics(redis)
+        for sliding in (True, False):
+            cost = _cost(redis, "read", sliding, "ours") or {}
+            trips = cost.get("commands", 0)
+            rows.append(
+                (
+                    f"redis read-only, sliding {_onoff(sliding)}: 1 round trip",
+                    f"{trips:g} ({_commands(cost)})",
+                    _verdict(trips <= 1.0),
+                    "" if trips <= 1 else "more than one command per read-only request",
+                )
+            )
+            ratio = m[("read", sliding)].get("share_ratio:flask-session")
+            if ratio is not None:
+                rows.append(
+                    (
+                        f"redis read-only, sliding {_onoff(sliding)}: session cost"
+                        " ≤ 0.7× Flask-Session",
+                        f"{ratio:.2f}× ({_us(m, 'read', sliding, 'ours')} vs "
+                        f"{_us(m, 'read', sliding, 'flask-session')} over bare)",
+                        _verdict(ratio <= 0.7),
+                        "" if ratio <= 0.7 else f"missed by {(ratio / 0.7 - 1) * 100:.0f}%",
+                    )
+                )
+    for name, store in stores.items():
+        if not store.get("cells"):
+            continue
+        m = metrics(store)
+        for sliding in (True, False):
+            ratio = m.get(("write", sliding), {}).get("ratio:floor")
+            if ratio is None:
+                continue
+            rows.append(
+                (
+                    f"{name} write, sliding {_onoff(sliding)}: ≤ 1.05× the raw-client floor",
+                    f"{ratio:.2f}×",
+                    _verdict(ratio <= 1.05),
+                    "" if ratio <= 1.05 else f"missed by {(ratio / 1.05 - 1) * 100:.0f}%",
+                )
+            )
+    sql = measured("sqlalchemy")
+    if sql is None:
+        rows.append(
+            (
+                "SQL read-only ≥ 5× faster than Flask-Session's sqlalchemy",
+                "-",
+                "not measured",
+                _why(stores, "sqlalchemy"),
+            )
+        )
+    else:
+        m = metrics(sql)
+        for sliding in (True, False):
+            ratio = m[("read", sliding)].get("ratio:flask-session")
+            if ratio is not None:
+                speedup = 1 / ratio
+                rows.append(
+                    (
+                        f"SQL read-only, sliding {_onoff(sliding)}: ≥ 5× faster than Flask-Session",
+                        f"{speedup:.1f}× faster",
+                        _verdict(speedup >= 5),
+                        "" if speedup >= 5 else f"missed: {speedup:.1f}× instead of 5×",
+                    )
+                )
+    files = measured("filesystem")
+    if files is None:
+        rows.append(
+            (
+                "filesystem writes ≥ 1.5× faster than Flask-Session's",
+                "-",
+                "not measured",
+                _why(stores, "filesystem"),
+            )
+        )
+    else:
+        m = metrics(files)
+        for sliding in (True, False):
+            ratio = m[("write", sliding)].get("ratio:flask-session")
+            if ratio is not None:
+                speedup = 1 / ratio
+                rows.append(
+                    (
+                        f"filesystem write, sliding {_onoff(sliding)}: ≥ 1.5× faster than"
+                        " Flask-Session",
+                        f"{speedup:.2f}× faster",
+                        _verdict(speedup >= 1.5),
+                        "" if speedup >= 1.5 else f"missed: {speedup:.2f}× instead of 1.5×",
+                    )
+                )
+    scale = results.get("scale")
+    if not scale:
+        rows.append(
+            (
+                "cost flat (within 10%) from 1k to 1M sessions",
+                "-",
+                "not measured",
+                "scale runs are off in --quick; run with --scale",
+            )
+        )
+    else:
+        for name, runs in scale.items():
+            if not runs.get("points"):
+                continue
+            points = runs["points"]
+            first, last = points[0], points[-1]
+            growth = last["us"] / first["us"] - 1
+            rows.append(
+                (
+                    f"{name}: cost flat within 10% from {first['n']:,} to {last['n']:,} sessions",
+                    f"{growth * 100:+.1f}%",
+                    _verdict(abs(growth) <= 0.10),
+                    runs.get("note", ""),
+                )
+            )
+    return rows
+
+
+def _why(stores: Results, name: str) -> str:
+    store = stores.get(name)
+    if store is None:
+        return "not in this run"
+    return store.get("skipped", "")
+
+
+def _onoff(sliding: bool) -> str:
+    return "on" if sliding else "off"
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def _us(m: dict[tuple[str, bool], dict[str, float]], scenario: str, sliding: bool, who: str) -> str:
+    value = m.get((scenario, sliding), {}).get(f"share:{who}")
+    return "-" if value is None else f"{value:.0f} µs"
+
+
+def _commands(cost: c.Mapping[str, float]) -> str:
+    names = [
+        f"{k.split(':', 1)[1]} {v:g}"
+        for k, v in cost.items()
+        if k.startswith(("cmd:", "call:", "sys:"))
+    ]
+    return ", ".join(names) or "none"
+
+
+def _fmt(value: float | None, spec: str = ".0f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def render(results: Results) -> str:
+    """The whole RESULTS.md."""
+    out: list[str] = []
+    add = out.append
+    machine = results["machine"]
+    settings = results["settings"]
+    add("# Benchmark results\n")
+    add(
+        "Written by `python -m benchmarks run`; see [README.md](README.md) for the method. "
+        "Every number below comes from one run, in which the contenders were interleaved round "
+        "by round.\n"
+    )
+    add(f"- **date**: {results['date']}")
+    add(f"- **command**: `{results['command']}`")
+    add(
+        f"- **machine**: {machine['cpu']}, {machine['cores']} cores, {machine['memory']}, "
+        f"{machine['os']}"
+    )
+    add(
+        f"- **python**: {machine['python']}; Flask {machine['flask']}, Werkzeug "
+        f"{machine['werkzeug']}, Flask-Session {machine['flask-session']}"
+    )
+    add(
+        f"- **mode 1 (in-process WSGI)**: {settings['rounds']} rounds × {settings['batch']} "
+        f"requests per cell after one warm-up round; store-side costs counted over "
+        f"{settings['count']} requests per cell"
+    )
+    add(f"- **duration**: {results['duration']:.0f} s\n")
+
+    add("## Targets\n")
+    add("| target | measured | verdict | note |")
+    add("| --- | --- | --- | --- |")
+    for target, value, verdict, note in targets(results):
+        add(f"| {target} | {value} | {verdict} | {note} |")
+    add("")
+    notes = results.get("notes") or []
+    if notes:
+        add("### Why, and what would close the gaps\n")
+        for note in notes:
+            add(f"- {note}")
+        add("")
+
+    add("## Stores\n")
+    for name, store in results["stores"].items():
+        if not store.get("cells"):
+            add(f"- **{name}**: not measured: {store.get('skipped', '?')}")
+    add("")
+    for name, store in results["stores"].items():
+        if store.get("cells"):
+            _render_store(add, name, store)
+
+    http = results.get("http")
+    if http:
+        _render_http(add, http)
+    scale = results.get("scale")
+    if scale:
+        _render_scale(add, scale)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _render_store(add: c.Callable[[str], None], name: str, store: Results) -> None:
+    m = metrics(store)
+    add(f"### {name}\n")
+    versions = ", ".join(f"{k} {v}" for k, v in store["versions"].items())
+    add(f"- versions: {versions}")
+    add(f"- Flask-Session contender: {store['flask_session_backend']}")
+    add(f"- floor: {store['floor']}")
+    add(f"- store-side cost counted by: {store['counted_by']}\n")
+    add(
+        "µs per request (median over rounds); *session* = the median of (contender − bare) per "
+        "round; ratios are medians of per-round ratios of whole requests.\n"
+    )
+    add(
+        "| scenario | sliding | ours | Flask-Session | floor | cookie | bare | ours session | "
+        "F-S session | ours/F-S | ours/floor | session ours/F-S |"
+    )
+    add("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for (scenario, sliding), row in m.items():
+        add(
+            f"| {SCENARIO_TEXT[scenario]} | {_onoff(sliding)} "
+            f"| {_fmt(row.get('us:ours'))} | {_fmt(row.get('us:flask-session'))} "
+            f"| {_fmt(row.get('us:floor'))} | {_fmt(row.get('us:cookie'))} "
+            f"| {_fmt(row.get('us:bare'))} | {_fmt(row.get('share:ours'))} "
+            f"| {_fmt(row.get('share:flask-session'))} "
+            f"| {_fmt(row.get('ratio:flask-session'), '.2f')} "
+            f"| {_fmt(row.get('ratio:floor'), '.2f')} "
+            f"| {_fmt(row.get('share_ratio:flask-session'), '.2f')} |"
+        )
+    add("")
+    primary = store["primary"]
+    add(
+        f"Store-side cost per request: **{primary}** (the round trips), bytes sent to the "
+        "store, and the breakdown.\n"
+    )
+    add("| scenario | sliding | contender | " + primary + " | bytes | breakdown |")
+    add("| --- | --- | --- | ---: | ---: | --- |")
+    for scenario, _, _ in SCENARIOS:
+        for sliding in (True, False):
+            for contender in ("ours", "flask-session", "floor"):
+                cost = _cost(store, scenario, sliding, contender)
+                if cost is None:
+                    continue
+                add(
+                    f"| {SCENARIO_TEXT[scenario]} | {_onoff(sliding)} | {contender} "
+                    f"| {cost.get(primary, 0):g} | {cost.get('bytes', 0):.0f} "
+                    f"| {_commands(cost)} |"
+                )
+    add("")
+    add("Headers sent (Set-Cookie value shown as its length; `Expires` dates elided).\n")
+    add("| scenario | sliding | contender | Set-Cookie | Vary |")
+    add("| --- | --- | --- | --- | --- |")
+    cells = _cells(store)
+    for scenario, _, _ in SCENARIOS:
+        for sliding in (True, False):
+            for contender in CONTENDERS:
+                cell = cells.get((scenario, sliding, contender))
+                if cell is None or contender == "bare":
+                    continue
+                h = cell["headers"]
+                add(
+                    f"| {scenario} | {_onoff(sliding)} | {contender} | `{h['set-cookie']}` "
+                    f"| {h['vary']} |"
+                )
+    add("")
+
+
+def _render_http(add: c.Callable[[str], None], http: Results) -> None:
+    add("## Mode 2: HTTP (gunicorn + wrk)\n")
+    add(http.get("setup", ""))
+    add("")
+    add("| store | scenario | contender | requests/s | p50 ms | p99 ms |")
+    add("| --- | --- | --- | ---: | ---: | ---: |")
+    for row in http.get("rows", []):
+        add(
+            f"| {row['store']} | {row['scenario']} | {row['contender']} | {row['rps']:.0f} "
+            f"| {row['p50']:.2f} | {row['p99']:.2f} |"
+        )
+    add("")
+
+
+def _render_scale(add: c.Callable[[str], None], scale: Results) -> None:
+    add("## Scale\n")
+    add("| store | sessions stored | read µs | write µs | note |")
+    add("| --- | ---: | ---: | ---: | --- |")
+    for name, runs in scale.items():
+        for point in runs.get("points", []):
+            add(
+                f"| {name} | {point['n']:,} | {point['us']:.0f} | {point.get('write_us', 0):.0f} "
+                f"| {runs.get('note', '')} |"
+            )
+    purge = [(name, runs["purge"]) for name, runs in scale.items() if runs.get("purge")]
+    if purge:
+        add("\nPurge of expired records:\n")
+        add("| store | contender | expired records | seconds | records/s |")
+        add("| --- | --- | ---: | ---: | ---: |")
+        for name, rows in purge:
+            for row in rows:
+                add(
+                    f"| {name} | {row['contender']} | {row['n']:,} | {row['seconds']:.2f} "
+                    f"| {row['n'] / row['seconds']:,.0f} |"
+                )
+    add("")

@@ -1,0 +1,473 @@
+"""Store kits: for each store, how to start its server and configure every contender on it.
+
+A kit gives each application its own namespace (a key prefix, a directory or a table), so that
+the contenders never see each other's records, and knows how to count what a request cost the
+store (see :mod:`benchmarks.counting`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import os
+import shutil
+import tempfile
+import typing as t
+
+from . import floors
+from .counting import CallCounter
+from .counting import SocketCounter
+from .counting import diff
+from .counting import strace_available
+from .counting import strace_syscalls
+
+if t.TYPE_CHECKING:
+    import collections.abc as c
+
+    from flask import Flask
+
+#: Our store methods that reach the backend.
+STORE_METHODS = (
+    "load",
+    "load_and_touch",
+    "save",
+    "save_if",
+    "touch",
+    "delete",
+    "purge_expired",
+)
+
+
+def installed_stores() -> set[str]:
+    """The names of the installed flask-serverside stores."""
+    return {ep.name for ep in importlib.metadata.entry_points(group="flask_serverside.stores")}
+
+
+def version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+class StoreKit:
+    """Base kit: subclasses fill in the store-specific parts."""
+
+    #: Our store's entry-point name.
+    name: t.ClassVar[str]
+    #: The distribution that provides our store.
+    dist: t.ClassVar[str]
+    #: What the Flask-Session contender runs on.
+    flask_session_backend: t.ClassVar[str]
+    #: What the floor does.
+    floor_label: t.ClassVar[str]
+    #: How store-side cost is counted.
+    counted_by: t.ClassVar[str]
+    #: The counter that stands for round trips (``calls``, ``commands``, ``statements``, ...).
+    primary: t.ClassVar[str] = "commands"
+
+    def __init__(self) -> None:
+        self.floor_ops_by_ns: dict[str, floors.FloorOps] = {}
+
+    def missing(self) -> str | None:
+        """Why this store cannot be benchmarked here, or ``None``."""
+        if self.name not in installed_stores():
+            return f"our {self.name!r} store ({self.dist}) is not installed"
+        return None
+
+    def flask_session_missing(self) -> str | None:
+        """Why the Flask-Session contender cannot run here, or ``None``."""
+        if version("flask-session") == "not installed":
+            return "Flask-Session is not installed (pip install flask-session==0.8.0)"
+        return None
+
+    def start(self) -> None:
+        """Start the store's server, if it has one."""
+
+    def close(self) -> None:
+        """Stop what :meth:`start` started."""
+
+    def describe(self) -> dict[str, str]:
+        """Versions of what was measured."""
+        return {self.dist: version(self.dist)}
+
+    def ours_config(self, ns: str) -> dict[str, t.Any]:
+        raise NotImplementedError
+
+    def flask_session_config(self, ns: str) -> dict[str, t.Any]:
+        raise NotImplementedError
+
+    def floor_ops(self, ns: str) -> floors.FloorOps:
+        raise NotImplementedError
+
+    def floor(self, ns: str) -> floors.FloorOps:
+        ops = self.floor_ops(ns)
+        self.floor_ops_by_ns[ns] = ops
+        return ops
+
+    def instrument(self, contender: str, app: Flask, ns: str) -> None:
+        """Hook counters into a contender's app (for client-side counting)."""
+
+    def snapshot(self) -> dict[str, float]:
+        """Cumulative store-side counters."""
+        return {}
+
+    @contextlib.contextmanager
+    def counting(self, n: int) -> c.Iterator[dict[str, float]]:
+        """Count what ``n`` requests inside the block cost the store, per request."""
+        result: dict[str, float] = {}
+        before = self.snapshot()
+        yield result
+        result.update(diff(before, self.snapshot(), n))
+
+    def clear(self, contender: str, app: Flask, ns: str) -> None:
+        """Remove the records of ``ns`` (between rounds of the login scenario)."""
+
+
+# -- memory --------------------------------------------------------------------------------
+
+
+class MemoryKit(StoreKit):
+    name = "memory"
+    dist = "flask-serverside"
+    flask_session_backend = "cachelib SimpleCache (SESSION_TYPE='cachelib')"
+    floor_label = "a dict of (expiry, bytes) behind a lock"
+    counted_by = (
+        "calls on the store object (ours: store methods; Flask-Session: cache get/set/delete)"
+    )
+    primary = "calls"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counter = CallCounter()
+        self.caches: dict[str, t.Any] = {}
+
+    def flask_session_missing(self) -> str | None:
+        try:
+            import cachelib  # noqa: F401
+        except ImportError:
+            return "cachelib is not installed (Flask-Session's in-memory backend)"
+        return super().flask_session_missing()
+
+    def describe(self) -> dict[str, str]:
+        return {"flask-serverside": version("flask-serverside"), "cachelib": version("cachelib")}
+
+    def ours_config(self, ns: str) -> dict[str, t.Any]:
+        return {"SESSION_TYPE": "memory", "SESSION_KEY_PREFIX": f"{ns}:"}
+
+    def flask_session_config(self, ns: str) -> dict[str, t.Any]:
+        from cachelib import SimpleCache
+
+        # threshold: SimpleCache's default (500) would prune on every login round.
+        cache = SimpleCache(threshold=10**7)
+        self.caches[ns] = cache
+        return {
+            "SESSION_TYPE": "cachelib",
+            "SESSION_CACHELIB": cache,
+            "SESSION_KEY_PREFIX": f"{ns}:",
+        }
+
+    def floor_ops(self, ns: str) -> floors.FloorOps:
+        return floors.MemoryOps()
+
+    def instrument(self, contender: str, app: Flask, ns: str) -> None:
+        if contender == "ours":
+            self.counter.wrap(app.extensions["serverside"].store, STORE_METHODS)
+        elif contender == "flask-session":
+            self.counter.wrap(self.caches[ns], ("get", "set", "delete", "add", "has"))
+        elif contender == "floor":
+            self.counter.wrap(self.floor_ops_by_ns[ns], ("load", "save", "delete"))
+
+    def snapshot(self) -> dict[str, float]:
+        return self.counter.snapshot()
+
+    def clear(self, contender: str, app: Flask, ns: str) -> None:
+        if contender == "ours":
+            store = app.extensions["serverside"].store
+            for sid in list(store.iter_sids()):
+                store.delete(sid)
+        elif contender == "flask-session":
+            self.caches[ns].clear()
+        elif contender == "floor":
+            t.cast(floors.MemoryOps, self.floor_ops_by_ns[ns]).entries.clear()
+
+
+# -- redis ---------------------------------------------------------------------------------
+
+
+class RedisKit(StoreKit):
+    name = "redis"
+    dist = "flask-serverside-redis"
+    flask_session_backend = "redis (SESSION_TYPE='redis', SESSION_REDIS=redis.Redis(...))"
+    floor_label = "redis-py GET (GETEX when sliding) + SET EX"
+    counted_by = (
+        "round trips and bytes sent on the client's sockets; commands from the server's INFO"
+        " commandstats (commands run inside a Lua script count there too)"
+    )
+    primary = "round trips"
+
+    def missing(self) -> str | None:
+        if shutil.which("redis-server") is None:
+            return "redis-server is not installed (scripts/install-servers)"
+        try:
+            import redis  # noqa: F401
+        except ImportError:
+            return "redis-py is not installed"
+        return super().missing()
+
+    def start(self) -> None:
+        import redis
+
+        from serverside_testservers import RedisServer
+
+        self.server = RedisServer()
+        self.server.start()
+        self.client = redis.Redis(host=self.server.host, port=self.server.port)
+        self.admin = redis.Redis(host=self.server.host, port=self.server.port)
+        # What one snapshot itself adds to the input byte count.
+        a = self._raw_snapshot()
+        b = self._raw_snapshot()
+        self._info_bytes = b["net_in"] - a["net_in"]
+
+    def close(self) -> None:
+        self.client.close()
+        self.admin.close()
+        self.server.close()
+
+    def describe(self) -> dict[str, str]:
+        info = self.admin.info("server")
+        return {
+            self.dist: version(self.dist),
+            "redis-py": version("redis"),
+            "redis-server": str(info.get("redis_version")),
+        }
+
+    def ours_config(self, ns: str) -> dict[str, t.Any]:
+        return {
+            "SESSION_TYPE": "redis",
+            "SESSION_REDIS": self.client,
+            "SESSION_KEY_PREFIX": f"{ns}:",
+        }
+
+    def flask_session_config(self, ns: str) -> dict[str, t.Any]:
+        return {
+            "SESSION_TYPE": "redis",
+            "SESSION_REDIS": self.client,
+            "SESSION_KEY_PREFIX": f"{ns}:",
+        }
+
+    def floor_ops(self, ns: str) -> floors.FloorOps:
+        return floors.RedisOps(self.client)
+
+    def _raw_snapshot(self) -> dict[str, float]:
+        info = self.admin.info("all")
+        snap: dict[str, float] = {"net_in": info["total_net_input_bytes"]}
+        for key, value in info.items():
+            if key.startswith("cmdstat_") and isinstance(value, dict):
+                snap[key[len("cmdstat_") :]] = value["calls"]
+        return snap
+
+    def snapshot(self) -> dict[str, float]:
+        raw = self._raw_snapshot()
+        raw.pop("info", None)
+        snap = {f"cmd:{key}": value for key, value in raw.items() if key != "net_in"}
+        snap["commands"] = sum(snap.values())
+        return snap
+
+    @contextlib.contextmanager
+    def counting(self, n: int) -> c.Iterator[dict[str, float]]:
+        result: dict[str, float] = {}
+        sockets = SocketCounter([self.server.port])
+        before = self.snapshot()
+        with sockets.active():
+            yield result
+        result.update(diff(before, self.snapshot(), n))
+        result.update(diff({}, sockets.snapshot(), n))
+
+    def clear(self, contender: str, app: Flask, ns: str) -> None:
+        keys = list(self.admin.scan_iter(match=f"{ns}:*", count=1000))
+        for start in range(0, len(keys), 500):
+            self.admin.delete(*keys[start : start + 500])
+
+
+# -- memcached -----------------------------------------------------------------------------
+
+
+class MemcachedKit(StoreKit):
+    name = "memcached"
+    dist = "flask-serverside-memcached"
+    flask_session_backend = "memcached (SESSION_TYPE='memcached', pymemcache Client)"
+    floor_label = "pymemcache get (gat when sliding) + set, no_delay"
+    counted_by = (
+        "round trips and bytes sent on the client's sockets; commands from the server's stats"
+        " (cmd_get, cmd_set, cmd_touch, deletes, cas)"
+    )
+    primary = "round trips"
+
+    def missing(self) -> str | None:
+        if shutil.which("memcached") is None:
+            return "memcached is not installed (scripts/install-servers)"
+        try:
+            import pymemcache  # noqa: F401
+        except ImportError:
+            return "pymemcache is not installed"
+        return super().missing()
+
+    def start(self) -> None:
+        from pymemcache.client.base import Client
+
+        from serverside_testservers import MemcachedServer
+
+        self.server = MemcachedServer()
+        self.server.start()
+        address = (self.server.host, self.server.port)
+        self.client = Client(address, no_delay=True)
+        self.fs_client = Client(address, no_delay=True)
+        self.admin = Client(address)
+
+    def close(self) -> None:
+        for client in (self.client, self.fs_client, self.admin):
+            client.close()
+        self.server.close()
+
+    def describe(self) -> dict[str, str]:
+        stats = self.admin.stats()
+        return {
+            self.dist: version(self.dist),
+            "pymemcache": version("pymemcache"),
+            "memcached": stats[b"version"].decode(),
+        }
+
+    def ours_config(self, ns: str) -> dict[str, t.Any]:
+        # The form our README recommends: the store builds a no-delay client itself.
+        return {
+            "SESSION_TYPE": "memcached",
+            "SESSION_MEMCACHED": [f"{self.server.host}:{self.server.port}"],
+            "SESSION_KEY_PREFIX": f"{ns}:",
+        }
+
+    def flask_session_config(self, ns: str) -> dict[str, t.Any]:
+        return {
+            "SESSION_TYPE": "memcached",
+            "SESSION_MEMCACHED": self.fs_client,
+            "SESSION_KEY_PREFIX": f"{ns}:",
+        }
+
+    def floor_ops(self, ns: str) -> floors.FloorOps:
+        return floors.MemcachedOps(self.client)
+
+    def snapshot(self) -> dict[str, float]:
+        stats = self.admin.stats()
+        snap: dict[str, float] = {}
+        for key in (
+            "cmd_get",
+            "cmd_set",
+            "cmd_touch",
+            "delete_hits",
+            "delete_misses",
+            "cas_hits",
+            "cas_misses",
+            "cas_badval",
+        ):
+            snap[f"cmd:{key}"] = float(stats.get(key.encode(), 0))
+        return snap
+
+    @contextlib.contextmanager
+    def counting(self, n: int) -> c.Iterator[dict[str, float]]:
+        result: dict[str, float] = {}
+        sockets = SocketCounter([self.server.port])
+        before = self.snapshot()
+        with sockets.active():
+            yield result
+        result.update(diff(before, self.snapshot(), n))
+        result.update(diff({}, sockets.snapshot(), n))
+
+
+# -- filesystem ----------------------------------------------------------------------------
+
+
+class FilesystemKit(StoreKit):
+    name = "filesystem"
+    dist = "flask-serverside-filesystem"
+    flask_session_backend = (
+        "filesystem (SESSION_TYPE='filesystem', SESSION_FILE_DIR; cachelib FileSystemCache,"
+        " threshold 500)"
+    )
+    floor_label = (
+        "one file read (open, fstat, read, close) + one atomic write (open O_EXCL, write,"
+        " futimens, close, rename); the mtime is the expiry"
+    )
+    counted_by = (
+        "file and descriptor syscalls of the process (strace attached for the counting pass)"
+    )
+    primary = "syscalls"
+
+    def start(self) -> None:
+        self.root = tempfile.mkdtemp(prefix="bench-files-")
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def describe(self) -> dict[str, str]:
+        import platform
+
+        return {
+            self.dist: version(self.dist),
+            "cachelib": version("cachelib"),
+            "filesystem": _fs_type(self.root),
+            "kernel": platform.release(),
+        }
+
+    def _dir(self, ns: str) -> str:
+        path = os.path.join(self.root, ns)
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def ours_config(self, ns: str) -> dict[str, t.Any]:
+        return {"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": self._dir(ns)}
+
+    def flask_session_config(self, ns: str) -> dict[str, t.Any]:
+        return {"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": self._dir(ns)}
+
+    def floor_ops(self, ns: str) -> floors.FloorOps:
+        return floors.FileOps(self._dir(ns))
+
+    @contextlib.contextmanager
+    def counting(self, n: int) -> c.Iterator[dict[str, float]]:
+        result: dict[str, float] = {}
+        if not strace_available():
+            yield result
+            return
+        with strace_syscalls(result, n):
+            yield result
+
+    def clear(self, contender: str, app: Flask, ns: str) -> None:
+        path = self._dir(ns)
+        for entry in os.scandir(path):
+            if entry.is_file():
+                os.unlink(entry.path)
+            elif entry.is_dir():
+                shutil.rmtree(entry.path)
+
+
+def _fs_type(path: str) -> str:
+    try:
+        best = ("", "?")
+        with open("/proc/mounts") as f:
+            for line in f:
+                parts = line.split()
+                mount, kind = parts[1], parts[2]
+                if path.startswith(mount) and len(mount) > len(best[0]):
+                    best = (mount, kind)
+        return best[1]
+    except OSError:
+        return "?"
+
+
+#: Every kit, in report order.
+KITS: dict[str, type[StoreKit]] = {
+    "memory": MemoryKit,
+    "redis": RedisKit,
+    "memcached": MemcachedKit,
+    "filesystem": FilesystemKit,
+}
