@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections.abc as c
+import logging
 import secrets
 import time
 
@@ -94,3 +95,14 @@ def test_entries_past_their_time_are_dropped(store, clock):
     assert store.user_sids("alice") == []
     store.save(new, b"x", 10, user_id="alice")
     assert store.client.zrange(store.user_key("alice"), 0, -1) == [new.encode()]
+
+
+def test_a_failed_index_refresh_does_not_fail_the_read(store, clock, caplog):
+    sid = new_sid()
+    store.save(sid, b"x", 10, user_id="alice")
+    store.client.set(store.user_key("alice"), b"not a sorted set")
+    clock.now += 15
+    with caplog.at_level(logging.WARNING, logger="flask_serverside"):
+        assert store.load_and_touch(sid, 10).data == b"x"
+    assert "could not refresh the user index" in caplog.text
+    store.client.delete(store.user_key("alice"))

@@ -36,6 +36,7 @@ from __future__ import annotations
 import collections.abc as c
 import contextlib
 import hashlib
+import logging
 import os
 import struct
 import threading
@@ -64,6 +65,8 @@ if t.TYPE_CHECKING:
 
     from flask_serverside import StoreSettings
 
+
+log = logging.getLogger("flask_serverside")
 
 #: The first bytes of every value this store writes.
 MAGIC = b"\xc1\x01"
@@ -324,14 +327,21 @@ class RedisStore:
                     self.has_getex = False
             if not self.has_getex:
                 raw = bound.get_and_expire(keys=[key], args=[ttl])
-            if raw is None:
-                return None
-            parsed = _parse(raw)
-            now = int(self._clock())
-            if parsed.user and parsed.deadline < now + ttl:
-                # The session now outlives its user index entry: move the entry on (once
-                # per time to live, so this costs nothing on most requests).
-                self._refresh(sid, parsed, now, now + 2 * ttl)
+        if raw is None:
+            return None
+        parsed = _parse(raw)
+        now = int(self._clock())
+        if parsed.user and parsed.deadline < now + ttl:
+            # The session now outlives its user index entry: move the entry on (once per time
+            # to live, so this costs nothing on most requests). The session itself loaded, so
+            # a failure here is logged and retried by the next request, not raised.
+            try:
+                with _errors("refresh a user index"):
+                    self._refresh(sid, parsed, now, now + 2 * ttl)
+            except StoreError:
+                log.warning(
+                    "could not refresh the user index of session %s…", sid[:6], exc_info=True
+                )
         return parsed.record
 
     def _refresh(self, sid: str, parsed: _Parsed, now: int, deadline: int) -> None:
