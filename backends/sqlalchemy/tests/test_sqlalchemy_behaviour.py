@@ -316,3 +316,34 @@ def test_the_purge_command(engine: sa.Engine, prefix: str) -> None:
     result = app.test_cli_runner().invoke(args=["session", "purge"])
     assert result.exit_code == 0, result.output
     assert "purged 1500" in result.output
+
+
+def test_a_row_without_a_version_is_saved_conditionally(store: SQLAlchemyStore) -> None:
+    """Rows written by Flask-Session have no version: compare-and-set still works on them."""
+    sid = new_sid()
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.insert(store.table).values(
+                session_id=store.key_prefix + sid,
+                data=b"flask-session",
+                expiry=datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+                + datetime.timedelta(minutes=5),
+            )
+        )
+    loaded = store.load(sid)
+    assert loaded is not None and loaded.version is None
+    assert store.save_if(sid, b"ours", 60, expected=loaded) is True
+    assert store.save_if(sid, b"late", 60, expected=loaded) is False
+    record = store.load(sid)
+    assert record is not None and record.data == b"ours" and record.version is not None
+
+
+def test_the_portable_upsert_of_other_dialects(sqlite_engine: sa.Engine) -> None:
+    store = SQLAlchemyStore(sqlite_engine)
+    store._dialect = "somedb"  # as a dialect without a native upsert would be
+    sid = new_sid()
+    store.save(sid, b"first", 60)
+    store.save(sid, b"second", 60, user_id="u")
+    record = store.load(sid)
+    assert record is not None and record.data == b"second"
+    assert store.user_sids("u") == [sid]
