@@ -23,6 +23,7 @@ import email.parser
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -209,8 +210,10 @@ class Env:
         label = f"{self.python} -c <{script.strip().splitlines()[0]}...> {' '.join(args)}"
         return _run([str(self.python), "-c", script, *args], cwd=cwd, label=label)
 
-    def pytest(self, *args: str) -> str:
-        return _run([str(self.python), "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=ROOT)
+    def pytest(self, basetemp: Path, *args: str) -> str:
+        """Run pytest from the checkout, with its temporary directories in ``basetemp``."""
+        command = [str(self.python), "-m", "pytest", "-p", "no:cacheprovider"]
+        return _run([*command, f"--basetemp={basetemp}", *args], cwd=ROOT)
 
 
 def _make_env(
@@ -392,10 +395,10 @@ def test_its_own_tests_pass_in_its_own_virtualenv(
     env = _make_env(uv, wheels, directory, tmp_path / "venv", _test_requirements(directory, wheels))
     tests = _rel(directory / "tests")
     if directory in FULL_TESTS:
-        output = env.pytest("-q", tests)
+        output = env.pytest(tmp_path / "basetemp", "-q", tests)
         assert " passed" in output
     else:
-        output = env.pytest("--collect-only", "-q", tests)
+        output = env.pytest(tmp_path / "basetemp", "--collect-only", "-q", tests)
         assert "tests collected" in output or " collected" in output
 
 
@@ -459,3 +462,58 @@ def test_done_when_a_fresh_virtualenv_serves_sessions_from_the_example(
     env = _make_env(uv, wheels, EXAMPLE, tmp_path / "venv", [])
     output = env.python_script(_DONE_WHEN, str(tmp_path / "sessions.db"), cwd=tmp_path)
     assert output.strip() == "serverside_sqlite3_store.store"
+
+
+# -- the author's guide, followed literally ------------------------------------------------------
+
+
+def test_the_guides_example_steps_work_as_written(example_steps, guide_output) -> None:
+    """``docs/authoring.md``'s "Try it": pip installs the core and the example from the
+    checkout, runs the example's tests, and serves an application's sessions from it."""
+    output = example_steps.wait()
+    assert "visit 1\nvisit 2\nvisit 3\n1\n" in output
+    printed = {" ".join(line.split()) for line in output.splitlines()}
+    for line in guide_output["example"].splitlines():
+        assert " ".join(line.split()) in printed, (
+            f"the guide shows {line!r}; the steps printed:\n{output}"
+        )
+
+
+def test_the_guides_template_steps_make_a_store_that_installs(
+    guide_steps, uv: list[str], wheels: dict[Path, Wheel], tmp_path: Path
+) -> None:
+    """ "A new store in this repository": the copy-and-rename steps, run on a copy of
+    ``_template``, give a distribution that builds, installs with the core alone, is found by
+    ``SESSION_TYPE`` and says which key to set, and whose tests collect."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(
+        ROOT / "_template", checkout / "_template", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    (checkout / "backends").mkdir()
+    output = guide_steps.start("template", cwd=checkout).wait()
+    assert "all markers replaced" in output
+    (store,) = (checkout / "backends").iterdir()
+    _run([*uv, "build", "--quiet", "--wheel", "--out-dir", str(tmp_path / "wheel"), str(store)])
+    built = {**wheels, store: Wheel.read(next((tmp_path / "wheel").glob("*.whl")))}
+    env = _make_env(uv, built, store, tmp_path / "venv", ["pytest>=8"])
+    assert env.wheel.name == f"flask-serverside-{store.name}"
+    assert env.wheel.store_names == (store.name,)
+    results = json.loads(env.python_script(_PICK_UP, *env.wheel.packages, store.name, cwd=tmp_path))
+    result = results[store.name]
+    assert result.get("raised by the store"), result
+    assert f"SESSION_{store.name.upper()}_URL" in result["configuration error"]
+    collected = _run(
+        [
+            str(env.python),
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--collect-only",
+            "-q",
+            "tests",
+        ],
+        cwd=store,
+    )
+    count = re.search(r"(\d+) tests? collected", collected)
+    assert count is not None and int(count[1]) > 20, collected
