@@ -19,8 +19,6 @@ from sqlalchemy import orm
 from flask_serverside import ConfigurationError
 from flask_serverside import Session
 
-from .conftest import psycopg_url
-
 
 def new_db() -> SQLAlchemy:
     """A Flask-SQLAlchemy extension with a declarative base of its own."""
@@ -200,3 +198,7 @@ def test_flask_session_commits_the_apps_pending_work(
     _shop(db, app, seen, postgresql_engine)
     app.test_client().post("/buy")
     assert seen["committed"] == 2
+
+
+def psycopg_url(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
