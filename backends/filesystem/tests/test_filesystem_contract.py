@@ -20,6 +20,23 @@ class TestFileSystemStore(StoreContract):
         return clock.advance
 
 
+class TestFileSystemStoreWithRename(StoreContract):
+    """The same where the filesystem cannot exchange two files: records are renamed in place."""
+
+    @pytest.fixture
+    def store_factory(self, tmp_path, clock):
+        def make(key_prefix):
+            store = FileSystemStore(tmp_path, key_prefix=key_prefix, clock=clock)
+            store._exchange = None
+            return store
+
+        return make
+
+    @pytest.fixture
+    def advance_time(self, clock):
+        return clock.advance
+
+
 class TestFileSystemStoreWithFsync(StoreContract):
     """The same, flushing every write to disk."""
 

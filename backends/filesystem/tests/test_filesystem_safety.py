@@ -3,6 +3,7 @@ directory; the layout spreads records over two levels; odd files are never trust
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import pathlib
@@ -12,6 +13,7 @@ import typing as t
 import pytest
 from flask import Flask
 
+import flask_serverside_filesystem.store as store_module
 from flask_serverside import Session
 from flask_serverside import StoreError
 from flask_serverside.testing import new_sid
@@ -148,3 +150,55 @@ def test_operations_outside_the_store_raise_store_error(tmp_path):
         store.save(sid, b"new", 60)
     assert isinstance(info.value.__cause__, OSError)
     assert store.load(sid).data == b"data"
+
+
+def test_records_are_exchanged_where_the_filesystem_can(tmp_path, spy_on_os):
+    store = FileSystemStore(tmp_path)
+    sid = new_sid()
+    store.save(sid, b"first", 60)
+    _, path = store._locate(sid)
+    kept_open = os.open(path, os.O_RDONLY)
+    try:
+        calls = spy_on_os()
+        store.save(sid, b"second", 60)
+        names = [name for name, _ in calls]
+        if store_module._exchange is not None:
+            assert "replace" not in names and "unlink" in names
+        assert store.load(sid).data == b"second"
+        assert os.pread(kept_open, 100, 0).endswith(b"first")  # a reader keeps its record
+    finally:
+        os.close(kept_open)
+    assert not os.path.exists(path + ".tmp")
+
+
+@pytest.mark.parametrize("error", [errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP])
+def test_without_exchange_records_are_renamed_in_place(tmp_path, error):
+    store = FileSystemStore(tmp_path)
+    attempts = []
+
+    def cannot(first: str, second: str) -> None:
+        attempts.append(first)
+        raise OSError(error, os.strerror(error))
+
+    store._exchange = cannot
+    sid = new_sid()
+    for data in (b"first", b"second", b"third"):
+        store.save(sid, data, 60)
+        assert store.load(sid).data == data
+    assert len(attempts) == 1 and store._exchange is None
+
+
+def test_other_exchange_errors_fail_the_write(tmp_path):
+    store = FileSystemStore(tmp_path)
+    sid = new_sid()
+    store.save(sid, b"first", 60)
+
+    def broken(first: str, second: str) -> None:
+        raise OSError(errno.EIO, "I/O error")
+
+    store._exchange = broken
+    with pytest.raises(StoreError):
+        store.save(sid, b"second", 60)
+    assert store.load(sid).data == b"first"
+    _, path = store._locate(sid)
+    assert not os.path.exists(path + ".tmp")
