@@ -99,6 +99,8 @@ _running = pytest.StashKey[StepsRun]()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly:
+        return
     if any(item.name == EXAMPLE_STEPS_TEST for item in session.items):
         session.config.stash[_running] = StepsRun.start("example")
 

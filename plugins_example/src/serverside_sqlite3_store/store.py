@@ -59,6 +59,7 @@ class _Sessions:
     :param path: the database file; created with its table when missing.
     :param key_prefix: prepended to every session id.
     :param timeout: seconds to wait for another connection's lock.
+    :raises ConfigurationError: when the file cannot be opened or the table created.
     """
 
     capabilities: t.ClassVar[Capability] = Capability.NONE
@@ -70,8 +71,13 @@ class _Sessions:
         self.key_prefix = key_prefix
         self.timeout = timeout
         self._idle: list[sqlite3.Connection] = []
-        with self._connection() as db:
-            db.executescript(_SCHEMA)
+        try:  # not a pooled connection: worker processes forked later must not inherit it
+            with contextlib.closing(self._connect()) as db:
+                db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise ConfigurationError(
+                f"Cannot use {self.path!r} for sessions ({exc}): check SESSION_SQLITE3_PATH."
+            ) from exc
 
     @classmethod
     def from_settings(cls: type[_S], settings: StoreSettings) -> _S:
@@ -114,12 +120,18 @@ class _Sessions:
             raise
         return db
 
+    def _checkout(self) -> sqlite3.Connection:
+        try:
+            return self._idle.pop()  # atomic: two threads never get the same connection
+        except IndexError:
+            return self._connect()
+
     @contextlib.contextmanager
     def _connection(self) -> c.Iterator[sqlite3.Connection]:
         """Lend an idle connection (or a new one), and turn sqlite3's errors into the core's."""
         db = None
         try:
-            db = self._idle.pop() if self._idle else self._connect()
+            db = self._checkout()
             yield db
         except sqlite3.OperationalError as exc:  # locked past the timeout, cannot open, disk I/O
             raise StoreUnavailable(f"sqlite3 session store {self.path!r}: {exc}") from exc
