@@ -347,3 +347,37 @@ def test_the_portable_upsert_of_other_dialects(sqlite_engine: sa.Engine) -> None
     record = store.load(sid)
     assert record is not None and record.data == b"second"
     assert store.user_sids("u") == [sid]
+
+
+def test_on_postgresql_a_read_only_request_is_one_statement_on_the_wire(
+    make_postgresql_server: t.Any,
+) -> None:
+    """The server's own log: no BEGIN, COMMIT or ROLLBACK around the SELECT (autocommit)."""
+    server = make_postgresql_server(extra_args=["-c", "log_statement=all"])
+    engine = sa.create_engine(server.url.replace("postgresql://", "postgresql+psycopg://", 1))
+    app = make_app(engine, "wire:")
+    client = app.test_client()
+    client.post("/login/alice")
+    client.get("/read")
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 'read-only requests start here'"))
+    for _ in range(3):
+        assert client.get("/read").get_json() == {"user": "alice"}
+    client.post("/count")
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 'read-only requests end here'"))
+    app.extensions["serverside"].close()
+    engine.dispose()
+    log = server.log_path.read_text(errors="replace")
+    log = log.split("read-only requests start here")[1].split("read-only requests end here")[0]
+    statements = [
+        line.split(": ", 2)[-1].split()[0].upper()
+        for line in log.splitlines()
+        if " LOG:  statement: " in line or " LOG:  execute " in line
+    ]
+    assert statements == [
+        "ROLLBACK",  # the end of the first marker's transaction
+        *["SELECT"] * 3,  # three read-only requests
+        *["SELECT", "UPDATE"],  # a changed session: load, compare-and-set
+        *["BEGIN", "SELECT"],  # the second marker
+    ]
