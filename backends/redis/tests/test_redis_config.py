@@ -79,6 +79,7 @@ def test_a_decoding_client_is_refused():
         ("redis+cluster://h:port", "Bad port"),
         ("redis+cluster:///", "names no host"),
         ("redis://h:1/?db=x", "Invalid Redis URL"),
+        ("redis+cluster://h:1?socket_timeout=soon", "must be numbers"),
     ],
 )
 def test_bad_urls_say_what_is_wrong(url, message):
@@ -94,6 +95,16 @@ def test_url_clients_get_timeouts(closing):
     store = RedisStore.from_url("redis://127.0.0.1:1/0?socket_timeout=0.5")
     closing.append(store)
     assert store.client.connection_pool.connection_kwargs["socket_timeout"] == 0.5
+
+
+def test_url_clients_retry_a_broken_connection_once_and_never_a_timeout(closing):
+    for url in ("redis://127.0.0.1:1/0", "redis+sentinel://127.0.0.1:1/svc"):
+        store = RedisStore.from_url(url)
+        closing.append(store)
+        retry = store.client.connection_pool.connection_kwargs["retry"]
+        assert retry._retries == 1
+        assert redis.ConnectionError in retry._supported_errors
+        assert redis.TimeoutError not in retry._supported_errors
 
 
 def test_sentinel_url_options(closing):

@@ -107,3 +107,15 @@ def test_sentinel_failover_keeps_sessions_working(make_redis_sentinel):
     assert browser.get("/read").get_json() == {"user": "alice"}
     assert browser.post("/count").get_json() == {"count": 3}
     app.extensions["serverside"].close()
+
+
+def test_a_restart_between_requests_fails_no_request(make_redis_server):
+    server = make_redis_server()
+    app = make_app(server.url)
+    browser = app.test_client()
+    browser.post("/login")
+    server.stop()
+    server.start()  # the pooled connection is dead now: it is replaced, and the command retried
+    assert browser.get("/read").status_code == 200
+    assert app.test_client().post("/login").status_code == 200
+    app.extensions["serverside"].close()

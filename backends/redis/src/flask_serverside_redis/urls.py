@@ -20,8 +20,10 @@ import typing as t
 import urllib.parse
 
 import redis
+from redis.backoff import ExponentialBackoff
 from redis.cluster import ClusterNode
 from redis.cluster import RedisCluster
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from flask_serverside import ConfigurationError
@@ -31,6 +33,15 @@ Client: t.TypeAlias = "redis.Redis | RedisCluster"
 
 #: Socket timeouts (seconds) of clients built from a URL, unless the URL sets its own.
 DEFAULT_TIMEOUTS: c.Mapping[str, float] = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+
+
+def default_retry() -> Retry:
+    """The retry policy of clients built from a URL: one quick retry of a command whose
+    connection failed (a pooled connection the server closed, a restart), none of a timeout, so
+    a Redis that hangs costs a request one socket timeout, not several."""
+    return Retry(
+        ExponentialBackoff(cap=0.1, base=0.01), 1, supported_errors=(redis.ConnectionError,)
+    )
 
 
 def connect_url(url: str) -> tuple[c.Callable[[], Client], list[t.Any]]:
@@ -43,7 +54,7 @@ def connect_url(url: str) -> tuple[c.Callable[[], Client], list[t.Any]]:
     closing: list[t.Any] = []
     if scheme in ("redis", "rediss", "unix"):
         try:
-            client = redis.Redis.from_url(url, **DEFAULT_TIMEOUTS)
+            client = redis.Redis.from_url(url, retry=default_retry(), **DEFAULT_TIMEOUTS)
         except ValueError as exc:
             raise ConfigurationError(f"Invalid Redis URL {url!r}: {exc}") from exc
         return (lambda: client), [client]
@@ -63,10 +74,14 @@ def connect_url(url: str) -> tuple[c.Callable[[], Client], list[t.Any]]:
             f"Unknown options {sorted(set(options) - allowed)} in {url!r};"
             f" known ones: {sorted(allowed)}."
         )
-    kwargs: dict[str, t.Any] = {
-        name: float(options.get(name, default)) for name, default in DEFAULT_TIMEOUTS.items()
-    }
-    kwargs.update(
+    try:
+        timeouts = {
+            name: float(options.get(name, value)) for name, value in DEFAULT_TIMEOUTS.items()
+        }
+    except ValueError:
+        raise ConfigurationError(f"Timeouts in {url!r} must be numbers of seconds.") from None
+    kwargs: dict[str, t.Any] = dict(
+        timeouts,
         username=urllib.parse.unquote(username) or None,
         password=urllib.parse.unquote(password) or None,
         ssl=base == "rediss",
@@ -91,11 +106,12 @@ def connect_url(url: str) -> tuple[c.Callable[[], Client], list[t.Any]]:
             f"The Sentinel URL {url!r} must name the service:"
             " redis+sentinel://host:port,host:port/service_name[/db]"
         )
-    timeouts = {name: kwargs[name] for name in DEFAULT_TIMEOUTS}
+    sentinel_kwargs: dict[str, t.Any] = dict(timeouts)
     if "sentinel_password" in options:
-        timeouts["password"] = options["sentinel_password"]
-    sentinel: t.Any = t.cast(t.Any, Sentinel)(nodes, sentinel_kwargs=timeouts, **timeouts)
-    client = sentinel.master_for(path[0], db=int(path[1]) if len(path) == 2 else 0, **kwargs)
+        sentinel_kwargs["password"] = options["sentinel_password"]
+    sentinel: t.Any = t.cast(t.Any, Sentinel)(nodes, sentinel_kwargs=sentinel_kwargs)
+    db = int(path[1]) if len(path) == 2 else 0
+    client = sentinel.master_for(path[0], db=db, retry=default_retry(), **kwargs)
     return (lambda: client), [client, *sentinel.sentinels]
 
 
