@@ -100,7 +100,7 @@ def test_records_are_spread_over_two_levels_of_hashed_names(tmp_path):
     for record in records:
         namespace, sessions, first, second, name = record.relative_to(tmp_path).parts
         assert sessions == "sessions" and len(namespace) == 32
-        assert (first, second) == (name[:2], name[2:4]) and len(name) == 64
+        assert (first, second) == (name[:2], name[2]) and len(name) == 64
         assert record.read_bytes().startswith(b"FSSN\x01")
     text = " ".join(str(p) for p in tmp_path.rglob("*"))
     assert not any(sid in text for sid in sids)  # ids are never path components

@@ -6,10 +6,10 @@ workers) may share one directory; its operations are safe between them.
 Layout, for one ``SESSION_KEY_PREFIX`` (``h`` is the SHA-256 of prefix and id, ``u`` of the user
 id; ``P`` of the prefix)::
 
-    SESSION_FILE_DIR/P/sessions/h[:2]/h[2:4]/h         the record of one session
-    SESSION_FILE_DIR/P/sessions/h[:2]/h[2:4]/h.tmp     a write in progress, or left by a crash
-    SESSION_FILE_DIR/P/sessions/h[:2]/h[2:4]/.lock     taken by every writer of this bucket
-    SESSION_FILE_DIR/P/users/u[:2]/u/h                 empty: session h was saved for user u
+    SESSION_FILE_DIR/P/sessions/h[:2]/h[2]/h           the record of one session
+    SESSION_FILE_DIR/P/sessions/h[:2]/h[2]/h.tmp       a write in progress, or left by a crash
+    SESSION_FILE_DIR/P/sessions/h[:2]/h[2]/.lock       taken by every writer of this bucket
+    SESSION_FILE_DIR/P/users/u[:2]/u/h                   empty: session h was saved for user u
 
 Paths are built from hex digests of a session id that matched the id alphabet, so no cookie can
 name a path outside the directory; :meth:`FileSystemStore._locate` checks it once more. A record
@@ -24,14 +24,19 @@ Decisions:
   it read, so it refreshes exactly the record it returns). A new record gets its expiry before
   it is renamed into place. Purging and counting need a ``stat`` per file, no ``open``. The
   version token is therefore random bytes in the header, never a timestamp.
-* **Atomic writes.** A record is written to ``h.tmp`` and renamed over ``h``: a reader opens
-  either the old file or the new one, never a part of one, and a writer killed before the
-  rename leaves the old record intact (its ``h.tmp`` is overwritten by the next write of that
-  session, or removed by :meth:`~FileSystemStore.purge_expired`).
+* **Atomic writes.** A record is written to ``h.tmp``, given its expiry, and then exchanged
+  with ``h`` (Linux ``renameat2(RENAME_EXCHANGE)``, the old record then unlinked) or, where the
+  filesystem cannot exchange, renamed over it. A reader opens the old file or the new one,
+  never a part of one, and there is no moment without a record. A writer killed before the
+  exchange leaves the old record intact; its ``h.tmp`` is overwritten by the next write of
+  that session, or removed by :meth:`~FileSystemStore.purge_expired`. (The exchange exists for
+  speed: ext4 flushes a file renamed over another, ``auto_da_alloc``, which doubles the cost
+  of a write.)
 * **Locking.** Every write (save, conditional save, delete, purge) holds an exclusive
   ``flock`` on its bucket's ``.lock`` file, which works across processes and is released by
-  the kernel when a holder dies. Reads take no lock. A bucket holds one in 65,536 sessions,
-  so writers of different sessions almost never wait for each other.
+  the kernel when a holder dies. Reads take no lock. There are 4,096 buckets (256 × 16, made
+  when first needed): a million sessions make 250 files a directory, and writers of
+  different sessions almost never wait for each other.
 * **No fsync by default** (``SESSION_FILE_FSYNC``): a process that crashes never leaves a
   corrupt record, but a power loss may lose the last writes of a session, or leave a file that
   then reads as no session (the user logs in again). Set it for durability across power loss
@@ -89,7 +94,8 @@ _FORMAT = 1
 _HAS_USER = 1
 _SID = re.compile(r"[A-Za-z0-9_-]{1,512}")
 _NAME = re.compile(r"[0-9a-f]{64}")
-_BUCKET = re.compile(r"[0-9a-f]{2}")
+_TOP = re.compile(r"[0-9a-f]{2}")
+_LEAF = re.compile(r"[0-9a-f]")
 _OPEN_FLAGS = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 
@@ -229,7 +235,7 @@ class FileSystemStore:
         return hashlib.sha256((self.key_prefix + sid).encode()).hexdigest()
 
     def _record_path(self, name: str) -> tuple[str, str]:
-        bucket = f"{self._sessions}{os.sep}{name[:2]}{os.sep}{name[2:4]}"
+        bucket = f"{self._sessions}{os.sep}{name[:2]}{os.sep}{name[2]}"
         path = f"{bucket}{os.sep}{name}"
         if _NAME.fullmatch(name) is None or os.path.normpath(path) != path:
             raise StoreError(f"refusing a session path outside {self.directory!r}")
@@ -474,7 +480,7 @@ class FileSystemStore:
     def _buckets(self) -> c.Iterator[tuple[str, list[os.DirEntry[str]]]]:
         """Yield each bucket directory of this key prefix with its entries."""
         for top in _subdirectories(self._sessions):
-            for leaf in _subdirectories(top):
+            for leaf in _subdirectories(top, _LEAF):
                 yield leaf, _listdir(leaf)
 
     def _records(self) -> c.Iterator[tuple[str, str, os.stat_result]]:
@@ -691,7 +697,7 @@ def _listdir(path: str) -> list[os.DirEntry[str]]:
         return []
 
 
-def _subdirectories(path: str, pattern: re.Pattern[str] = _BUCKET) -> list[str]:
+def _subdirectories(path: str, pattern: re.Pattern[str] = _TOP) -> list[str]:
     """The paths of the subdirectories of ``path`` whose names match ``pattern``."""
     return [
         entry.path
