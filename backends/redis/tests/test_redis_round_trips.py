@@ -16,27 +16,28 @@ from serverside_testservers import RedisServer
 
 
 class Monitor:
-    """Counts the commands clients send (MONITOR), leaving out those a script runs."""
+    """Counts the commands clients send to some servers (MONITOR), leaving out those a script
+    runs."""
 
-    def __init__(self, server: RedisServer) -> None:
-        self.client = redis.Redis(server.host, server.port)
-        self.monitor = self.client.monitor().__enter__()
+    def __init__(self, *servers: RedisServer) -> None:
+        self.clients = [redis.Redis(server.host, server.port) for server in servers]
+        self.monitors = [client.monitor().__enter__() for client in self.clients]
 
     def commands(self) -> dict[str, int]:
         """The commands sent since the last call, by name."""
-        marker = secrets.token_hex(8)
-        self.client.echo(marker)
         counts: collections.Counter[str] = collections.Counter()
-        while True:
-            command = self.monitor.next_command()
-            if command["command"] == f"ECHO {marker}":
-                return dict(counts)
-            if command["client_type"] != "lua":
-                counts[command["command"].split()[0].lower()] += 1
+        for client, monitor in zip(self.clients, self.monitors, strict=True):
+            marker = secrets.token_hex(8)
+            client.echo(marker)
+            while (command := monitor.next_command())["command"] != f"ECHO {marker}":
+                if command["client_type"] != "lua":
+                    counts[command["command"].split()[0].lower()] += 1
+        return dict(counts)
 
     def close(self) -> None:
-        self.monitor.__exit__()
-        self.client.close()
+        for client, monitor in zip(self.clients, self.monitors, strict=True):
+            monitor.__exit__()
+            client.close()
 
 
 @pytest.fixture
@@ -51,9 +52,9 @@ def monitor(server) -> c.Iterator[Monitor]:
     monitor.close()
 
 
-def make_app(server: RedisServer, **config: object) -> Flask:
+def make_app(url: str, **config: object) -> Flask:
     app = Flask(__name__)
-    app.config.update(SECRET_KEY="cost", SESSION_TYPE=server.url, **config)
+    app.config.update(SECRET_KEY="cost", SESSION_TYPE=url, **config)
     flask_serverside.Session(app)
 
     @app.post("/login")
@@ -74,7 +75,7 @@ def make_app(server: RedisServer, **config: object) -> Flask:
 
 
 def test_one_command_to_read_two_to_write(server, monitor):
-    app = make_app(server)
+    app = make_app(server.url)
     browser = app.test_client()
     browser.post("/login")
     browser.post("/count")  # the scripts are loaded now
@@ -91,10 +92,30 @@ def test_one_command_to_read_two_to_write(server, monitor):
 
 
 def test_without_sliding_expiry_a_read_is_one_get(server, monitor):
-    app = make_app(server, SESSION_REFRESH_EACH_REQUEST=False)
+    app = make_app(server.url, SESSION_REFRESH_EACH_REQUEST=False)
     browser = app.test_client()
     browser.post("/login")
     monitor.commands()
     browser.get("/read")
     assert monitor.commands() == {"get": 1}
     app.extensions["serverside"].close()
+
+
+def test_on_a_cluster_too(redis_cluster):
+    hosts = ",".join(f"{host}:{port}" for host, port in redis_cluster.startup_nodes)
+    app = make_app(f"redis+cluster://{hosts}", SESSION_KEY_PREFIX="cost-cluster:")
+    browser = app.test_client()
+    browser.post("/login")
+    browser.post("/count")
+    monitor = Monitor(*redis_cluster.nodes)
+    try:
+        monitor.commands()  # the monitor's own connections
+        assert browser.get("/read").get_json() == {"user": "alice"}
+        assert monitor.commands() == {"getex": 1}
+        browser.post("/count")
+        assert monitor.commands() == {"getex": 1, "evalsha": 1}
+        app.test_client().post("/login")  # a new session of a user: index, then session
+        assert monitor.commands() == {"evalsha": 2}
+    finally:
+        monitor.close()
+        app.extensions["serverside"].close()

@@ -15,7 +15,6 @@ from redis.cluster import RedisCluster
 from flask_serverside.testing import new_sid
 from flask_serverside_redis import RedisStore
 from flask_serverside_redis.store import HEADER
-from flask_serverside_redis.store import _Parsed
 
 
 class Clock:
@@ -83,7 +82,7 @@ def test_a_refresh_never_touches_a_newer_record(store, clock):
     stale = store.load(sid)
     store.save(sid, b"new", 10, user_id="bob")
     clock.now += 15
-    store._refresh(sid, _Parsed(stale, b"alice", 0), int(clock.now), int(clock.now) + 20)
+    store._refresh(sid, stale.version, int(clock.now), int(clock.now) + 20)
     assert store.load(sid).data == b"new"
     assert deadline(store, sid) == clock.now - 15 + 20
 
@@ -106,3 +105,20 @@ def test_a_failed_index_refresh_does_not_fail_the_read(store, clock, caplog):
         assert store.load_and_touch(sid, 10).data == b"x"
     assert "could not refresh the user index" in caplog.text
     store.client.delete(store.user_key("alice"))
+
+
+def test_a_write_leaves_a_good_entry_alone(store, clock):
+    sid = new_sid()
+    store.save(sid, b"a", 10, user_id="alice")
+    index = store.user_key("alice")
+    store.client.delete(index)  # to see whether the next writes touch it
+    clock.now += 5
+    assert store.save_if(sid, b"b", 10, expected=store.load(sid), user_id="alice")
+    assert store.client.exists(index) == 0 and deadline(store, sid) == clock.now - 5 + 20
+    clock.now += 6  # the entry (good until +20) would now end before the session (+21)
+    assert store.save_if(sid, b"c", 10, expected=store.load(sid), user_id="alice")
+    assert store.client.zscore(index, sid) == clock.now + 20 == deadline(store, sid)
+    assert store.save_if(sid, b"d", 10, expected=store.load(sid), user_id="bob")
+    assert store.client.zscore(store.user_key("bob"), sid) == clock.now + 20
+    store.save(sid, b"e", 10, user_id="bob")  # a plain save always writes the entry
+    assert store.client.zscore(store.user_key("bob"), sid) == clock.now + 20

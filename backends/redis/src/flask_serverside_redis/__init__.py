@@ -10,8 +10,11 @@
 from __future__ import annotations
 
 from .store import RedisStore
+from .store import Version
 from .urls import connect_url
 
-__all__ = ["RedisStore", "connect_url"]
+__all__ = ["RedisStore", "Version", "connect_url"]
 
-RedisStore.__module__ = __name__
+for _cls in (RedisStore, Version):
+    _cls.__module__ = __name__
+del _cls

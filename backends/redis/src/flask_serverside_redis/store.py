@@ -26,9 +26,9 @@ session ids scored by a deadline: the Unix time until which the entry is good, t
 live after the session's last save. The record's header carries the same deadline, so a request
 that slides a session's expiry past it moves it on, with one more call about once per time to
 live; an entry therefore outlives its session, and entries past their deadline can be dropped
-without looking at the sessions. The save script updates the index; on a Redis Cluster, where the
-index lives in another hash slot than the session, a second call updates it first, so it never
-misses a session.
+without looking at the sessions. The save script updates the index, unless the record it replaces
+had a good entry for the same user already; on a Redis Cluster, where the index lives in another
+hash slot than the session, a second call updates it first, so it never misses a session.
 """
 
 from __future__ import annotations
@@ -157,20 +157,24 @@ def _errors(what: str) -> c.Iterator[None]:
         raise StoreError(f"Redis failed to {what}: {exc}") from exc
 
 
-class _Parsed(t.NamedTuple):
-    record: Record
+class Version(t.NamedTuple):
+    """The version of a record this store returns (opaque to the core): what its header says."""
+
+    #: The random version of the save, or ``sha1:`` and the value's SHA-1 for a record without
+    #: header (Flask-Session's); what the compare-and-set script compares.
+    token: bytes
     #: The user id the record is indexed under, or empty.
-    user: bytes
+    user: bytes = b""
     #: Until when (Unix time) the record's user index entry is good.
-    deadline: int
+    deadline: int = 0
 
 
-def _parse(raw: bytes) -> _Parsed:
+def _parse(raw: bytes) -> Record:
     if len(raw) >= HEADER.size and raw[:2] == MAGIC:
-        _, version, deadline, size = HEADER.unpack_from(raw)
+        _, token, deadline, size = HEADER.unpack_from(raw)
         start = HEADER.size + size
-        return _Parsed(Record(raw[start:], version), raw[HEADER.size : start], deadline)
-    return _Parsed(Record(raw, b"sha1:" + hashlib.sha1(raw).hexdigest().encode()), b"", 0)
+        return Record(raw[start:], Version(token, raw[HEADER.size : start], deadline))
+    return Record(raw, Version(b"sha1:" + hashlib.sha1(raw).hexdigest().encode()))
 
 
 class _Bound:
@@ -291,10 +295,10 @@ class RedisStore:
     def load(self, sid: str) -> Record | None:
         with _errors("load a session"):
             raw = self.bound.client.get(self.key_prefix + sid)
-        return None if raw is None else _parse(raw).record
+        return None if raw is None else _parse(raw)
 
     def save(self, sid: str, data: bytes, ttl: int, *, user_id: str | None = None) -> None:
-        self._write(sid, data, ttl, "*", user_id)
+        self._write(sid, data, ttl, user_id, "*")
 
     def delete(self, sid: str) -> None:
         with _errors("delete a session"):
@@ -329,33 +333,32 @@ class RedisStore:
                 raw = bound.get_and_expire(keys=[key], args=[ttl])
         if raw is None:
             return None
-        parsed = _parse(raw)
+        record = _parse(raw)
+        version = t.cast(Version, record.version)
         now = int(self._clock())
-        if parsed.user and parsed.deadline < now + ttl:
+        if version.user and version.deadline < now + ttl:
             # The session now outlives its user index entry: move the entry on (once per time
             # to live, so this costs nothing on most requests). The session itself loaded, so
             # a failure here is logged and retried by the next request, not raised.
             try:
                 with _errors("refresh a user index"):
-                    self._refresh(sid, parsed, now, now + 2 * ttl)
+                    self._refresh(sid, version, now, now + 2 * ttl)
             except StoreError:
                 log.warning(
                     "could not refresh the user index of session %s…", sid[:6], exc_info=True
                 )
-        return parsed.record
+        return record
 
-    def _refresh(self, sid: str, parsed: _Parsed, now: int, deadline: int) -> None:
+    def _refresh(self, sid: str, version: Version, now: int, deadline: int) -> None:
         bound = self.bound
         keys: list[str | bytes] = [self.key_prefix + sid]
-        index = self.key_prefix.encode() + b"user:" + parsed.user
+        index = self.key_prefix.encode() + b"user:" + version.user
         if bound.cluster:
             bound.index(keys=[index], args=[sid, deadline, now])
         else:
             keys.append(index)
         packed = deadline.to_bytes(4, "big")
-        bound.refresh(
-            keys=keys, args=[t.cast(bytes, parsed.record.version), packed, sid, deadline, now]
-        )
+        bound.refresh(keys=keys, args=[version.token, packed, sid, deadline, now])
 
     def save_if(
         self,
@@ -366,31 +369,51 @@ class RedisStore:
         expected: Record | None,
         user_id: str | None = None,
     ) -> bool:
-        version = b"" if expected is None else expected.version
-        if not isinstance(version, bytes) or version == b"*":
+        if expected is None:
+            return self._write(sid, data, ttl, user_id, b"")
+        if not isinstance(expected.version, Version):
             return False  # a record of another store: it cannot be current
-        return self._write(sid, data, ttl, version, user_id)
+        return self._write(sid, data, ttl, user_id, expected.version.token, expected.version)
 
     def _write(
-        self, sid: str, data: bytes, ttl: int, expected: bytes | str, user_id: str | None
+        self,
+        sid: str,
+        data: bytes,
+        ttl: int,
+        user_id: str | None,
+        token: bytes | str,
+        previous: Version | None = None,
     ) -> bool:
+        """Save, if the stored record's version is ``token`` (``b""``: none, ``"*"``: any).
+
+        The user index is left alone when the record replaced (``previous``, sure to be it when
+        the save succeeds) was indexed for the same user with an entry good for longer than
+        this save's time to live; otherwise the entry is written, before the session on a
+        Cluster.
+        """
         bound = self.bound
         keys = [self.key_prefix + sid]
         user = b"" if user_id is None else user_id.encode()
         now = int(self._clock())
-        deadline = now + 2 * ttl if user else 0
+        if not user:
+            deadline = 0
+        elif previous is not None and previous.user == user and previous.deadline >= now + ttl:
+            deadline = previous.deadline
+            user_id = None  # its entry is good
+        else:
+            deadline = now + 2 * ttl
         try:
             head = HEADER.pack(MAGIC, os.urandom(8), deadline, len(user))
         except struct.error:
             raise StoreError(f"the user id {user[:40]!r}... is too long to index") from None
         with _errors("save a session"):
-            if user:
-                index = self.user_key(t.cast(str, user_id))
+            if user_id is not None:
+                index = self.user_key(user_id)
                 if bound.cluster:  # another slot: index first, so it never misses a session
                     bound.index(keys=[index], args=[sid, deadline, now])
                 else:
                     keys.append(index)
-            args = [expected, head + user + data, ttl, sid, deadline, now]
+            args = [token, head + user + data, ttl, sid, deadline, now]
             return bool(bound.save(keys=keys, args=args))
 
     def user_key(self, user_id: str) -> str:
