@@ -175,20 +175,54 @@ def _project(directory: Path) -> dict:
         return tomllib.load(file)
 
 
+def _declared(directory: Path) -> tuple[str, tuple[str, ...]]:
+    """The distribution name and the store names that ``directory``'s pyproject declares."""
+    project = _project(directory)["project"]
+    names = tuple(project.get("entry-points", {}).get(GROUP, {}))
+    return canonicalize_name(project["name"]), names
+
+
+@dataclasses.dataclass
+class Wheels:
+    """The wheels built, by source directory; a directory whose build failed fails the tests
+    that need it, and only those."""
+
+    built: dict[Path, Wheel]
+    failed: dict[Path, str]
+
+    def __getitem__(self, directory: Path) -> Wheel:
+        if directory in self.failed:
+            pytest.fail(f"building {_rel(directory)} failed: {self.failed[directory]}", False)
+        return self.built[directory]
+
+    def values(self) -> list[Wheel]:
+        return list(self.built.values())
+
+    def adding(self, directory: Path, wheel: Wheel) -> Wheels:
+        return Wheels({**self.built, directory: wheel}, self.failed)
+
+
 @pytest.fixture(scope="session")
-def wheels(uv: list[str], tmp_path_factory: pytest.TempPathFactory) -> dict[Path, Wheel]:
+def wheels(uv: list[str], tmp_path_factory: pytest.TempPathFactory) -> Wheels:
     """Every distribution of the repository that the tests install, built once, in parallel."""
     out = tmp_path_factory.mktemp("wheels")
     directories = [CORE, ROOT / "testservers", *BACKENDS, EXAMPLE]
 
-    def build(directory: Path) -> tuple[Path, Wheel]:
+    def build(directory: Path) -> Wheel | str:
         target = out / directory.name
-        _run([*uv, "build", "--quiet", "--wheel", "--out-dir", str(target), str(directory)])
-        (path,) = target.glob("*.whl")
-        return directory, Wheel.read(path)
+        try:
+            _run([*uv, "build", "--quiet", "--wheel", "--out-dir", str(target), str(directory)])
+            (path,) = target.glob("*.whl")
+            return Wheel.read(path)
+        except BaseException as exc:  # pytest.fail raises a BaseException
+            return str(exc)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-        return dict(pool.map(build, directories))
+        results = dict(zip(directories, pool.map(build, directories), strict=True))
+    return Wheels(
+        {d: r for d, r in results.items() if isinstance(r, Wheel)},
+        {d: r for d, r in results.items() if isinstance(r, str)},
+    )
 
 
 # -- virtualenvs ---------------------------------------------------------------------------------
@@ -216,9 +250,7 @@ class Env:
         return _run([*command, f"--basetemp={basetemp}", *args], cwd=ROOT)
 
 
-def _make_env(
-    uv: list[str], wheels: dict[Path, Wheel], directory: Path, where: Path, extra: list[str]
-) -> Env:
+def _make_env(uv: list[str], wheels: Wheels, directory: Path, where: Path, extra: list[str]) -> Env:
     _run([*uv, "venv", "--quiet", "--python", sys.executable, str(where)])
     python = where / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     env = Env(directory, python, wheels[directory], uv)
@@ -234,14 +266,14 @@ DISTRIBUTIONS = [CORE, *BACKENDS, EXAMPLE]
 def bare_env(
     request: pytest.FixtureRequest,
     uv: list[str],
-    wheels: dict[Path, Wheel],
+    wheels: Wheels,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Env:
     directory: Path = request.param
     return _make_env(uv, wheels, directory, tmp_path_factory.mktemp("venv"), [])
 
 
-def _test_requirements(directory: Path, wheels: dict[Path, Wheel]) -> list[str]:
+def _test_requirements(directory: Path, wheels: Wheels) -> list[str]:
     """The ``tests`` dependency group of ``directory``'s pyproject, with this repository's
     distributions replaced by their wheels."""
     groups = _project(directory).get("dependency-groups", {})
@@ -359,18 +391,16 @@ print(json.dumps(results))
 """
 
 
-def test_an_uninstalled_store_says_what_to_install(
-    bare_env: Env, wheels: dict[Path, Wheel], tmp_path: Path
-) -> None:
+def test_an_uninstalled_store_says_what_to_install(bare_env: Env, tmp_path: Path) -> None:
     expected: dict[str, str] = {}
     for backend in BACKENDS:
-        wheel = wheels[backend]
         if backend == bare_env.directory:
             continue
-        for name in wheel.store_names:
-            expected[f"{name}://example.invalid/x"] = wheel.name
+        dist, names = _declared(backend)
+        for name in names:
+            expected[f"{name}://example.invalid/x"] = dist
             if "+" not in name:  # scheme variants (redis+sentinel) are written as URLs
-                expected[name] = wheel.name
+                expected[name] = dist
     unknown = "no-such-store"
     third_party = [] if bare_env.directory == EXAMPLE else ["sqlite3"]
     results = json.loads(
@@ -389,7 +419,7 @@ def test_an_uninstalled_store_says_what_to_install(
 
 
 def test_its_own_tests_pass_in_its_own_virtualenv(
-    bare_env: Env, uv: list[str], wheels: dict[Path, Wheel], tmp_path: Path
+    bare_env: Env, uv: list[str], wheels: Wheels, tmp_path: Path
 ) -> None:
     directory = bare_env.directory
     env = _make_env(uv, wheels, directory, tmp_path / "venv", _test_requirements(directory, wheels))
@@ -403,13 +433,13 @@ def test_its_own_tests_pass_in_its_own_virtualenv(
 
 
 @pytest.mark.parametrize("backend", BACKENDS, ids=_rel)
-def test_core_extra_installs_the_store(backend: Path, wheels: dict[Path, Wheel]) -> None:
+def test_core_extra_installs_the_store(backend: Path, wheels: Wheels) -> None:
     """``pip install flask-serverside[<store>]`` pulls ``flask-serverside-<store>``, the name
     the "store not found" message gives."""
-    core, store = wheels[CORE], wheels[backend]
+    core, (store, _) = wheels[CORE], _declared(backend)
     extra = backend.name
     assert extra in core.extras, (
-        f'the core has no extra {extra!r}: add {extra} = ["{store.name}>=0.1"] to'
+        f'the core has no extra {extra!r}: add {extra} = ["{store}>=0.1"] to'
         " [project.optional-dependencies] in core/pyproject.toml"
     )
     plugins = {
@@ -420,7 +450,7 @@ def test_core_extra_installs_the_store(backend: Path, wheels: dict[Path, Wheel])
         and r.marker.evaluate({"extra": extra})
         and canonicalize_name(r.name).startswith("flask-serverside-")
     }
-    assert plugins == {store.name}
+    assert plugins == {store}
 
 
 _DONE_WHEN = r"""
@@ -455,7 +485,7 @@ app.extensions["serverside"].close()
 
 
 def test_done_when_a_fresh_virtualenv_serves_sessions_from_the_example(
-    uv: list[str], wheels: dict[Path, Wheel], tmp_path: Path
+    uv: list[str], wheels: Wheels, tmp_path: Path
 ) -> None:
     """The issue's acceptance: only flask-serverside and the example plugin's wheel, and a
     real request through the Flask test client stores its session in the plugin's database."""
@@ -480,7 +510,7 @@ def test_the_guides_example_steps_work_as_written(example_steps, guide_output) -
 
 
 def test_the_guides_template_steps_make_a_store_that_installs(
-    guide_steps, uv: list[str], wheels: dict[Path, Wheel], tmp_path: Path
+    guide_steps, uv: list[str], wheels: Wheels, tmp_path: Path
 ) -> None:
     """ "A new store in this repository": the copy-and-rename steps, run on a copy of
     ``_template``, give a distribution that builds, installs with the core alone, is found by
@@ -494,7 +524,7 @@ def test_the_guides_template_steps_make_a_store_that_installs(
     assert "all markers replaced" in output
     (store,) = (checkout / "backends").iterdir()
     _run([*uv, "build", "--quiet", "--wheel", "--out-dir", str(tmp_path / "wheel"), str(store)])
-    built = {**wheels, store: Wheel.read(next((tmp_path / "wheel").glob("*.whl")))}
+    built = wheels.adding(store, Wheel.read(next((tmp_path / "wheel").glob("*.whl"))))
     env = _make_env(uv, built, store, tmp_path / "venv", ["pytest>=8"])
     assert env.wheel.name == f"flask-serverside-{store.name}"
     assert env.wheel.store_names == (store.name,)
