@@ -17,8 +17,8 @@ from flask_serverside import Session
 from flask_serverside import StoreSettings
 from flask_serverside.registry import resolve_store
 from flask_serverside_memcached import MemcachedStore
+from flask_serverside_memcached import PythonMemcachedStore
 from flask_serverside_memcached import build_client
-from flask_serverside_memcached.store import PythonMemcachedStore
 from flask_serverside_memcached.store import parse_servers
 
 if t.TYPE_CHECKING:

@@ -13,8 +13,8 @@ from pymemcache.client.base import Client
 from flask_serverside.testing import SessionFlowContract
 from flask_serverside.testing import StoreContract
 from flask_serverside_memcached import MemcachedStore
+from flask_serverside_memcached import PythonMemcachedStore
 from flask_serverside_memcached import build_client
-from flask_serverside_memcached.store import PythonMemcachedStore
 
 if t.TYPE_CHECKING:
     from serverside_testservers.memcached import MemcachedServer

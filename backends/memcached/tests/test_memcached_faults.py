@@ -24,7 +24,7 @@ from flask_serverside import StoreUnavailable
 from flask_serverside.testing import new_sid
 from flask_serverside.testing import spy_on_store
 from flask_serverside_memcached import MemcachedStore
-from flask_serverside_memcached.store import PythonMemcachedStore
+from flask_serverside_memcached import PythonMemcachedStore
 
 if t.TYPE_CHECKING:
     import collections.abc as c

@@ -1,14 +1,25 @@
 """flask-serverside-memcached: Flask sessions in memcached, through pymemcache.
 
-Select it with ``SESSION_TYPE = "memcached"`` and ``SESSION_MEMCACHED``, or with
-``SESSION_TYPE = "memcached://host:port,host:port"``. See :class:`MemcachedStore`.
+Select it with ``SESSION_TYPE = "memcached"`` and ``SESSION_MEMCACHED`` (a list of
+``"host:port"``, a pymemcache client, or Flask-Session's ``memcache.Client([...])``), or with
+``SESSION_TYPE = "memcached://host:port,host:port"``. See :mod:`flask_serverside_memcached.store`.
 """
 
 from __future__ import annotations
 
 from .store import MemcachedStore
+from .store import PythonMemcachedStore
 from .store import build_client
 from .store import expiry_time
 from .store import memcached_key
 
-__all__ = ["MemcachedStore", "build_client", "expiry_time", "memcached_key"]
+__all__ = [
+    "MemcachedStore",
+    "PythonMemcachedStore",
+    "build_client",
+    "expiry_time",
+    "memcached_key",
+]
+
+MemcachedStore.__module__ = __name__
+PythonMemcachedStore.__module__ = __name__

@@ -92,6 +92,20 @@ def memcached_key(prefix: str, sid: str, limit: int = MAX_KEY_LENGTH) -> str:
     return head + hashlib.sha256(sid.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def _drop_idle_connections(client: object) -> None:
+    """Close the idle connections of a :class:`PooledClient` (those of a server that died or
+    restarted are all stale). Connections in use are left to their threads, which drop them
+    when they fail."""
+    if isinstance(client, PooledClient):
+        pool = client.client_pool
+        for _ in range(len(pool.free)):
+            try:
+                idle = pool.get()  # a free connection, or a new unopened one if none is left
+            except RuntimeError:  # the pool is at its maximum size: none is free
+                return
+            pool.destroy(idle)
+
+
 class _SessionHashClient(HashClient):  # type: ignore[misc]
     """A :class:`HashClient` whose fail-over bookkeeping is safe across threads and which
     closes the connections of a server when it leaves it out."""
@@ -105,11 +119,18 @@ class _SessionHashClient(HashClient):  # type: ignore[misc]
             if server in self._dead_clients:  # another thread already left it out
                 return
             super()._mark_failed_server(server)
-            self.clients[self._make_client_key(server)].close()
+            _drop_idle_connections(self.clients[self._make_client_key(server)])
 
     def _retry_dead(self) -> None:
         with self._ring_lock:
             super()._retry_dead()
+
+    def add_server(self, server: t.Any, port: int | None = None) -> None:
+        replaced = self.clients.get(
+            self._make_client_key(server if port is None else (server, port))
+        )
+        super().add_server(server, port)
+        _drop_idle_connections(replaced)
 
 
 def build_client(
@@ -273,9 +294,7 @@ class MemcachedStore:
                 node = self.client.hasher.get_node(key) if self._hashed else None
                 stale = isinstance(exc, _STALE_CONNECTION)
                 if stale:  # the other pooled connections to that server are likely stale too
-                    pool = self.client.clients.get(node) if self._hashed else self.client
-                    if isinstance(pool, PooledClient):
-                        pool.close()
+                    _drop_idle_connections(self.client.clients[node] if node else self.client)
                 if attempt == attempts or not (stale or node is not None):
                     raise StoreUnavailable(f"memcached {command} failed: {exc!r}") from exc
                 log.warning("memcached %s failed (%r); trying again", command, exc)
