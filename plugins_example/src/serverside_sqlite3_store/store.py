@@ -79,6 +79,23 @@ class _Sessions:
                 f"Cannot use {self.path!r} for sessions ({exc}): check SESSION_SQLITE3_PATH."
             ) from exc
 
+    def load(self, sid: str) -> Record | None:
+        with self._connection() as db:
+            row = db.execute(
+                "SELECT data, version FROM sessions WHERE key = ? AND expires_at > ?",
+                (self.key_prefix + sid, time.time()),
+            ).fetchone()
+        return None if row is None else Record(bytes(row[0]), row[1])
+
+    def save(self, sid: str, data: bytes, ttl: int, *, user_id: str | None = None) -> None:
+        row = (self.key_prefix + sid, data, time.time() + ttl, _new_version(), user_id)
+        with self._connection() as db:
+            db.execute(f"INSERT OR REPLACE INTO sessions {_COLUMNS} VALUES (?, ?, ?, ?, ?)", row)
+
+    def delete(self, sid: str) -> None:
+        with self._connection() as db:
+            db.execute("DELETE FROM sessions WHERE key = ?", (self.key_prefix + sid,))
+
     @classmethod
     def from_settings(cls: type[_S], settings: StoreSettings) -> _S:
         """Read ``SESSION_SQLITE3_PATH`` (or a ``sqlite3:///path`` URL in ``SESSION_TYPE``) and
@@ -105,6 +122,13 @@ class _Sessions:
             path = os.path.join(settings.app.instance_path, path)
         timeout = float(settings.config.get("SESSION_SQLITE3_TIMEOUT", 5.0))
         return cls(path, key_prefix=settings.key_prefix, timeout=timeout)
+
+    def close(self) -> None:
+        """Close the idle connections."""
+        while self._idle:
+            self._idle.pop().close()
+
+    # Plumbing: a pool of connections, and sqlite3's errors in the core's terms.
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: each statement is its own transaction unless we BEGIN one.
@@ -143,28 +167,6 @@ class _Sessions:
 
     def _prefixed(self) -> tuple[int, str]:
         return len(self.key_prefix), self.key_prefix
-
-    def load(self, sid: str) -> Record | None:
-        with self._connection() as db:
-            row = db.execute(
-                "SELECT data, version FROM sessions WHERE key = ? AND expires_at > ?",
-                (self.key_prefix + sid, time.time()),
-            ).fetchone()
-        return None if row is None else Record(bytes(row[0]), row[1])
-
-    def save(self, sid: str, data: bytes, ttl: int, *, user_id: str | None = None) -> None:
-        row = (self.key_prefix + sid, data, time.time() + ttl, _new_version(), user_id)
-        with self._connection() as db:
-            db.execute(f"INSERT OR REPLACE INTO sessions {_COLUMNS} VALUES (?, ?, ?, ?, ?)", row)
-
-    def delete(self, sid: str) -> None:
-        with self._connection() as db:
-            db.execute("DELETE FROM sessions WHERE key = ?", (self.key_prefix + sid,))
-
-    def close(self) -> None:
-        """Close the idle connections."""
-        while self._idle:
-            self._idle.pop().close()
 
 
 # -- Step 2, TOUCH: a request that only reads the session refreshes its expiry without the core
