@@ -182,3 +182,26 @@ def test_cleanup_every_n_requests_purges(tmp_path):
     for _ in range(7):
         client.get("/whoami")
     assert spy.calls["purge_expired"] == 2
+
+
+def test_eviction_spares_a_record_refreshed_or_replaced_since_the_scan(store, clock):
+    touched, replaced = new_sid(), new_sid()
+    store.save(touched, b"data", 60)
+    store.save(replaced, b"data", 60)
+    seen = {path: (bucket, st) for bucket, path, st in store._records()}
+    clock.advance(1)
+    store.touch(touched, 60)
+    store.save(replaced, b"new", 60)
+    for path, (bucket, st) in seen.items():
+        assert store._unlink_unchanged(bucket, path, st) is False
+    assert store.count() == 2
+
+
+def test_a_long_user_id_is_indexed(store):
+    sid = new_sid()
+    user = "ü" * 5000
+    store.save(sid, b"data", 60, user_id=user)
+    assert store.user_sids(user) == [sid]
+    assert list(store.iter_sids()) == [sid]
+    loaded = store.load(sid)
+    assert store.save_if(sid, b"new", 60, expected=loaded, user_id=user)

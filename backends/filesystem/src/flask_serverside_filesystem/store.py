@@ -334,13 +334,12 @@ class FileSystemStore:
             return None
         fd, st = opened
         try:
-            buffer = os.pread(fd, min(st.st_size, 4096), 0)
-            meta = _parse(buffer, partial=True)
-            if meta is not None and meta.end > len(buffer):
-                meta = _parse(os.pread(fd, meta.end, 0))
+            meta = _parse(os.pread(fd, 4096, 0))
+            if meta is None and st.st_size > 4096:  # a long user id
+                meta = _parse(_read_all(fd, st.st_size))
         finally:
             os.close(fd)
-        if meta is None or meta.end > st.st_size or self._name(meta.sid) != path[-64:]:
+        if meta is None or self._name(meta.sid) != path[-64:]:
             return None
         return meta
 
@@ -657,10 +656,9 @@ def _is_int(value: object) -> t.TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _parse(buffer: bytes, *, partial: bool = False) -> _Meta | None:
-    """Decode a record's header; ``None`` when it is not one. When ``buffer`` stops before the
-    user id ends, return ``None``, or with ``partial`` a header whose ``end`` says how much to
-    read."""
+def _parse(buffer: bytes) -> _Meta | None:
+    """Decode the header, session id and user id at the start of ``buffer``; ``None`` when
+    they are not well formed or ``buffer`` stops before their end."""
     if len(buffer) < _HEADER.size:
         return None
     magic, version, flags, sid_length, token, user_length = _HEADER.unpack_from(buffer)
@@ -669,7 +667,7 @@ def _parse(buffer: bytes, *, partial: bool = False) -> _Meta | None:
     start = _HEADER.size + sid_length
     end = start + user_length
     if len(buffer) < end:
-        return _Meta(token, "", None, end) if partial else None
+        return None
     try:
         sid = buffer[_HEADER.size : start].decode("ascii")
         user = buffer[start:end].decode("utf-8", "surrogatepass") if flags & _HAS_USER else None
