@@ -278,6 +278,7 @@ class RedisStore:
 
     @property
     def bound(self) -> _Bound:
+        """The client and its scripts, connecting first when built from a URL."""
         if self._bound is None:
             with self._lock, _errors("connect"):
                 if self._bound is None and self._connect is not None:
@@ -293,20 +294,28 @@ class RedisStore:
     # -- the three operations ------------------------------------------------------------------
 
     def load(self, sid: str) -> Record | None:
+        """``GET``; see :meth:`flask_serverside.SessionStore.load`."""
         with _errors("load a session"):
             raw = self.bound.client.get(self.key_prefix + sid)
         return None if raw is None else _parse(raw)
 
     def save(self, sid: str, data: bytes, ttl: int, *, user_id: str | None = None) -> None:
+        """``SET ... EX`` and the user index entry, in one script (two calls on a Cluster)."""
         self._write(sid, data, ttl, user_id, "*")
 
     def delete(self, sid: str) -> None:
+        """``DEL``; the user index entry stays until its deadline (the core checks entries)."""
         with _errors("delete a session"):
             self.bound.client.delete(self.key_prefix + sid)
 
     # -- capabilities --------------------------------------------------------------------------
 
     def touch(self, sid: str, ttl: int) -> bool:
+        """``EXPIRE``, in a script that also returns the header, so that the rare request that
+        slides the session past its user index entry can move the entry on.
+
+        :returns: ``False`` when there is no record under ``sid``.
+        """
         with _errors("refresh a session"):
             head = self.bound.touch(keys=[self.key_prefix + sid], args=[ttl])
         if head is None:
@@ -318,6 +327,9 @@ class RedisStore:
         return True
 
     def load_and_touch(self, sid: str, ttl: int) -> Record | None:
+        """``GETEX key EX ttl`` (a ``GET`` and ``EXPIRE`` script on servers without it, found
+        out on first use): one round trip, and one more about once per time to live for a
+        session with a user, to move its index entry on."""
         key = self.key_prefix + sid
         bound = self.bound
         with _errors("load a session"):
@@ -369,6 +381,8 @@ class RedisStore:
         expected: Record | None,
         user_id: str | None = None,
     ) -> bool:
+        """One script that compares the stored version with ``expected``'s and writes; see
+        :meth:`flask_serverside.store.ConditionallySavable.save_if`."""
         if expected is None:
             return self._write(sid, data, ttl, user_id, b"")
         if not isinstance(expected.version, Version):
@@ -434,6 +448,7 @@ class RedisStore:
                     yield rest.decode()
 
     def count(self) -> int:
+        """Count the session ids :meth:`iter_sids` yields."""
         return sum(1 for _ in self.iter_sids())
 
     def user_sids(self, user_id: str) -> list[str]:
