@@ -27,8 +27,8 @@ HERE = Path(__file__).resolve().parent
 #: rounds, requests per batch, requests per counting pass.
 PRESETS = {
     "smoke": (2, 5, 3),
-    "quick": (12, 100, 50),
-    "full": (30, 400, 200),
+    "quick": (40, 25, 50),
+    "full": (100, 50, 200),
 }
 
 

@@ -3,8 +3,8 @@
 For each store, every (scenario, sliding expiry, contender) cell gets its own application and
 namespace. One *round* times one batch of requests of every cell, in a shuffled order; the
 rounds repeat, so slow drift of the machine (frequency, other load) hits every contender alike.
-The first round is a warm-up and is dropped. The garbage collector runs between batches, not
-during them.
+The first round is a warm-up and is dropped. The garbage collector is off during a batch and
+runs between rounds.
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ if t.TYPE_CHECKING:
     from flask import Flask
 
     from .stores import StoreKit
+
+
+#: The contenders that keep sessions in the store.
+STORED = ("ours", "flask-session", "floor")
 
 
 @dataclasses.dataclass
@@ -123,11 +127,19 @@ def build_app(kit: StoreKit, contender: str, ns: str, sliding: bool) -> Flask:
         return apps.make_app(contender, {}, sliding=sliding, setup=apps.setup_bare)
     if contender == "cookie":
         return apps.make_app(contender, {}, sliding=sliding)
-    if contender == "ours":
-        return apps.make_app(contender, kit.ours_config(ns), sliding=sliding, setup=apps.setup_ours)
-    if contender == "flask-session":
-        config = kit.flask_session_config(ns)
-        return apps.make_app(contender, config, sliding=sliding, setup=apps.setup_flask_session)
+    if contender in ("ours", "flask-session"):
+        if contender == "ours":
+            config, install = kit.ours_config(ns), apps.setup_ours
+        else:
+            config, install = kit.flask_session_config(ns), apps.setup_flask_session
+        before = config.pop("_before", None)
+
+        def setup(app: Flask) -> None:
+            if before is not None:
+                before(app)
+            install(app)
+
+        return apps.make_app(contender, config, sliding=sliding, setup=setup)
     if contender == "floor":
         ops = kit.floor(ns)
 
@@ -165,7 +177,7 @@ def build_cells(
                 if not status.startswith("200"):
                     raise RuntimeError(f"{contender} {path} on {kit.name} answered {status}")
                 cells[-1].headers = describe_headers(headers)
-                if scenario == "login":
+                if scenario == "login" and contender in STORED:
                     kit.clear(contender, app, ns)
     return cells
 
@@ -184,9 +196,9 @@ def time_rounds(
     clock = time.perf_counter_ns
     for round_no in range(rounds + 1):
         rng.shuffle(order)
+        gc.collect()
         for cell in order:
             call = cell.call
-            gc.collect()
             gc.disable()
             try:
                 start = clock()
@@ -197,7 +209,7 @@ def time_rounds(
                 gc.enable()
             if round_no:
                 cell.samples.append(elapsed / batch / 1000)
-            if cell.scenario == "login":
+            if cell.scenario == "login" and cell.contender in STORED:
                 kit.clear(cell.contender, cell.app, cell.ns)
         progress(f"{kit.name}: round {round_no}/{rounds}")
 
@@ -206,11 +218,12 @@ def count_costs(kit: StoreKit, cells: c.Sequence[Cell], n: int) -> None:
     """Count what ``n`` requests of each cell cost the store, per request."""
     for cell in cells:
         cell.call()  # warm connections outside the count
-        if cell.scenario == "login":
+        login = cell.scenario == "login" and cell.contender in STORED
+        if login:
             kit.clear(cell.contender, cell.app, cell.ns)
         with kit.counting(n) as result:
             for _ in range(n):
                 cell.call()
         cell.cost = result
-        if cell.scenario == "login":
+        if login:
             kit.clear(cell.contender, cell.app, cell.ns)

@@ -228,7 +228,7 @@ def _commands(cost: c.Mapping[str, float]) -> str:
     names = [
         f"{k.split(':', 1)[1]} {v:g}"
         for k, v in cost.items()
-        if k.startswith(("cmd:", "call:", "sys:"))
+        if k.startswith(("cmd:", "call:", "sys:", "sql:"))
     ]
     return ", ".join(names) or "none"
 

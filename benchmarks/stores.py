@@ -450,6 +450,147 @@ class FilesystemKit(StoreKit):
                 shutil.rmtree(entry.path)
 
 
+# -- SQL (PostgreSQL) ------------------------------------------------------------------------
+
+
+class SQLKit(StoreKit):
+    name = "sqlalchemy"
+    dist = "flask-serverside-sqlalchemy"
+    flask_session_backend = (
+        "sqlalchemy (SESSION_TYPE='sqlalchemy', SESSION_SQLALCHEMY = a Flask-SQLAlchemy db on"
+        " PostgreSQL through psycopg 3; ours gets the same config)"
+    )
+    floor_label = (
+        "psycopg 3 in autocommit, prepared: one SELECT (UPDATE ... RETURNING when sliding) + one"
+        " INSERT ... ON CONFLICT DO UPDATE"
+    )
+    counted_by = (
+        "SQLAlchemy engine events (statements, commits, rollbacks); round trips = statements +"
+        " BEGIN + COMMIT/ROLLBACK of each transaction; the floor counts its own statements"
+    )
+    primary = "round trips"
+
+    def missing(self) -> str | None:
+        try:
+            import flask_sqlalchemy  # noqa: F401
+            import psycopg  # noqa: F401
+            import sqlalchemy  # noqa: F401
+        except ImportError as exc:
+            return f"{exc.name} is not installed"
+        if not _postgres_present():
+            return "PostgreSQL is not installed (scripts/install-servers)"
+        return super().missing()
+
+    def start(self) -> None:
+        import sqlalchemy as sa
+
+        from serverside_testservers import PostgreSQLServer
+
+        self.server = PostgreSQLServer()
+        self.server.start()
+        self.url = self.server.url.replace("postgresql://", "postgresql+psycopg://", 1)
+        self.statements = 0
+        self.transactions = 0
+        self.bytes = 0
+        self.begun = 0
+
+        def before_cursor_execute(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+            self.statements += 1
+            params = parameters if isinstance(parameters, (list, tuple)) else [parameters]
+            for group in params:
+                values = group.values() if hasattr(group, "values") else [group]
+                for value in values:
+                    if isinstance(value, (bytes, bytearray, memoryview)):
+                        self.bytes += len(value)
+
+        def on_commit(conn):  # type: ignore[no-untyped-def]
+            self.transactions += 1
+
+        self._listeners = [
+            (sa.engine.Engine, "before_cursor_execute", before_cursor_execute),
+            (sa.engine.Engine, "commit", on_commit),
+            (sa.engine.Engine, "rollback", on_commit),
+        ]
+        for target, name, fn in self._listeners:
+            sa.event.listen(target, name, fn)
+        self.dbs: list[t.Any] = []
+
+    def close(self) -> None:
+        import sqlalchemy as sa
+
+        for target, name, fn in self._listeners:
+            sa.event.remove(target, name, fn)
+        for ops in self.floor_ops_by_ns.values():
+            t.cast(floors.SQLOps, ops).close()
+        for app, db in self.dbs:
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+        self.server.close()
+
+    def describe(self) -> dict[str, str]:
+        import psycopg
+
+        with psycopg.connect(self.server.dsn) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+        return {
+            self.dist: version(self.dist),
+            "SQLAlchemy": version("sqlalchemy"),
+            "Flask-SQLAlchemy": version("flask-sqlalchemy"),
+            "psycopg": version("psycopg"),
+            "PostgreSQL": str(row[0] if row else "?"),
+        }
+
+    def _config(self, ns: str) -> dict[str, t.Any]:
+        from flask_sqlalchemy import SQLAlchemy
+
+        db = SQLAlchemy()
+
+        def before(app: Flask) -> None:
+            db.init_app(app)
+            self.dbs.append((app, db))
+
+        return {
+            "SESSION_TYPE": "sqlalchemy",
+            "SQLALCHEMY_DATABASE_URI": self.url,
+            "SESSION_SQLALCHEMY": db,
+            "SESSION_SQLALCHEMY_TABLE": ns,
+            "_before": before,
+        }
+
+    def ours_config(self, ns: str) -> dict[str, t.Any]:
+        return self._config(ns)
+
+    def flask_session_config(self, ns: str) -> dict[str, t.Any]:
+        return self._config(ns)
+
+    def floor_ops(self, ns: str) -> floors.FloorOps:
+        return floors.SQLOps(self.server.dsn, ns)
+
+    def snapshot(self) -> dict[str, float]:
+        floor = sum(t.cast(floors.SQLOps, ops).statements for ops in self.floor_ops_by_ns.values())
+        return {
+            "sql:statements": self.statements + floor,
+            "sql:transactions": self.transactions,
+            "round trips": self.statements + 2 * self.transactions + floor,
+            "bytes": self.bytes,
+        }
+
+    def clear(self, contender: str, app: Flask, ns: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.server.dsn, autocommit=True) as conn:
+            conn.execute(f"TRUNCATE {ns}")
+
+
+def _postgres_present() -> bool:
+    import glob
+
+    return shutil.which("postgres") is not None or bool(
+        glob.glob("/usr/lib/postgresql/*/bin/postgres")
+    )
+
+
 def _fs_type(path: str) -> str:
     try:
         best = ("", "?")
@@ -470,4 +611,5 @@ KITS: dict[str, type[StoreKit]] = {
     "redis": RedisKit,
     "memcached": MemcachedKit,
     "filesystem": FilesystemKit,
+    "sqlalchemy": SQLKit,
 }

@@ -1,0 +1,171 @@
+"""Scale runs (``--scale``): does a request cost the same with 1k, 100k or 1M stored sessions?
+
+For redis, SQL (PostgreSQL) and filesystem, our store's app (sliding expiry on) is timed on a
+read-only and a writing request while the store holds more and more other sessions. Filler
+records are written in bulk with the raw client in the store's own layout (redis keys under the
+same prefix, rows in the same table, files through the store itself). Then purge throughput:
+how fast expired records are deleted (ours, and Flask-Session's sqlalchemy cleanup).
+"""
+
+from __future__ import annotations
+
+import secrets
+import statistics
+import time
+import typing as t
+
+from .inprocess import build_app
+from .inprocess import fetch
+from .inprocess import session_cookie
+from .inprocess import wsgi_caller
+from .stores import KITS
+
+if t.TYPE_CHECKING:
+    import argparse
+    import collections.abc as c
+
+    from .stores import StoreKit
+
+SIZES = {
+    "redis": (1_000, 100_000, 1_000_000),
+    "sqlalchemy": (1_000, 100_000, 1_000_000),
+    "filesystem": (1_000, 10_000, 100_000),
+}
+PAYLOAD = b"\x81\xa4name\xadAlice Example"
+
+
+def _time(call: c.Callable[[], None], rounds: int, batch: int) -> float:
+    for _ in range(batch):
+        call()
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter_ns()
+        for _ in range(batch):
+            call()
+        samples.append((time.perf_counter_ns() - start) / batch / 1000)
+    return statistics.median(samples)
+
+
+def _fill(kit: StoreKit, name: str, store: t.Any, ns: str, start: int, stop: int) -> None:
+    if name == "redis":
+        client = kit.admin  # type: ignore[attr-defined]
+        for first in range(start, stop, 10_000):
+            pipe = client.pipeline(transaction=False)
+            for i in range(first, min(stop, first + 10_000)):
+                pipe.set(f"{ns}:fill{i:07d}", PAYLOAD, ex=3600)
+            pipe.execute()
+    elif name == "sqlalchemy":
+        import psycopg
+
+        with psycopg.connect(kit.server.dsn, autocommit=True) as conn:  # type: ignore[attr-defined]
+            conn.execute(
+                f"INSERT INTO {ns} (session_id, data, expiry, version)"
+                " SELECT %s || 'fill' || lpad(i::text, 7, '0'), %s,"
+                " (now() AT TIME ZONE 'utc') + interval '1 hour', 1"
+                " FROM generate_series(%s, %s) AS i",
+                (f"{ns}:", PAYLOAD, start, stop - 1),
+            )
+    elif name == "filesystem":
+        for _ in range(start, stop):
+            store.save(secrets.token_urlsafe(32), PAYLOAD, 3600)
+
+
+def run_scale(args: argparse.Namespace, log: c.Callable[[str], None]) -> dict[str, t.Any]:
+    out: dict[str, t.Any] = {}
+    quick = args.preset != "full"
+    rounds, batch = (5, 100) if quick else (11, 300)
+    for name in ("redis", "sqlalchemy", "filesystem"):
+        if name not in args.stores:
+            continue
+        kit = KITS[name]()
+        reason = kit.missing()
+        if reason is not None:
+            out[name] = {"note": f"not run: {reason}"}
+            continue
+        kit.start()
+        try:
+            out[name] = _scale_store(kit, name, rounds, batch, log)
+        finally:
+            kit.close()
+    return out
+
+
+def _scale_store(
+    kit: StoreKit, name: str, rounds: int, batch: int, log: c.Callable[[str], None]
+) -> dict[str, t.Any]:
+    ns = "scale"
+    if name == "filesystem":
+        original = kit.ours_config
+
+        def unlimited(ns: str) -> dict[str, t.Any]:
+            return {**original(ns), "SESSION_FILE_THRESHOLD": 0}
+
+        kit.ours_config = unlimited  # type: ignore[method-assign]
+    app = build_app(kit, "ours", ns, True)
+    store = app.extensions["serverside"].store
+    _, headers = fetch(app, "/login", None)
+    cookie = session_cookie(headers)
+    read = wsgi_caller(app, "/read", cookie)
+    write = wsgi_caller(app, "/write", cookie)
+    points = []
+    filled = 0
+    for size in SIZES[name]:
+        started = time.monotonic()
+        _fill(kit, name, store, ns, filled, size)
+        filled = size
+        fill_s = time.monotonic() - started
+        points.append(
+            {"n": size, "us": _time(read, rounds, batch), "write_us": _time(write, rounds, batch)}
+        )
+        log(f"scale {name}: {size:,} sessions (filled in {fill_s:.0f} s): {points[-1]}")
+    result: dict[str, t.Any] = {
+        "points": points,
+        "note": "read-only µs; sliding on; filler records written in bulk",
+    }
+    result["purge"] = _purge(kit, name, log)
+    return result
+
+
+def _purge(kit: StoreKit, name: str, log: c.Callable[[str], None]) -> list[dict[str, t.Any]]:
+    n = 20_000
+    rows = []
+    if name == "sqlalchemy":
+        import psycopg
+
+        ours = build_app(kit, "ours", "purge_ours", True)
+        fs = build_app(kit, "flask-session", "purge_fs", True)
+        with psycopg.connect(kit.server.dsn, autocommit=True) as conn:  # type: ignore[attr-defined]
+            conn.execute(
+                "INSERT INTO purge_ours (session_id, data, expiry, version)"
+                " SELECT 'purge_ours:x' || i, %s, now() - interval '1 hour', 1"
+                " FROM generate_series(1, %s) AS i",
+                (PAYLOAD, n),
+            )
+            conn.execute(
+                "INSERT INTO purge_fs (session_id, data, expiry)"
+                " SELECT 'purge_fs:x' || i, %s, now() - interval '2 hour'"
+                " FROM generate_series(1, %s) AS i",
+                (PAYLOAD, n),
+            )
+        store = ours.extensions["serverside"].store
+        started = time.perf_counter()
+        removed = store.purge_expired()
+        rows.append({"contender": "ours", "n": removed, "seconds": time.perf_counter() - started})
+        with fs.app_context():
+            started = time.perf_counter()
+            fs.session_interface._delete_expired_sessions()  # type: ignore[attr-defined]
+            rows.append(
+                {"contender": "flask-session", "n": n, "seconds": time.perf_counter() - started}
+            )
+    elif name == "filesystem":
+        app = build_app(kit, "ours", "purge_ours", True)
+        store = app.extensions["serverside"].store
+        for _ in range(n):
+            store.save(secrets.token_urlsafe(32), PAYLOAD, 1)
+        time.sleep(2.1)
+        started = time.perf_counter()
+        removed = store.purge_expired()
+        rows.append({"contender": "ours", "n": removed, "seconds": time.perf_counter() - started})
+    for row in rows:
+        log(f"purge {name}: {row}")
+    return rows

@@ -1,0 +1,83 @@
+"""The contender apps for mode 2, built in a gunicorn worker from environment variables.
+
+``gunicorn 'benchmarks.wsgiapp:create()'`` with ``BENCH_STORE`` (memory, redis, memcached,
+filesystem), ``BENCH_CONTENDER``, ``BENCH_SLIDING`` (``1``/``0``), ``BENCH_TARGET`` (the server's
+URL or the session directory) and ``BENCH_NS`` (the key prefix / subdirectory).
+"""
+
+from __future__ import annotations
+
+import os
+import typing as t
+
+from . import apps
+from . import floors
+
+if t.TYPE_CHECKING:
+    from flask import Flask
+
+
+def _store_config(store: str, target: str, ns: str, contender: str) -> dict[str, t.Any]:
+    prefix = {"SESSION_KEY_PREFIX": f"{ns}:"}
+    if store == "memory":
+        if contender == "flask-session":
+            from cachelib import SimpleCache
+
+            return {"SESSION_TYPE": "cachelib", "SESSION_CACHELIB": SimpleCache(10**7), **prefix}
+        return {"SESSION_TYPE": "memory", **prefix}
+    if store == "redis":
+        import redis
+
+        return {"SESSION_TYPE": "redis", "SESSION_REDIS": redis.Redis.from_url(target), **prefix}
+    if store == "memcached":
+        host, port = target.rsplit(":", 1)
+        if contender == "flask-session":
+            from pymemcache.client.base import Client
+
+            client = Client((host, int(port)), no_delay=True)
+            return {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED": client, **prefix}
+        return {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED": [target], **prefix}
+    if store == "filesystem":
+        path = os.path.join(target, ns)
+        os.makedirs(path, exist_ok=True)
+        return {"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": path}
+    raise ValueError(f"mode 2 does not know the store {store!r}")
+
+
+def _floor_ops(store: str, target: str, ns: str) -> floors.FloorOps:
+    if store == "memory":
+        return floors.MemoryOps()
+    if store == "redis":
+        import redis
+
+        return floors.RedisOps(redis.Redis.from_url(target))
+    if store == "memcached":
+        from pymemcache.client.base import Client
+
+        host, port = target.rsplit(":", 1)
+        return floors.MemcachedOps(Client((host, int(port)), no_delay=True))
+    if store == "filesystem":
+        return floors.FileOps(os.path.join(target, ns))
+    raise ValueError(store)
+
+
+def create() -> Flask:
+    store = os.environ["BENCH_STORE"]
+    contender = os.environ["BENCH_CONTENDER"]
+    sliding = os.environ.get("BENCH_SLIDING", "1") == "1"
+    target = os.environ.get("BENCH_TARGET", "")
+    ns = os.environ["BENCH_NS"]
+    if contender == "bare":
+        return apps.make_app(contender, {}, sliding=sliding, setup=apps.setup_bare)
+    if contender == "cookie":
+        return apps.make_app(contender, {}, sliding=sliding)
+    if contender == "floor":
+        ops = _floor_ops(store, target, ns)
+
+        def setup(app: Flask) -> None:
+            app.session_interface = floors.FloorInterface(ops, f"{ns}:")
+
+        return apps.make_app(contender, {}, sliding=sliding, setup=setup)
+    config = _store_config(store, target, ns, contender)
+    install = apps.setup_ours if contender == "ours" else apps.setup_flask_session
+    return apps.make_app(contender, config, sliding=sliding, setup=install)

@@ -1,0 +1,107 @@
+"""A tiny run of the benchmark harness (``python -m benchmarks run --smoke``), so it does not rot.
+
+It runs the documented command on the built-in memory store only (no server), then checks
+that every contender was timed, that the ratios came out, and that the store-side counts are
+the round trips the core promises for the memory store. The timings mean nothing here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Calls on the memory store per request: (scenario, sliding) -> {method: calls}.
+EXPECTED_CALLS = {
+    ("read", True): {"load_and_touch": 1},
+    ("read", False): {"load": 1},
+    ("write", True): {"load_and_touch": 1, "save_if": 1},
+    ("write", False): {"load": 1, "save_if": 1},
+    ("login", True): {"save_if": 1},
+    ("login", False): {"save_if": 1},
+    ("none", True): {},
+    ("none", False): {},
+}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("bench")
+    report = out / "RESULTS.md"
+    raw = out / "results.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "run",
+            "--smoke",
+            "--stores",
+            "memory",
+            "--output",
+            str(report),
+            "--json",
+            str(raw),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(raw.read_text())
+    data["_report"] = report.read_text()
+    return data
+
+
+def test_every_contender_is_timed(results: dict) -> None:
+    memory = results["stores"]["memory"]
+    contenders = {cell["contender"] for cell in memory["cells"]}
+    assert {"ours", "floor", "cookie", "bare"} <= contenders
+    rounds = results["settings"]["rounds"]
+    for cell in memory["cells"]:
+        assert len(cell["samples"]) == rounds
+        assert all(sample > 0 for sample in cell["samples"])
+
+
+def test_ratios_are_reported(results: dict) -> None:
+    metrics = results["stores"]["memory"]["metrics"]
+    assert set(metrics) == {f"{s}/{m}" for s, _ in EXPECTED_CALLS for m in ("on", "off")}
+    for row in metrics.values():
+        assert row["ratio:floor"] > 0
+        assert row["ratio:cookie"] > 0
+        assert "share:ours" in row
+    report = results["_report"]
+    assert "## Targets" in report
+    assert "memory write, sliding on: ≤ 1.05× the raw-client floor" in report
+
+
+def test_memory_store_round_trips(results: dict) -> None:
+    for cell in results["stores"]["memory"]["cells"]:
+        if cell["contender"] != "ours":
+            continue
+        calls = {
+            key.split(":", 1)[1]: value
+            for key, value in cell["cost"].items()
+            if key.startswith("call:")
+        }
+        assert calls == EXPECTED_CALLS[(cell["scenario"], cell["sliding"])], cell
+
+
+def test_headers(results: dict) -> None:
+    cells = {
+        (c["scenario"], c["sliding"], c["contender"]): c
+        for c in results["stores"]["memory"]["cells"]
+    }
+    login = cells[("login", True, "ours")]["headers"]
+    assert login["set-cookie"].startswith("session=<")
+    assert "HttpOnly" in login["set-cookie"]
+    assert login["vary"] == "Cookie"
+    assert cells[("none", True, "ours")]["headers"]["set-cookie"] == "-"
+    assert cells[("read", False, "ours")]["headers"]["set-cookie"] == "-"
+    assert cells[("read", True, "ours")]["headers"]["set-cookie"] != "-"
