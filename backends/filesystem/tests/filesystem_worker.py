@@ -2,8 +2,9 @@
 
 Usage: ``python filesystem_worker.py MODE DIRECTORY [ARGS...]``
 
-``increment SID... ROUNDS``
-    add 1 to the counter of each session ROUNDS times, with load and conditional save.
+``increment SID... ROUNDS GOFILE``
+    print ``ready``, wait for GOFILE to exist, then add 1 to the counter of each session ROUNDS
+    times, with load and conditional save.
 ``read SID... STOPFILE``
     load the sessions in a loop, checking that every record is whole, until STOPFILE exists.
 ``die-writing SID``
@@ -40,7 +41,10 @@ def main() -> None:
     mode, directory, *args = sys.argv[1:]
     store = FileSystemStore(directory, key_prefix=PREFIX, threshold=0)
     if mode == "increment":
-        *sids, rounds = args
+        *sids, rounds, go = args
+        print("ready", flush=True)
+        while not os.path.exists(go):
+            time.sleep(0.001)
         conflicts = 0
         for _ in range(int(rounds)):
             for sid in sids:

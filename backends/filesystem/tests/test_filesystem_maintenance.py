@@ -205,3 +205,16 @@ def test_a_long_user_id_is_indexed(store):
     assert list(store.iter_sids()) == [sid]
     loaded = store.load(sid)
     assert store.save_if(sid, b"new", 60, expected=loaded, user_id=user)
+
+
+def test_a_failed_threshold_check_does_not_fail_the_write(tmp_path, clock, caplog, monkeypatch):
+    store = FileSystemStore(tmp_path, clock=clock, threshold=1)
+
+    def fail() -> None:
+        raise PermissionError("denied")
+
+    monkeypatch.setattr(store, "_enforce_threshold", fail)
+    sid = new_sid()
+    store.save(sid, b"data", 60)
+    assert store.load(sid).data == b"data"
+    assert "could not enforce SESSION_FILE_THRESHOLD" in caplog.text

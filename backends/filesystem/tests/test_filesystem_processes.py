@@ -55,25 +55,6 @@ def store(tmp_path):
     return FileSystemStore(tmp_path, key_prefix=PREFIX, threshold=0)
 
 
-def test_processes_incrementing_the_same_sessions_lose_nothing(store, tmp_path, start):
-    sids = [new_sid() for _ in range(3)]
-    for sid in sids:
-        store.save(sid, record(0), 600)
-    writers, rounds = 4, 40
-    stop = tmp_path / "stop"
-    reader = start("read", tmp_path, *sids, stop)
-    processes = [start("increment", tmp_path, *sids, rounds) for _ in range(writers)]
-    outputs = [finish(process) for process in processes]
-    stop.touch()
-    outputs.append(finish(reader))
-    for sid in sids:
-        current = store.load(sid)
-        assert current is not None and current.data == record(writers * rounds)
-    assert outputs[-1].startswith("reads ") and int(outputs[-1].split()[1]) > 0
-    # the contention was real: some conditional saves lost and were retried
-    assert sum(int(out.split()[1]) for out in outputs[:-1]) > 0
-
-
 def kill(process: subprocess.Popen[str]) -> None:
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=30)  # reaps it and closes its pipes
@@ -83,6 +64,29 @@ def kill(process: subprocess.Popen[str]) -> None:
 def _wait_for(process: subprocess.Popen[str], line: str) -> None:
     assert process.stdout is not None
     assert process.stdout.readline().strip() == line, process.stderr and process.stderr.read()
+
+
+def test_processes_incrementing_the_same_sessions_lose_nothing(store, tmp_path, start):
+    sids = [new_sid() for _ in range(3)]
+    for sid in sids:
+        store.save(sid, record(0), 600)
+    writers, rounds = 4, 25
+    stop = tmp_path / "stop"
+    reader = start("read", tmp_path, *sids, stop)
+    go = tmp_path / "go"
+    processes = [start("increment", tmp_path, *sids, rounds, go) for _ in range(writers)]
+    for process in processes:
+        _wait_for(process, "ready")
+    go.touch()  # all at once
+    outputs = [finish(process) for process in processes]
+    stop.touch()
+    outputs.append(finish(reader))
+    for sid in sids:
+        current = store.load(sid)
+        assert current is not None and current.data == record(writers * rounds)
+    assert outputs[-1].startswith("reads ") and int(outputs[-1].split()[1]) > 0
+    # the contention was real: some conditional saves lost and were retried
+    assert sum(int(out.split()[-1]) for out in outputs[:-1]) > 0
 
 
 def test_a_writer_killed_mid_write_leaves_the_old_record(store, tmp_path, start):

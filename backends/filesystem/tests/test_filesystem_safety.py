@@ -202,3 +202,10 @@ def test_other_exchange_errors_fail_the_write(tmp_path):
     assert store.load(sid).data == b"first"
     _, path = store._locate(sid)
     assert not os.path.exists(path + ".tmp")
+
+
+@pytest.mark.parametrize("name", ["../" * 3 + "0" * 55, "0" * 63 + "/", "0" * 63 + "G", "0" * 65])
+def test_the_final_guard_refuses_any_other_path(tmp_path, name):
+    store = FileSystemStore(tmp_path)
+    with pytest.raises(StoreError, match="outside"):
+        store._record_path(name)
