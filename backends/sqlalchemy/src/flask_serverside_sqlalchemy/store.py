@@ -172,6 +172,20 @@ class SQLAlchemyStore:
                 UserWarning,
                 stacklevel=2,
             )
+        # The statements of every request, built once (only their parameters change).
+        sessions = self.table
+        live = sa.and_(
+            sessions.c.session_id == sa.bindparam("k"), sessions.c.expiry > sa.bindparam("now")
+        )
+        self._select = sa.select(sessions.c.data, sessions.c.version, sessions.c.expiry).where(live)
+        self._refresh = sa.update(sessions).where(live).values(expiry=sa.bindparam("until"))
+        written: dict[str, t.Any] = {name: sa.bindparam(f"new_{name}") for name in _WRITTEN}
+        same = sessions.c.version == sa.bindparam("expected")
+        self._compare_and_set = sa.update(sessions).where(live, same).values(written)
+        unversioned = sessions.c.version.is_(None)  # a row written by Flask-Session
+        self._compare_and_set_unversioned = (
+            sa.update(sessions).where(live, unversioned).values(written)
+        )
         if create_table:
             self._create_table()
 
@@ -246,16 +260,16 @@ class SQLAlchemyStore:
                 raise _translate(exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _execute(self, statement: sa.Executable) -> int:
+    def _execute(self, statement: sa.Executable, params: dict[str, t.Any] | None = None) -> int:
         """Run one writing statement in a transaction of its own; return its row count."""
-        return self._run(lambda conn: conn.execute(statement).rowcount)
+        return self._run(lambda conn: conn.execute(statement, params).rowcount)
+
+    def _read(self, sid: str, now: datetime.datetime) -> t.Any:
+        params = {"k": self.key_prefix + sid, "now": now}
+        return self._run(lambda conn: conn.execute(self._select, params).first(), write=False)
 
     def _scalars(self, query: sa.Select[t.Any]) -> list[str]:
         return self._run(lambda conn: [str(v) for v in conn.execute(query).scalars()], write=False)
-
-    def _live(self, sid: str, now: datetime.datetime) -> sa.ColumnElement[bool]:
-        table = self.table
-        return sa.and_(table.c.session_id == self.key_prefix + sid, table.c.expiry > now)
 
     def _mine(self) -> sa.ColumnElement[bool]:
         return self.table.c.session_id.startswith(self.key_prefix, autoescape=True)
@@ -296,9 +310,7 @@ class SQLAlchemyStore:
 
     def load(self, sid: str) -> Record | None:
         """One ``SELECT``; an expired row is never returned."""
-        table = self.table
-        query = sa.select(table.c.data, table.c.version).where(self._live(sid, _utcnow()))
-        row = self._run(lambda conn: conn.execute(query).first(), write=False)
+        row = self._read(sid, _utcnow())
         return None if row is None else Record(bytes(row.data), row.version)
 
     def save(self, sid: str, data: bytes, ttl: int, *, user_id: str | None = None) -> None:
@@ -339,24 +351,23 @@ class SQLAlchemyStore:
     def touch(self, sid: str, ttl: int) -> bool:
         """One ``UPDATE`` of the ``expiry`` column alone."""
         now = _utcnow()
-        expiry = now + datetime.timedelta(seconds=ttl)
-        update = sa.update(self.table).where(self._live(sid, now)).values(expiry=expiry)
-        return self._execute(update) > 0
+        until = now + datetime.timedelta(seconds=ttl)
+        return (
+            self._execute(self._refresh, {"k": self.key_prefix + sid, "now": now, "until": until})
+            > 0
+        )
 
     def load_and_touch(self, sid: str, ttl: int) -> Record | None:
         """One ``SELECT`` of the data, version and expiry; the expiry is written (as
         :meth:`touch` does) only when it was set more than the refresh interval ago."""
-        table = self.table
         now = _utcnow()
-        query = sa.select(table.c.data, table.c.version, table.c.expiry)
-        row = self._run(lambda conn: conn.execute(query.where(self._live(sid, now))).first(),
-                        write=False)  # fmt: skip
+        row = self._read(sid, now)
         if row is None:
             return None
         slack = min(self.refresh_interval, ttl // 10)
         if row.expiry < now + datetime.timedelta(seconds=ttl - slack):
-            expiry = now + datetime.timedelta(seconds=ttl)
-            self._execute(sa.update(table).where(self._live(sid, now)).values(expiry=expiry))
+            until = now + datetime.timedelta(seconds=ttl)
+            self._execute(self._refresh, {"k": self.key_prefix + sid, "now": now, "until": until})
         return Record(bytes(row.data), row.version)
 
     # -- CONDITIONAL_SAVE --------------------------------------------------------------------
@@ -390,10 +401,11 @@ class SQLAlchemyStore:
                     sa.delete(table).where(table.c.session_id == values["session_id"], stale)
                 )
             return False  # pragma: no cover
-        version = expected.version
-        same = table.c.version.is_(None) if version is None else table.c.version == version
-        update = sa.update(table).where(self._live(sid, now), same)
-        return self._execute(update.values({name: values[name] for name in _WRITTEN})) > 0
+        params = {f"new_{name}": values[name] for name in _WRITTEN}
+        params.update(k=values["session_id"], now=now, expected=expected.version)
+        if expected.version is None:
+            return self._execute(self._compare_and_set_unversioned, params) > 0
+        return self._execute(self._compare_and_set, params) > 0
 
     # -- PURGE, ENUMERATE, USER_INDEX --------------------------------------------------------
 
