@@ -186,6 +186,8 @@ class SQLAlchemyStore:
         self._compare_and_set_unversioned = (
             sa.update(sessions).where(live, unversioned).values(written)
         )
+        self._insert = sa.insert(sessions)
+        self._delete = sa.delete(sessions).where(sessions.c.session_id == sa.bindparam("k"))
         if create_table:
             self._create_table()
 
@@ -343,8 +345,7 @@ class SQLAlchemyStore:
                 self._execute(update)
 
     def delete(self, sid: str) -> None:
-        table = self.table
-        self._execute(sa.delete(table).where(table.c.session_id == self.key_prefix + sid))
+        self._execute(self._delete, {"k": self.key_prefix + sid})
 
     # -- TOUCH and LOAD_AND_TOUCH ------------------------------------------------------------
 
@@ -387,10 +388,9 @@ class SQLAlchemyStore:
         values = self._values(sid, data, ttl, user_id, now)
         table = self.table
         if expected is None:
-            insert = sa.insert(table).values(values)
             for attempt in (1, 2):
                 try:
-                    self._execute(insert)
+                    self._execute(self._insert, values)
                     return True
                 except sa.exc.IntegrityError:
                     if attempt == 2:
