@@ -17,7 +17,7 @@ next save.
 
 Every operation is one round trip. Every read filters on ``expiration > now``, so an expired
 document is never returned while the server's TTL monitor (which runs once a minute) has not
-removed it yet. A conditional save is a ``replace_one`` filtered on the version (or, for a new
+removed it yet. A conditional save is an ``update_one`` filtered on the version (or, for a new
 session, an upsert filtered on "no live document" that the unique index on ``id`` turns into a
 duplicate-key error when a live one exists). A read with sliding expiry is one
 ``find_one_and_update`` that sets ``expiration`` alone.
@@ -248,19 +248,22 @@ class MongoDBStore:
             )
 
     @staticmethod
-    def _document(
+    def _update(
         key: str, data: bytes, now: datetime.datetime, ttl: int, user_id: str | None
     ) -> Document:
-        document: Document = {
+        """The update that writes a whole session: a ``$set`` of its fields, as Flask-Session
+        writes them, and ``$unset`` of a user it no longer has."""
+        fields: Document = {
             "id": key,
             "val": data,
             "expiration": now + datetime.timedelta(seconds=ttl),
             # From the OS's random source, so that forked workers never share a sequence.
             "version": secrets.randbits(63),
         }
-        if user_id is not None:
-            document["user"] = user_id
-        return document
+        if user_id is None:
+            return {"$set": fields, "$unset": {"user": ""}}
+        fields["user"] = user_id
+        return {"$set": fields}
 
     def _prefix_filter(self) -> Document:
         if not self.key_prefix:
@@ -285,13 +288,13 @@ class MongoDBStore:
 
     def save(self, sid: str, data: bytes, ttl: int, *, user_id: str | None = None) -> None:
         key = self.key_prefix + sid
-        document = self._document(key, data, _now(), ttl, user_id)
+        update = self._update(key, data, _now(), ttl, user_id)
         with self._call():
             try:
-                self.collection.replace_one({"id": key}, document, upsert=True)
+                self.collection.update_one({"id": key}, update, upsert=True)
             except DuplicateKeyError:
-                # A concurrent save inserted the document first; now it can be replaced.
-                self.collection.replace_one({"id": key}, document, upsert=True)
+                # A concurrent save inserted the document first; now it can be updated.
+                self.collection.update_one({"id": key}, update, upsert=True)
 
     def delete(self, sid: str) -> None:
         with self._call():
@@ -327,20 +330,20 @@ class MongoDBStore:
     ) -> bool:
         key = self.key_prefix + sid
         now = _now()
-        document = self._document(key, data, now, ttl, user_id)
+        update = self._update(key, data, now, ttl, user_id)
         with self._call():
             if expected is None:
                 # Replaces an expired document or inserts; a live one makes the insert hit
                 # the unique index on ``id``.
                 try:
-                    self.collection.replace_one(
-                        {"id": key, "expiration": {"$lte": now}}, document, upsert=True
+                    self.collection.update_one(
+                        {"id": key, "expiration": {"$lte": now}}, update, upsert=True
                     )
                 except DuplicateKeyError:
                     return False
                 return True
-            result = self.collection.replace_one(
-                {"id": key, "version": expected.version, "expiration": {"$gt": now}}, document
+            result = self.collection.update_one(
+                {"id": key, "version": expected.version, "expiration": {"$gt": now}}, update
             )
         return result.matched_count > 0
 
