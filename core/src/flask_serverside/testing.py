@@ -102,14 +102,25 @@ class StoreContract:
         return f"contract-{secrets.token_hex(6)}:"
 
     @pytest.fixture
-    def store(
-        self, store_factory: c.Callable[[str], SessionStore], key_prefix: str
-    ) -> c.Iterator[SessionStore]:
-        store = store_factory(key_prefix)
-        yield store
-        close = getattr(store, "close", None)
-        if callable(close):
-            close()
+    def make_store(
+        self, store_factory: c.Callable[[str], SessionStore]
+    ) -> c.Iterator[c.Callable[[str], SessionStore]]:
+        """``store_factory``, with every store it made closed at the end of the test."""
+        made: list[SessionStore] = []
+
+        def make(key_prefix: str) -> SessionStore:
+            made.append(store_factory(key_prefix))
+            return made[-1]
+
+        yield make
+        for store in made:
+            close = getattr(store, "close", None)
+            if callable(close):
+                close()
+
+    @pytest.fixture
+    def store(self, make_store: c.Callable[[str], SessionStore], key_prefix: str) -> SessionStore:
+        return make_store(key_prefix)
 
     @pytest.fixture
     def advance_time(self) -> c.Callable[[float], None]:
@@ -168,20 +179,20 @@ class StoreContract:
             assert record is not None and record.data == f"record {number}".encode()
 
     def test_another_instance_sees_the_same_records(
-        self, store: SessionStore, store_factory: c.Callable[[str], SessionStore], key_prefix: str
+        self, store: SessionStore, make_store: c.Callable[[str], SessionStore], key_prefix: str
     ) -> None:
         sid = new_sid()
         store.save(sid, b"shared", 60)
-        other = store_factory(key_prefix)
+        other = make_store(key_prefix)
         record = other.load(sid)
         assert record is not None and record.data == b"shared"
         other.delete(sid)
         assert store.load(sid) is None
 
     def test_key_prefixes_keep_stores_apart(
-        self, store: SessionStore, store_factory: c.Callable[[str], SessionStore]
+        self, store: SessionStore, make_store: c.Callable[[str], SessionStore]
     ) -> None:
-        other = store_factory(f"other-{secrets.token_hex(6)}:")
+        other = make_store(f"other-{secrets.token_hex(6)}:")
         sid = new_sid()
         store.save(sid, b"mine", 60)
         assert other.load(sid) is None
@@ -374,7 +385,7 @@ class StoreContract:
         assert store.load(live) is not None
 
     def test_count_and_iterate_this_prefix(
-        self, store: SessionStore, store_factory: c.Callable[[str], SessionStore]
+        self, store: SessionStore, make_store: c.Callable[[str], SessionStore]
     ) -> None:
         _require(store, Capability.ENUMERATE)
         enumerable = t.cast("Enumerable", store)
@@ -382,7 +393,7 @@ class StoreContract:
         sids = {new_sid() for _ in range(3)}
         for sid in sids:
             store.save(sid, b"data", 60)
-        other = store_factory(f"other-{secrets.token_hex(6)}:")
+        other = make_store(f"other-{secrets.token_hex(6)}:")
         other.save(new_sid(), b"elsewhere", 60)
         assert enumerable.count() == 3
         assert set(enumerable.iter_sids()) == sids
