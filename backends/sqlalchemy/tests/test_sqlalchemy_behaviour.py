@@ -10,6 +10,7 @@ import threading
 import time
 import typing as t
 
+import pymysql
 import pytest
 import sqlalchemy as sa
 from flask import Flask
@@ -285,6 +286,7 @@ def test_purge_of_100k_expired_rows_while_requests_go_on(
             slowest = max(slowest, time.perf_counter() - began)
             assert response.status_code == 200, response.data
             requests += 1
+            time.sleep(0.005)  # a steady stream of requests, not a saturating one
             if path == "/read":
                 assert response.get_json() == {"user": f"user{number}"}
     purge.join()
@@ -381,3 +383,38 @@ def test_on_postgresql_a_read_only_request_is_one_statement_on_the_wire(
         *["SELECT", "UPDATE"],  # a changed session: load, compare-and-set
         *["BEGIN", "SELECT"],  # the second marker
     ]
+
+
+def test_on_mariadb_a_read_only_request_is_one_statement_on_the_wire(
+    make_mariadb_server: t.Any,
+) -> None:
+    """The server's own counters: a store made from a URL runs in autocommit mode, so no
+    COMMIT or ROLLBACK follows its statements."""
+    server = make_mariadb_server()
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="secret", SESSION_TYPE=server.url)
+    Session(app)
+    app.add_url_rule("/read", view_func=lambda: {"user": session.get("user")})
+
+    def login() -> dict[str, t.Any]:
+        session["user"] = "alice"
+        return {"ok": True}
+
+    app.add_url_rule("/login", view_func=login, methods=["POST"])
+    client = app.test_client()
+    client.post("/login")
+    with pymysql.connect(**server.connect_kwargs()) as counters:
+
+        def status() -> dict[str, int]:
+            with counters.cursor() as cursor:
+                cursor.execute("SHOW GLOBAL STATUS LIKE 'Com\\_%'")
+                return {name: int(value) for name, value in cursor.fetchall()}
+
+        before = status()
+        for _ in range(3):
+            assert client.get("/read").get_json() == {"user": "alice"}
+        after = status()
+    app.extensions["serverside"].close()
+    changed = {name: after[name] - before[name] for name in after if after[name] != before[name]}
+    changed.pop("Com_show_status")
+    assert changed == {"Com_select": 3}

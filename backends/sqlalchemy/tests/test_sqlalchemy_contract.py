@@ -49,5 +49,11 @@ class TestPostgreSQLFlow(SessionFlowContract):
 
 class TestMariaDBFlow(SessionFlowContract):
     @pytest.fixture
+    def session_config(self, mariadb_server: t.Any) -> dict[str, t.Any]:
+        return {"SESSION_TYPE": mariadb_server.url}
+
+
+class TestMariaDBEngineFlow(SessionFlowContract):
+    @pytest.fixture
     def session_config(self, mariadb_engine: sa.Engine) -> dict[str, t.Any]:
         return {"SESSION_TYPE": "sqlalchemy", "SESSION_SQLALCHEMY": mariadb_engine}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import importlib.util
+import inspect
 import secrets
 import time
 import typing as t
@@ -55,6 +56,10 @@ _DRIVERS = {
     "mysql": (("MySQLdb", "mysqldb"), ("pymysql", "pymysql")),
     "mariadb": (("MySQLdb", "mysqldb"), ("pymysql", "pymysql")),
 }
+#: Whether ``create_engine`` takes ``skip_autocommit_rollback`` (SQLAlchemy 2.0.43+).
+_SKIP_AUTOCOMMIT_ROLLBACK = (
+    "skip_autocommit_rollback" in inspect.signature(sa.engine.default.DefaultDialect).parameters
+)
 #: Error codes after which the transaction was rolled back and may be tried again: MySQL's
 #: lock wait timeout and deadlock, PostgreSQL's serialization failure and deadlock, SQLite's
 #: busy and locked (a lock upgrade SQLite refuses at once rather than wait for).
@@ -157,10 +162,14 @@ class SQLAlchemyStore:
         self.purge_batch = purge_batch
         self._dispose = dispose_engine
         self._dialect = engine.dialect.name
-        # One statement per operation: on PostgreSQL, autocommit saves BEGIN and COMMIT.
+        # Each operation is one statement (bar the portable upsert), so it may run in autocommit
+        # mode, its own transaction, with no BEGIN/COMMIT round trips: on PostgreSQL always (the
+        # drivers switch it on the client side), elsewhere when the engine is in that mode (the
+        # engines the store makes from MySQL URLs are).
+        self._autocommit = self._dialect == "postgresql" or _autocommits(engine)
         self._engine = (
             engine.execution_options(isolation_level="AUTOCOMMIT")
-            if self._dialect == "postgresql"
+            if self._autocommit and not _autocommits(engine)
             else engine
         )
         if isinstance(engine.pool, (sa.pool.StaticPool, sa.pool.SingletonThreadPool)):
@@ -247,7 +256,7 @@ class SQLAlchemyStore:
         tried once more; :class:`~sqlalchemy.exc.IntegrityError` escapes as it is."""
         for attempt in (1, 2):
             try:
-                if write:
+                if write and not self._autocommit:
                     with self._engine.begin() as conn:
                         return work(conn)
                 with self._engine.connect() as conn:
@@ -557,13 +566,24 @@ def _engine_from_url(value: str | sa.URL) -> sa.Engine:
             "An in-memory SQLite database is not shared between threads: give a file"
             " ('sqlite:///sessions.db'), or use SESSION_TYPE = 'memory' for tests."
         )
+    # Every operation is one statement: in autocommit mode it needs no COMMIT, and (on MySQL,
+    # with SQLAlchemy 2.0.43+) no ROLLBACK when the connection goes back to the pool.
+    options: dict[str, t.Any] = {}
+    if url.get_backend_name() in ("postgresql", "mysql", "mariadb"):
+        options["isolation_level"] = "AUTOCOMMIT"
+    if url.get_backend_name() in ("mysql", "mariadb") and _SKIP_AUTOCOMMIT_ROLLBACK:
+        options["skip_autocommit_rollback"] = True
     try:
-        return sa.create_engine(url)
+        return sa.create_engine(url, **options)
     except (ImportError, sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
         raise ConfigurationError(
             f"Cannot use the database URL {url.render_as_string()!r}: {exc}. Install its"
             " driver (for example: pip install 'psycopg[binary]' or pymysql)."
         ) from exc
+
+
+def _autocommits(engine: sa.Engine) -> bool:
+    return getattr(engine.dialect, "isolation_level", None) == "AUTOCOMMIT"
 
 
 def _installed(module: str) -> bool:
