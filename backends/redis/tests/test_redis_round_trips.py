@@ -14,6 +14,9 @@ from flask import session
 import flask_serverside
 from serverside_testservers import RedisServer
 
+#: What a new connection sends once, before its first command: not a cost per request.
+HANDSHAKE = frozenset({"hello", "client", "auth", "select", "readonly"})
+
 
 class Monitor:
     """Counts the commands clients send to some servers (MONITOR), leaving out those a script
@@ -30,8 +33,9 @@ class Monitor:
             marker = secrets.token_hex(8)
             client.echo(marker)
             while (command := monitor.next_command())["command"] != f"ECHO {marker}":
-                if command["client_type"] != "lua":
-                    counts[command["command"].split()[0].lower()] += 1
+                name = command["command"].split()[0].lower()
+                if command["client_type"] != "lua" and name not in HANDSHAKE:
+                    counts[name] += 1
         return dict(counts)
 
     def close(self) -> None:
