@@ -268,17 +268,17 @@ class FileSystemStore:
                 self._makedirs(os.path.dirname(path))  # purge may remove empty user dirs
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _ensure(self, path: str) -> int:
-        """Open the lock or index file ``path`` for reading, creating it when missing with
-        exactly the store's mode (so that a group the mode admits can use it)."""
+    def _ensure(self, path: str, flags: int) -> int:
+        """Open the lock or index file ``path``, creating it when missing with exactly the
+        store's mode (so that a group the mode admits can use it)."""
         try:
-            return os.open(path, os.O_RDONLY | _OPEN_FLAGS)
+            return os.open(path, flags | _OPEN_FLAGS)
         except FileNotFoundError:
             pass
         try:
-            fd = self._create(path, os.O_RDONLY | os.O_EXCL)
+            fd = self._create(path, flags | os.O_EXCL)
         except FileExistsError:
-            return os.open(path, os.O_RDONLY | _OPEN_FLAGS)
+            return os.open(path, flags | _OPEN_FLAGS)
         try:
             os.fchmod(fd, self.mode)
         except BaseException:
@@ -288,7 +288,8 @@ class FileSystemStore:
 
     @contextlib.contextmanager
     def _locked(self, bucket: str) -> c.Iterator[None]:
-        fd = self._ensure(f"{bucket}{os.sep}.lock")
+        # Open for writing: NFS emulates flock with fcntl locks, which need it to be exclusive.
+        fd = self._ensure(f"{bucket}{os.sep}.lock", os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -406,7 +407,7 @@ class FileSystemStore:
             finally:
                 os.close(directory)
         if user_id is not None:
-            os.close(self._ensure(self._marker_path(user_id, path[-64:])))
+            os.close(self._ensure(self._marker_path(user_id, path[-64:]), os.O_RDONLY))
 
     def _install(self, temporary: str, path: str) -> None:
         """Put the record written at ``temporary`` in place of the one at ``path``, atomically.
