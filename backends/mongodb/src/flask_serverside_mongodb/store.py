@@ -15,7 +15,7 @@ so a collection Flask-Session 0.8 filled keeps working: its documents are read (
 without ``version`` has the version token ``None``), and are rewritten in this shape on their
 next save.
 
-Every operation is one round trip. Every read filters on ``expiration > now``, so an expired
+Each operation of the protocol is one round trip. Every read filters on ``expiration > now``, so an expired
 document is never returned while the server's TTL monitor (which runs once a minute) has not
 removed it yet. A conditional save is an ``update_one`` filtered on the version (or, for a new
 session, an upsert filtered on "no live document" that the unique index on ``id`` turns into a
