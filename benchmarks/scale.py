@@ -34,16 +34,19 @@ SIZES = {
 PAYLOAD = b"\x81\xa4name\xadAlice Example"
 
 
-def _time(call: c.Callable[[], None], rounds: int, batch: int) -> float:
-    for _ in range(batch):
-        call()
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter_ns()
+def _time(calls: c.Sequence[c.Callable[[], None]], rounds: int, batch: int) -> list[list[float]]:
+    """Time the calls interleaved, batch by batch: per-request µs of each round, per call."""
+    for call in calls:
         for _ in range(batch):
             call()
-        samples.append((time.perf_counter_ns() - start) / batch / 1000)
-    return statistics.median(samples)
+    samples: list[list[float]] = [[] for _ in calls]
+    for _ in range(rounds):
+        for index, call in enumerate(calls):
+            start = time.perf_counter_ns()
+            for _ in range(batch):
+                call()
+            samples[index].append((time.perf_counter_ns() - start) / batch / 1000)
+    return samples
 
 
 def _fill(kit: StoreKit, name: str, store: t.Any, ns: str, start: int, stop: int) -> None:
@@ -62,7 +65,7 @@ def _fill(kit: StoreKit, name: str, store: t.Any, ns: str, start: int, stop: int
                 f"INSERT INTO {ns} (session_id, data, expiry, version)"
                 " SELECT %s || 'fill' || lpad(i::text, 7, '0'), %s,"
                 " (now() AT TIME ZONE 'utc') + interval '1 hour', 1"
-                " FROM generate_series(%s, %s) AS i",
+                " FROM generate_series(%s::int, %s::int) AS i",
                 (f"{ns}:", PAYLOAD, start, stop - 1),
             )
     elif name == "filesystem":
@@ -73,7 +76,7 @@ def _fill(kit: StoreKit, name: str, store: t.Any, ns: str, start: int, stop: int
 def run_scale(args: argparse.Namespace, log: c.Callable[[str], None]) -> dict[str, t.Any]:
     out: dict[str, t.Any] = {}
     quick = args.preset != "full"
-    rounds, batch = (5, 100) if quick else (11, 300)
+    rounds, batch = (30, 20) if quick else (60, 50)
     for name in ("redis", "sqlalchemy", "filesystem"):
         if name not in args.stores:
             continue
@@ -107,6 +110,8 @@ def _scale_store(
     cookie = session_cookie(headers)
     read = wsgi_caller(app, "/read", cookie)
     write = wsgi_caller(app, "/write", cookie)
+    bare_app = build_app(kit, "bare", "bare", True)
+    bare = wsgi_caller(bare_app, "/read", "x" * 43)
     points = []
     filled = 0
     for size in SIZES[name]:
@@ -114,13 +119,21 @@ def _scale_store(
         _fill(kit, name, store, ns, filled, size)
         filled = size
         fill_s = time.monotonic() - started
+        reads, writes, bares = _time([read, write, bare], rounds, batch)
         points.append(
-            {"n": size, "us": _time(read, rounds, batch), "write_us": _time(write, rounds, batch)}
+            {
+                "n": size,
+                "us": statistics.median(reads),
+                "write_us": statistics.median(writes),
+                "bare_us": statistics.median(bares),
+                "read_share": statistics.median(r - b for r, b in zip(reads, bares, strict=True)),
+                "write_share": statistics.median(w - b for w, b in zip(writes, bares, strict=True)),
+            }
         )
         log(f"scale {name}: {size:,} sessions (filled in {fill_s:.0f} s): {points[-1]}")
     result: dict[str, t.Any] = {
         "points": points,
-        "note": "read-only µs; sliding on; filler records written in bulk",
+        "note": "sliding on; filler records written in bulk; ours and a bare app interleaved",
     }
     result["purge"] = _purge(kit, name, log)
     return result
@@ -137,14 +150,14 @@ def _purge(kit: StoreKit, name: str, log: c.Callable[[str], None]) -> list[dict[
         with psycopg.connect(kit.server.dsn, autocommit=True) as conn:  # type: ignore[attr-defined]
             conn.execute(
                 "INSERT INTO purge_ours (session_id, data, expiry, version)"
-                " SELECT 'purge_ours:x' || i, %s, now() - interval '1 hour', 1"
-                " FROM generate_series(1, %s) AS i",
+                " SELECT 'purge_ours:x' || i, %s, (now() AT TIME ZONE 'utc') - interval '1 hour', 1"
+                " FROM generate_series(1, %s::int) AS i",
                 (PAYLOAD, n),
             )
             conn.execute(
                 "INSERT INTO purge_fs (session_id, data, expiry)"
-                " SELECT 'purge_fs:x' || i, %s, now() - interval '2 hour'"
-                " FROM generate_series(1, %s) AS i",
+                " SELECT 'purge_fs:x' || i, %s, (now() AT TIME ZONE 'utc') - interval '1 hour'"
+                " FROM generate_series(1, %s::int) AS i",
                 (PAYLOAD, n),
             )
         store = ours.extensions["serverside"].store
@@ -154,9 +167,11 @@ def _purge(kit: StoreKit, name: str, log: c.Callable[[str], None]) -> list[dict[
         with fs.app_context():
             started = time.perf_counter()
             fs.session_interface._delete_expired_sessions()  # type: ignore[attr-defined]
-            rows.append(
-                {"contender": "flask-session", "n": n, "seconds": time.perf_counter() - started}
-            )
+            seconds = time.perf_counter() - started
+        with psycopg.connect(kit.server.dsn, autocommit=True) as conn:  # type: ignore[attr-defined]
+            row = conn.execute("SELECT count(*) FROM purge_fs").fetchone()
+        left = int(row[0]) if row else 0
+        rows.append({"contender": "flask-session", "n": n - left, "seconds": seconds})
     elif name == "filesystem":
         app = build_app(kit, "ours", "purge_ours", True)
         store = app.extensions["serverside"].store

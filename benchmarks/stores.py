@@ -555,6 +555,7 @@ class SQLKit(StoreKit):
             "SQLALCHEMY_DATABASE_URI": self.url,
             "SESSION_SQLALCHEMY": db,
             "SESSION_SQLALCHEMY_TABLE": ns,
+            "SESSION_KEY_PREFIX": f"{ns}:",
             "_before": before,
         }
 
