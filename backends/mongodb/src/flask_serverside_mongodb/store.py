@@ -15,11 +15,11 @@ so a collection Flask-Session 0.8 filled keeps working: its documents are read (
 without ``version`` has the version token ``None``), and are rewritten in this shape on their
 next save.
 
-Each operation of the protocol is one round trip. Every read filters on ``expiration > now``, so an expired
-document is never returned while the server's TTL monitor (which runs once a minute) has not
-removed it yet. A conditional save is an ``update_one`` filtered on the version (or, for a new
-session, an upsert filtered on "no live document" that the unique index on ``id`` turns into a
-duplicate-key error when a live one exists). A read with sliding expiry is one
+Each operation of the protocol is one round trip. Every read filters on ``expiration > now``, so
+an expired document is never returned while the server's TTL monitor (which runs once a minute)
+has not removed it yet. A conditional save is an ``update_one`` filtered on the version (or, for
+a new session, an upsert filtered on "no live document" that the unique index on ``id`` turns
+into a duplicate-key error when a live one exists). A read with sliding expiry is one
 ``find_one_and_update`` that sets ``expiration`` alone.
 
 Errors: a server that cannot be reached or does not answer in time raises
@@ -170,7 +170,7 @@ class MongoDBStore:
             client, database = value, DEFAULT_DB
         elif value is None:
             raise ConfigurationError(
-                "SESSION_TYPE = 'mongodb' needs a server: set SESSION_MONGODB to a"
+                f"SESSION_TYPE = {settings.name!r} needs a server: set SESSION_MONGODB to a"
                 " pymongo.MongoClient or to a URL such as 'mongodb://localhost:27017/myapp',"
                 " or set SESSION_TYPE to such a URL."
             )
