@@ -12,8 +12,9 @@ The table (see :func:`define_table`) is a superset of Flask-Session 0.8's: the s
 Round trips: a load is one ``SELECT ... WHERE session_id = ? AND expiry > now``. With sliding
 expiry, :meth:`SQLAlchemyStore.load_and_touch` issues that same SELECT and writes the new expiry
 (an UPDATE of that column alone) only when the stored one is older than the refresh interval,
-so a read-only request costs one SELECT and no commit most of the time. On PostgreSQL every
-operation is a single statement run in autocommit mode (no ``BEGIN``/``COMMIT`` round trips).
+so a read-only request costs one SELECT and no commit most of the time. Every operation is a
+single statement (bar the portable upsert), run in autocommit mode on PostgreSQL and on the
+engines the store makes from MySQL URLs, so no ``BEGIN``/``COMMIT`` round trips go with it.
 """
 
 from __future__ import annotations
