@@ -500,6 +500,7 @@ class SQLKit(StoreKit):
             for group in params:
                 values = group.values() if hasattr(group, "values") else [group]
                 for value in values:
+                    value = getattr(value, "obj", value)  # psycopg's Binary wrapper
                     if isinstance(value, (bytes, bytearray, memoryview)):
                         self.bytes += len(value)
 
