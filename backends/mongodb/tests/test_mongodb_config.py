@@ -52,6 +52,11 @@ def make_app() -> c.Iterator[c.Callable[..., Flask]]:
         def read() -> dict[str, t.Any]:
             return {"user": session.get("user")}
 
+        @app.post("/logout")
+        def logout() -> dict[str, t.Any]:
+            session.clear()
+            return {"ok": True}
+
         return app
 
     yield make
@@ -201,4 +206,34 @@ def test_duplicate_ids_left_by_flask_session_fail_at_init_app(
     mongo_client[database]["sessions"].insert_many([{"id": "session:x"}, {"id": "session:x"}])
     with pytest.raises(ConfigurationError, match="SESSION_MONGODB_CREATE_INDEXES = False"):
         make_app(SESSION_TYPE="mongodb", SESSION_MONGODB=mongo_client, SESSION_MONGODB_DB=database)
+    mongo_client.drop_database(database)
+
+
+def test_seeds_configuration_end_to_end(
+    make_app: c.Callable[..., Flask], mongo_client: pymongo.MongoClient[t.Any]
+) -> None:
+    """An application configured for Flask-Session 0.8, unchanged but for the import."""
+    database = f"seed_{secrets.token_hex(4)}"
+    app = make_app(
+        SESSION_TYPE="mongodb",
+        SESSION_MONGODB=mongo_client,
+        SESSION_MONGODB_DB=database,
+        SESSION_MONGODB_COLLECT="web_sessions",
+        SESSION_KEY_PREFIX="seed-app:",
+        SESSION_USE_SIGNER=True,
+        SESSION_PERMANENT=True,
+    )
+    browsers = [app.test_client() for _ in range(2)]
+    for browser in browsers:
+        browser.post("/login")
+        assert browser.get("/read").get_json() == {"user": "alice"}
+        cookie = browser.get_cookie("session")
+        assert cookie is not None and "." in cookie.value  # signed
+    collection = mongo_client[database]["web_sessions"]
+    assert collection.count_documents({"id": {"$regex": "^seed-app:"}}) == 2
+    store = store_of(app)
+    assert store.count() == 2
+    for browser in browsers:
+        browser.post("/logout")
+    assert collection.count_documents({}) == 0
     mongo_client.drop_database(database)
