@@ -558,6 +558,10 @@ def test_done_when_a_fresh_virtualenv_serves_sessions_from_the_example(
     """The issue's acceptance: only flask-serverside and the example plugin's wheel, and a
     real request through the Flask test client stores its session in the plugin's database."""
     env = _make_env(uv, wheels, EXAMPLE, tmp_path / "venv", [])
+    found = json.loads(env.python_script(_INSTALLED, "[]", GROUP, cwd=tmp_path))
+    ours = {n for n in found["distributions"] if "serverside" in n}
+    assert ours == {"flask-serverside", "serverside-sqlite3-store"}
+    assert found["stores"] == ["memory", "sqlite3"]
     output = env.python_script(_DONE_WHEN, str(tmp_path / "sessions.db"), cwd=tmp_path)
     assert output.strip() == "serverside_sqlite3_store.store"
 
