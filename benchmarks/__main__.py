@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 #: rounds, requests per batch, requests per counting pass.
 PRESETS = {
     "smoke": (2, 5, 3),
-    "quick": (40, 25, 50),
+    "quick": (30, 25, 50),
     "full": (100, 50, 200),
 }
 
@@ -57,7 +57,16 @@ def machine() -> dict[str, str]:
         "flask": version("flask"),
         "werkzeug": version("werkzeug"),
         "flask-session": version("flask-session"),
+        "nice": str(os.nice(0)),
+        "load before": _load(),
     }
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
 
 
 def log(message: str) -> None:
@@ -99,7 +108,12 @@ def run(args: argparse.Namespace) -> dict[str, t.Any]:
             entry["flask_session_backend"] = f"not measured: {without}"
             log(f"{name}: no Flask-Session contender: {without}")
         log(f"{name}: starting")
-        kit.start()
+        try:
+            kit.start()
+        except Exception as exc:  # a server that would not start: report it, go on
+            entry["skipped"] = f"the server did not start: {exc}"
+            log(f"{name}: skipped: {exc}")
+            continue
         try:
             entry["versions"] = kit.describe()
             cells = build_cells(kit, contenders, slidings)
@@ -121,16 +135,29 @@ def run(args: argparse.Namespace) -> dict[str, t.Any]:
                 f"{scenario}/{'on' if sliding else 'off'}": row
                 for (scenario, sliding), row in metrics(entry).items()
             }
+        except Exception as exc:
+            if args.preset == "smoke":
+                raise
+            entry.pop("cells", None)
+            entry["skipped"] = f"the run failed: {type(exc).__name__}: {exc}"
+            log(f"{name}: failed: {exc!r}")
         finally:
             kit.close()
     if args.http:
         from .http import run_http
 
-        results["http"] = run_http(args, log)
+        try:
+            results["http"] = run_http(args, log)
+        except Exception as exc:
+            results["http"] = {"setup": f"failed: {type(exc).__name__}: {exc}", "rows": []}
     if args.scale:
         from .scale import run_scale
 
-        results["scale"] = run_scale(args, log)
+        try:
+            results["scale"] = run_scale(args, log)
+        except Exception as exc:
+            results["scale"] = {"all": {"note": f"failed: {type(exc).__name__}: {exc}"}}
+    results["machine"]["load after"] = _load()
     analysis = HERE / "analysis.md"
     if args.output and analysis.exists():
         results["notes"] = [

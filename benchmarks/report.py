@@ -260,6 +260,10 @@ def render(results: Results) -> str:
         f"{machine['os']}"
     )
     add(
+        f"- **load average** (1, 5, 15 min) before: {machine.get('load before', '?')}, after:"
+        f" {machine.get('load after', '?')}; niceness {machine.get('nice', '?')}"
+    )
+    add(
         f"- **python**: {machine['python']}; Flask {machine['flask']}, Werkzeug "
         f"{machine['werkzeug']}, Flask-Session {machine['flask-session']}"
     )
