@@ -162,15 +162,17 @@ def test_log_out_everywhere(tmp_path):
     assert bob.get("/whoami").get_json() == {"user": "bob"}
 
 
-def test_the_cli_counts_lists_and_purges(tmp_path):
-    app = _app(tmp_path, PERMANENT_SESSION_LIFETIME=1)
+def test_the_cli_counts_lists_and_purges(tmp_path, clock):
+    app = _app(tmp_path, PERMANENT_SESSION_LIFETIME=60)
+    store = get_state(app).store
+    store._clock = clock
     client = app.test_client()
     client.post("/login/alice")
     runner = app.test_cli_runner()
     assert runner.invoke(args=["session", "count"]).output.strip() == "1"
     sid = runner.invoke(args=["session", "list"]).output.strip()
-    assert get_state(app).store.load(sid) is not None
-    time.sleep(1.1)
+    assert store.load(sid) is not None
+    clock.advance(61)
     assert runner.invoke(args=["session", "purge"]).output.strip() == "purged 1 expired sessions"
     assert runner.invoke(args=["session", "count"]).output.strip() == "0"
 
