@@ -134,3 +134,7 @@ def test_cli_lists_plugins_including_broken_ones():
     assert result.exit_code == 0
     assert "fixture-good" in result.output and "serverside-fixture-plugins 0" in result.output
     assert "BROKEN: RuntimeError: this plugin is broken on purpose" in result.output
+    lines = result.output.splitlines()
+    good = next(n for n, line in enumerate(lines) if line.startswith("fixture-good "))
+    assert lines[good + 1].split() == ["also", "named:", "fixturescheme"]
+    assert not any(line.startswith("fixturescheme") for line in lines)

@@ -30,6 +30,7 @@ from .store import Capability
 
 if t.TYPE_CHECKING:
     from .extension import SessionState
+    from .registry import StoreInfo
     from .store import Enumerable
     from .store import Purgeable
 
@@ -57,13 +58,28 @@ def _require(state: SessionState, capability: Capability, doing: str) -> None:
 @session_cli.command("stores", with_appcontext=False)
 def stores_command() -> None:
     """List the installed session stores."""
+    groups: dict[tuple[str, str | None], list[StoreInfo]] = {}
     for info in installed_stores():
-        where = f"{info.distribution} {info.version}" if info.distribution else "registered in code"
-        click.echo(f"{info.name:<14} {where:<36} {info.target}")
-        if info.error:
-            click.echo(f"{'':<14} BROKEN: {info.error}")
+        groups.setdefault((info.target, info.distribution), []).append(info)
+    for infos in sorted(groups.values(), key=lambda group: _primary(group).name):
+        main = _primary(infos)
+        where = f"{main.distribution} {main.version}" if main.distribution else "registered in code"
+        click.echo(f"{main.name:<14} {where:<36} {main.target}")
+        aliases = sorted(info.name for info in infos if info is not main)
+        if aliases:
+            click.echo(f"{'':<14} also named: {', '.join(aliases)}")
+        if main.error:
+            click.echo(f"{'':<14} BROKEN: {main.error}")
         else:
-            click.echo(f"{'':<14} capabilities: {', '.join(info.capabilities) or 'none'}")
+            click.echo(f"{'':<14} capabilities: {', '.join(main.capabilities) or 'none'}")
+
+
+def _primary(infos: list[StoreInfo]) -> StoreInfo:
+    """The name a store goes by: the one its distribution is named after, else the first."""
+    for info in infos:
+        if info.distribution and info.distribution.endswith(f"-{info.name}"):
+            return info
+    return min(infos, key=lambda info: info.name)
 
 
 @session_cli.command("count")

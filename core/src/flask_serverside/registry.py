@@ -42,7 +42,18 @@ NAMESPACE = "flask_serverside.stores"
 #: "pip install" hint of :class:`StoreNotFound`.
 KNOWN_DISTRIBUTIONS: c.Mapping[str, str] = types.MappingProxyType(
     {
-        **dict.fromkeys(("redis", "rediss", "unix", "redis+sentinel", "redis+cluster"), "redis"),
+        **dict.fromkeys(
+            (
+                "redis",
+                "rediss",
+                "unix",
+                "redis+sentinel",
+                "rediss+sentinel",
+                "redis+cluster",
+                "rediss+cluster",
+            ),
+            "redis",
+        ),
         **dict.fromkeys(("memcached", "memcache"), "memcached"),
         **dict.fromkeys(("mongodb", "mongodb+srv"), "mongodb"),
         **dict.fromkeys(
