@@ -68,6 +68,7 @@ def works(app: Flask) -> None:
         {"SESSION_TYPE": "sqlite:///x.db", "SESSION_SQLALCHEMY_REFRESH_INTERVAL": -1},
         {"SESSION_TYPE": "sqlite:///x.db", "SESSION_SQLALCHEMY_REFRESH_INTERVAL": "60"},
         {"SESSION_TYPE": "sqlite:///x.db", "SESSION_SQLALCHEMY_PURGE_BATCH": 0},
+        {"SESSION_TYPE": "sqlite:///x.db", "SESSION_SQLALCHEMY_BIND_KEY": "sessions"},
     ],
     ids=[
         "nothing",
@@ -80,6 +81,7 @@ def works(app: Flask) -> None:
         "negative interval",
         "string interval",
         "zero batch",
+        "bind key without a db",
     ],
 )
 def test_mistakes_fail_at_start_up_saying_what_to_set(

@@ -520,11 +520,17 @@ def _engine_for(
             " 'postgresql+psycopg://user@host/db' or 'sqlite:///sessions.db' (or set"
             " SESSION_TYPE to such a URL)."
         )
+    is_db = hasattr(type(target), "engines")  # Flask-SQLAlchemy 3
+    if bind_key is not None and not is_db:
+        raise ConfigurationError(
+            "SESSION_SQLALCHEMY_BIND_KEY names a bind of a Flask-SQLAlchemy db: set"
+            " SESSION_SQLALCHEMY to that db, or remove the bind key."
+        )
     if isinstance(target, sa.Engine):
         return target, False
     if isinstance(target, (str, sa.URL)):
         return _engine_from_url(target), True
-    if hasattr(type(target), "engines"):  # Flask-SQLAlchemy 3
+    if is_db:
         if settings.app is None:
             raise ConfigurationError(
                 "SESSION_SQLALCHEMY is a Flask-SQLAlchemy db, which needs the application:"
