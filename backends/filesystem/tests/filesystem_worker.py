@@ -7,6 +7,9 @@ Usage: ``python filesystem_worker.py MODE DIRECTORY [ARGS...]``
     times, with load and conditional save.
 ``read SID... STOPFILE``
     load the sessions in a loop, checking that every record is whole, until STOPFILE exists.
+``requests SID WORKER ROUNDS GOFILE``
+    like a gunicorn worker: an application on the directory handles ROUNDS requests of
+    session SID, each setting its own key ``WORKER-N``.
 ``die-writing SID``
     start saving a large record, print ``writing`` when half of it is written, and wait to be
     killed; ``die-locked`` prints ``locked`` once it holds the bucket lock instead.
@@ -18,6 +21,10 @@ import os
 import sys
 import time
 
+from flask import Flask
+from flask import session
+
+from flask_serverside import Session
 from flask_serverside_filesystem import FileSystemStore
 
 PREFIX = "worker:"
@@ -35,6 +42,24 @@ def check(data: bytes) -> int:
     if data != record(value):
         raise SystemExit(f"torn record for value {value}: {len(filler)} filler bytes")
     return value
+
+
+def application(directory: str) -> Flask:
+    """The application of the ``requests`` mode (and of the test that starts it)."""
+    app = Flask("worker")
+    app.config.update(SECRET_KEY="worker", SESSION_FILE_DIR=directory, SESSION_KEY_PREFIX=PREFIX)
+    Session(app)
+
+    @app.post("/set/<key>")
+    def set_key(key: str) -> dict[str, int]:
+        session[key] = 1
+        return {"keys": len(session)}
+
+    @app.get("/keys")
+    def keys() -> dict[str, list[str]]:
+        return {"keys": sorted(key for key in session if not key.startswith("_"))}
+
+    return app
 
 
 def main() -> None:
@@ -66,6 +91,16 @@ def main() -> None:
                 check(current.data)
                 reads += 1
         print(f"reads {reads}")
+    elif mode == "requests":
+        sid, worker, rounds, go = args
+        client = application(directory).test_client()
+        client.set_cookie("session", sid)
+        print("ready", flush=True)
+        while not os.path.exists(go):
+            time.sleep(0.001)
+        for number in range(int(rounds)):
+            response = client.post(f"/set/{worker}-{number}")
+            assert response.status_code == 200, response.status_code
     elif mode in ("die-writing", "die-locked"):
         (sid,) = args
         real_write = os.write

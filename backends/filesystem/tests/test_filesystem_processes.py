@@ -3,6 +3,7 @@ read, and a writer killed at any moment leaves the previous record readable."""
 
 from __future__ import annotations
 
+import importlib.util
 import pathlib
 import signal
 import subprocess
@@ -15,11 +16,12 @@ from flask_serverside.testing import new_sid
 from flask_serverside_filesystem import FileSystemStore
 
 WORKER = str(pathlib.Path(__file__).with_name("filesystem_worker.py"))
-PREFIX = "worker:"
-
-
-def record(value: int) -> bytes:
-    return b"%d|" % value + bytes([value % 251]) * (1000 + value * 397 % 60_000)
+_spec = importlib.util.spec_from_file_location("filesystem_worker", WORKER)
+assert _spec is not None and _spec.loader is not None
+worker = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(worker)
+record = worker.record
+PREFIX = worker.PREFIX
 
 
 @pytest.fixture
@@ -87,6 +89,27 @@ def test_processes_incrementing_the_same_sessions_lose_nothing(store, tmp_path, 
     assert outputs[-1].startswith("reads ") and int(outputs[-1].split()[1]) > 0
     # the contention was real: some conditional saves lost and were retried
     assert sum(int(out.split()[-1]) for out in outputs[:-1]) > 0
+
+
+def test_worker_processes_serving_one_session_lose_no_change(tmp_path, start):
+    app = worker.application(str(tmp_path))
+    client = app.test_client()
+    client.post("/set/first")
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    go = tmp_path / "go"
+    workers, rounds = 3, 15
+    processes = [
+        start("requests", tmp_path, cookie.value, number, rounds, go) for number in range(workers)
+    ]
+    for process in processes:
+        _wait_for(process, "ready")
+    go.touch()
+    for process in processes:
+        finish(process)
+    keys = client.get("/keys").get_json()["keys"]
+    expected = {f"{w}-{n}" for w in range(workers) for n in range(rounds)} | {"first"}
+    assert set(keys) == expected
 
 
 def test_a_writer_killed_mid_write_leaves_the_old_record(store, tmp_path, start):
