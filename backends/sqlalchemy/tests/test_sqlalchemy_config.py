@@ -224,3 +224,18 @@ def test_a_shared_connection_is_warned_about() -> None:
     with pytest.warns(UserWarning, match="commits whatever the application left pending"):
         SQLAlchemyStore(engine)
     engine.dispose()
+
+
+@pytest.mark.parametrize("database", ["postgresql_server", "mariadb_server"])
+def test_the_longest_ids_fit(
+    make_app: c.Callable[..., Flask], database: str, request: pytest.FixtureRequest
+) -> None:
+    server = request.getfixturevalue(database)
+    works(
+        make_app(
+            SESSION_TYPE=server.url,
+            SESSION_ID_LENGTH=192,
+            SESSION_KEY_PREFIX="a-long-prefix-for-this-application:" * 5,
+            SESSION_SQLALCHEMY_TABLE=f"long_{secrets.token_hex(4)}",
+        )
+    )

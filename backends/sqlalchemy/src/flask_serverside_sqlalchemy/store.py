@@ -91,7 +91,7 @@ def define_table(
         name,
         metadata,
         sa.Column("id", id_type, *id_default, primary_key=True, autoincrement=True),
-        sa.Column("session_id", sa.String(255), nullable=False, unique=True),
+        sa.Column("session_id", sa.String(512), nullable=False, unique=True),
         sa.Column(
             "data",
             sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb"),
