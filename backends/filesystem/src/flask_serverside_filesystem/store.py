@@ -154,6 +154,11 @@ class FileSystemStore:
         fsync: bool = False,
         clock: c.Callable[[], float] = time.time,
     ) -> None:
+        if sys.platform == "win32":  # pragma: no cover
+            raise ConfigurationError(
+                "The filesystem session store needs POSIX file locks; on Windows set"
+                " SESSION_TYPE to 'memory' for development or to a server store."
+            )
         #: The absolute directory.
         self.directory = os.path.abspath(os.fspath(directory))
         self.key_prefix = key_prefix
@@ -191,11 +196,6 @@ class FileSystemStore:
 
         :raises ConfigurationError: naming the key to fix.
         """
-        if sys.platform == "win32":  # pragma: no cover
-            raise ConfigurationError(
-                "The filesystem session store needs POSIX file locks; on Windows set"
-                " SESSION_TYPE to 'memory' for development or to a server store."
-            )
         config = settings.config
         threshold = config.get("SESSION_FILE_THRESHOLD", 500)
         if not _is_int(threshold) or threshold < 0:
@@ -469,6 +469,8 @@ class FileSystemStore:
 
     @_os_errors
     def delete(self, sid: str) -> None:
+        """Unlink the record of ``sid`` under the bucket lock (its user index entry goes at the
+        next purge or user lookup)."""
         bucket, path = self._locate(sid)
         if not os.path.lexists(path):
             return
