@@ -48,6 +48,7 @@ from redis.cluster import RedisCluster
 from redis.exceptions import AuthenticationError
 from redis.exceptions import AuthorizationError
 from redis.exceptions import ClusterDownError
+from redis.exceptions import NoScriptError
 from redis.exceptions import RedisClusterException
 from redis.exceptions import TryAgainError
 
@@ -61,8 +62,6 @@ from .urls import Client
 from .urls import connect_url
 
 if t.TYPE_CHECKING:
-    from redis.commands.core import Script
-
     from flask_serverside import StoreSettings
 
 
@@ -91,22 +90,27 @@ end
 """.replace("SKEW", str(CLOCK_SKEW))
 # KEYS[1] the session key, KEYS[2] (optional) the user's index in the same slot; ARGV: the
 # expected version ('' for no live record, '*' for none expected), the value, the time to live,
-# the session id, the index deadline, the time now.
+# and with KEYS[2] the session id, the index deadline, the time now.
 _SAVE = (
     _INDEX_FUNCTION
     + """
-if ARGV[1] ~= '*' then
-  local version = ''
-  local head = redis.call('GETRANGE', KEYS[1], 0, 15)
-  if #head == 16 and string.sub(head, 1, 2) == '\\193\\001' then
-    version = string.sub(head, 3, 10)
-  else
-    local value = redis.call('GET', KEYS[1])
-    if value then version = 'sha1:' .. redis.sha1hex(value) end
+if ARGV[1] == '' then
+  if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[3]) then return 0 end
+else
+  if ARGV[1] ~= '*' then
+    local version
+    local head = redis.call('GETRANGE', KEYS[1], 0, 15)
+    if #head == 16 and string.sub(head, 1, 2) == '\\193\\001' then
+      version = string.sub(head, 3, 10)
+    else
+      local value = redis.call('GET', KEYS[1])
+      if not value then return 0 end
+      version = 'sha1:' .. redis.sha1hex(value)
+    end
+    if version ~= ARGV[1] then return 0 end
   end
-  if version ~= ARGV[1] then return 0 end
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 if KEYS[2] then index(KEYS[2], ARGV[4], ARGV[5], ARGV[6]) end
 return 1
 """
@@ -177,17 +181,34 @@ def _parse(raw: bytes) -> Record:
     return Record(raw, Version(b"sha1:" + hashlib.sha1(raw).hexdigest().encode()))
 
 
+class _Script:
+    """A Lua script run with ``EVALSHA``, loaded when the server does not know it yet (first
+    use, a restart, a failover): redis-py's ``Script`` without its per-call overhead."""
+
+    def __init__(self, client: t.Any, source: str) -> None:
+        self.client = client
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    def __call__(self, keys: list[t.Any], args: list[t.Any]) -> t.Any:
+        try:
+            return self.client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            self.client.script_load(self.source)
+            return self.client.evalsha(self.sha, len(keys), *keys, *args)
+
+
 class _Bound:
-    """A client and the scripts registered on it."""
+    """A client and the scripts for it."""
 
     def __init__(self, client: Client) -> None:
         self.client: t.Any = client
         self.cluster = isinstance(client, RedisCluster)
-        self.save: Script = client.register_script(_SAVE)
-        self.index: Script = client.register_script(_INDEX)
-        self.refresh: Script = client.register_script(_REFRESH)
-        self.touch: Script = client.register_script(_TOUCH)
-        self.get_and_expire: Script = client.register_script(_GET_AND_EXPIRE)
+        self.save = _Script(client, _SAVE)
+        self.index = _Script(client, _INDEX)
+        self.refresh = _Script(client, _REFRESH)
+        self.touch = _Script(client, _TOUCH)
+        self.get_and_expire = _Script(client, _GET_AND_EXPIRE)
 
 
 class RedisStore:
@@ -420,6 +441,7 @@ class RedisStore:
             head = HEADER.pack(MAGIC, os.urandom(8), deadline, len(user))
         except struct.error:
             raise StoreError(f"the user id {user[:40]!r}... is too long to index") from None
+        args: list[t.Any] = [token, head + user + data, ttl]
         with _errors("save a session"):
             if user_id is not None:
                 index = self.user_key(user_id)
@@ -427,7 +449,7 @@ class RedisStore:
                     bound.index(keys=[index], args=[sid, deadline, now])
                 else:
                     keys.append(index)
-            args = [token, head + user + data, ttl, sid, deadline, now]
+                    args += [sid, deadline, now]
             return bool(bound.save(keys=keys, args=args))
 
     def user_key(self, user_id: str) -> str:
