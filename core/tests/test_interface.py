@@ -344,3 +344,39 @@ def test_data_set_after_destroy_goes_to_a_new_session(make_app):
     store = get_state(app).store
     assert store.load(old_sid) is None
     assert client.get("/page").get_json() == {"user": None, "flashes": ["Goodbye"]}
+
+
+def test_a_request_that_only_reads_immutable_values_skips_encoding(make_app, monkeypatch):
+    app = make_app()
+
+    @app.post("/login")
+    def login():
+        session["user"] = "alice"
+        session["cart"] = ["apple"]
+        return "ok"
+
+    @app.get("/user")
+    def user():
+        return session["user"]
+
+    @app.get("/cart")
+    def cart():
+        return ",".join(session["cart"])
+
+    @app.post("/cart/<item>")
+    def add(item):
+        session["cart"].append(item)
+        return "ok"
+
+    client = app.test_client()
+    client.post("/login")
+    serializer = get_state(app).interface.serializer
+    encodes = []
+    original = serializer.dumps
+    monkeypatch.setattr(serializer, "dumps", lambda data: encodes.append(1) or original(data))
+    assert client.get("/user").text == "alice"
+    assert encodes == []
+    assert client.get("/cart").text == "apple"  # a list left the session: check by encoding
+    assert len(encodes) == 1
+    client.post("/cart/pear")
+    assert client.get("/cart").text == "apple,pear"

@@ -179,9 +179,12 @@ class ServerSideSessionInterface(SessionInterface):
             if session.record or session.destroyed or session.stale_cookie or session.replaced_sid:
                 self._delete_cookie(app, response)
             return
-        payload = self.serializer.dumps(session.data())
         record = session.record
-        changed = session.sid is None or record is None or payload != record.data
+        if record is not None and session.sid is not None and session.unchanged():
+            payload, changed = record.data, False
+        else:
+            payload = self.serializer.dumps(session.data())
+            changed = session.sid is None or record is None or payload != record.data
         if changed:
             if not self.writer.write(session, payload, self.config.ttl):
                 self._delete_cookie(app, response)

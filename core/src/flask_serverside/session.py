@@ -9,9 +9,12 @@ from, and the id it replaced after :meth:`ServerSideSession.regenerate`.
 
 from __future__ import annotations
 
+import datetime
 import typing as t
+import uuid
 
 from flask.sessions import SessionMixin
+from markupsafe import Markup
 from werkzeug.datastructures import CallbackDict
 
 from .exceptions import SessionUnavailable
@@ -23,6 +26,11 @@ if t.TYPE_CHECKING:
 
 #: The key Flask keeps ``session.permanent`` under.
 PERMANENT_KEY = "_permanent"
+
+# Values that cannot change in place: handing one out cannot change the session.
+_IMMUTABLE_TYPES = frozenset(
+    [str, int, float, bool, type(None), bytes, Markup, uuid.UUID, datetime.datetime]
+)
 
 
 class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
@@ -65,17 +73,26 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
         self.stale_cookie = False
         #: Set when the store refreshed the record's expiry while loading it.
         self.touched = False
+        #: Set when a value that can change in place (a list, a dict) was handed out, so
+        #: only encoding the session can tell whether it changed.
+        self.exposed = False
 
     def _read(self) -> None:
         self.accessed = True
 
+    def _expose(self, value: t.Any) -> t.Any:
+        """Note when a value the caller could change in place leaves the session."""
+        if type(value) not in _IMMUTABLE_TYPES:
+            self.exposed = True
+        return value
+
     def __getitem__(self, key: str) -> t.Any:
         self._read()
-        return super().__getitem__(key)
+        return self._expose(super().__getitem__(key))
 
     def get(self, key: str, default: t.Any = None) -> t.Any:
         self._read()
-        return super().get(key, default)
+        return self._expose(super().get(key, default))
 
     def __contains__(self, key: object) -> bool:
         self._read()
@@ -95,19 +112,28 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
 
     def values(self) -> t.Any:
         self._read()
+        self.exposed = True
         return super().values()
 
     def items(self) -> t.Any:
         self._read()
+        self.exposed = True
         return super().items()
 
     def copy(self) -> dict[str, t.Any]:
         self._read()
+        self.exposed = True
         return dict(super().items())
 
     def setdefault(self, key: str, default: t.Any = None) -> t.Any:
         self._read()
-        return super().setdefault(key, default)
+        return self._expose(super().setdefault(key, default))
+
+    def unchanged(self) -> bool:
+        """Return whether the session provably holds what it was loaded with: nothing was
+        set or deleted, and no value that can change in place (a list, a dict) was handed
+        out. Saving such a session needs no encoding to find out whether it changed."""
+        return not self.modified and not self.exposed and self.replaced_sid is None
 
     def data(self) -> dict[str, t.Any]:
         """Return the session's contents as a plain dict, without counting as access."""
