@@ -142,6 +142,10 @@ class Touchable(SessionStore, t.Protocol):
     def touch(self, sid: str, ttl: int) -> bool:
         """Set the record's time to live to ``ttl`` seconds without rewriting it.
 
+        A store whose refresh is a write (an SQL ``UPDATE``) may skip it while the record
+        still has more than ``ttl`` minus a bounded, documented interval to live; the record
+        then expires at most that interval early.
+
         :returns: ``False`` when there is no live record under ``sid``.
         """
         ...
@@ -152,7 +156,8 @@ class LoadAndTouchable(SessionStore, t.Protocol):
 
     def load_and_touch(self, sid: str, ttl: int) -> Record | None:
         """Like :meth:`~SessionStore.load`, and set the time to live of a record found to
-        ``ttl`` seconds, in one round trip to the backend."""
+        ``ttl`` seconds, in one round trip to the backend. The refresh may be skipped within a
+        bounded interval, as for :meth:`Touchable.touch`."""
         ...
 
 
