@@ -150,6 +150,14 @@ def test_unix_socket_url(make_redis_server, tmp_path, closing):
     assert store.load("abc").data == b"over a socket"
 
 
+def test_a_url_in_session_redis(redis_server, closing):
+    store = RedisStore.from_settings(settings(SESSION_REDIS=redis_server.url))
+    closing.append(store)
+    store.save("abc", b"by url", 60)
+    assert store.load("abc").data == b"by url"
+    store.delete("abc")
+
+
 def test_a_client_passed_in_is_not_closed(redis_server):
     client = redis.Redis(redis_server.host, redis_server.port)
     store = RedisStore.from_settings(settings(SESSION_REDIS=client))

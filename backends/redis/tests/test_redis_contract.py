@@ -115,6 +115,12 @@ class TestFlaskOnRedisCluster(SessionFlowContract):
         return {"SESSION_TYPE": cluster_url(redis_cluster)}
 
 
+class TestFlaskOnRedisClusterClient(SessionFlowContract):
+    @pytest.fixture
+    def session_config(self, cluster_client):
+        return {"SESSION_TYPE": "redis", "SESSION_REDIS": cluster_client}
+
+
 class TestFlaskOnRedisSentinel(SessionFlowContract):
     @pytest.fixture
     def session_config(self, sentinel_master):
