@@ -202,3 +202,17 @@ def test_a_session_deleted_meanwhile_is_not_resurrected():
 
 def test_records_are_records():
     assert Record(b"x").version is None
+
+
+def test_an_outage_logs_every_failure_but_one_traceback(switchable, caplog):
+    app = _app()
+    client = app.test_client()
+    client.post("/login")
+    switchable.down = True
+    with caplog.at_level(logging.ERROR, logger="flask_serverside"):
+        for _ in range(5):
+            assert client.get("/me").status_code == 503
+    failures = [r for r in caplog.records if "failed to load" in r.getMessage()]
+    assert len(failures) == 5
+    assert sum(1 for r in failures if r.exc_info) == 1
+    assert "StoreUnavailable: connection refused" in failures[-1].getMessage()

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
+import time
 import typing as t
 
 from flask.sessions import SessionInterface
@@ -56,6 +58,9 @@ if t.TYPE_CHECKING:
     from .store import Touchable
 
 log = logging.getLogger("flask_serverside")
+
+#: Seconds between two tracebacks of store faults in the log.
+TRACEBACK_INTERVAL = 60.0
 
 
 class ServerSideSessionInterface(SessionInterface):
@@ -95,6 +100,7 @@ class ServerSideSessionInterface(SessionInterface):
         self._can_touch = Capability.TOUCH in capabilities
         self._purge_every = config.cleanup_n_requests if Capability.PURGE in capabilities else None
         self._requests = itertools.count(1)
+        self._last_traceback = -TRACEBACK_INTERVAL
         # The longest cookie value that can be well formed; longer ones are not even parsed.
         self._max_cookie = ids.length + (45 if signer is not None else 0)
 
@@ -120,7 +126,7 @@ class ServerSideSessionInterface(SessionInterface):
         try:
             record = self._load(sid)
         except Exception:
-            log.exception("session store failed to load a session")
+            self._log_fault("session store failed to load a session")
             if self.config.on_store_error == "empty":
                 return self._new_session(stale_cookie=False)
             return UnavailableSession()
@@ -166,7 +172,7 @@ class ServerSideSessionInterface(SessionInterface):
         try:
             self._save(app, session, response)
         except Exception as exc:
-            log.exception("session store failed to save a session")
+            self._log_fault("session store failed to save a session")
             self._unavailable(app, response, exc)
         if self._purge_every and next(self._requests) % self._purge_every == 0:
             self._purge()
@@ -254,11 +260,22 @@ class ServerSideSessionInterface(SessionInterface):
         response.response = replacement.response
         response.vary.add("Cookie")
 
+    def _log_fault(self, message: str) -> None:
+        """Log a store fault being handled: every fault gets an error line, but a traceback
+        only once per :data:`TRACEBACK_INTERVAL` seconds, so an outage does not flood logs."""
+        now = time.monotonic()
+        if now - self._last_traceback >= TRACEBACK_INTERVAL:
+            self._last_traceback = now
+            log.exception(message)
+        else:
+            error = sys.exc_info()[1]
+            log.error("%s: %s: %s", message, type(error).__name__, error)
+
     def _purge(self) -> None:
         try:
             removed = t.cast("Purgeable", self.store).purge_expired()
         except Exception:
-            log.exception("purging expired sessions failed")
+            self._log_fault("purging expired sessions failed")
         else:
             log.debug("purged %d expired sessions", removed)
 
