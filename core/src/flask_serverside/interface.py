@@ -165,26 +165,28 @@ class ServerSideSessionInterface(SessionInterface):
     # -- saving ------------------------------------------------------------------------------
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
-        if session.accessed:
+        cookie_sent = False
+        if isinstance(session, ServerSideSession) and not isinstance(session, UnavailableSession):
+            try:
+                cookie_sent = self._save(app, session, response)
+            except Exception as exc:
+                self._log_fault("session store failed to save a session")
+                self._unavailable(app, response, exc)
+            if self._purge_every and next(self._requests) % self._purge_every == 0:
+                self._purge()
+        if session.accessed or cookie_sent:
             response.vary.add("Cookie")
-        if isinstance(session, UnavailableSession) or not isinstance(session, ServerSideSession):
-            return
-        try:
-            self._save(app, session, response)
-        except Exception as exc:
-            self._log_fault("session store failed to save a session")
-            self._unavailable(app, response, exc)
-        if self._purge_every and next(self._requests) % self._purge_every == 0:
-            self._purge()
 
-    def _save(self, app: Flask, session: ServerSideSession, response: Response) -> None:
+    def _save(self, app: Flask, session: ServerSideSession, response: Response) -> bool:
+        """Apply the write policy; return whether the cookie was set or deleted."""
         if session.is_empty():
             for sid in (session.sid if session.record else None, session.replaced_sid):
                 if sid is not None:
                     self.store.delete(sid)
             if session.record or session.destroyed or session.stale_cookie or session.replaced_sid:
                 self._delete_cookie(app, response)
-            return
+                return True
+            return False
         record = session.record
         if record is not None and session.sid is not None and session.unchanged():
             payload, changed = record.data, False
@@ -194,7 +196,7 @@ class ServerSideSessionInterface(SessionInterface):
         if changed:
             if not self.writer.write(session, payload, self.config.ttl):
                 self._delete_cookie(app, response)
-                return
+                return True
             session.modified = True
             if session.replaced_sid is not None:
                 self.store.delete(session.replaced_sid)
@@ -202,6 +204,8 @@ class ServerSideSessionInterface(SessionInterface):
             self._refresh(session, payload)
         if self.should_set_cookie(app, session):
             self._set_cookie(app, session, response)
+            return True
+        return False
 
     def _refresh(self, session: ServerSideSession, payload: bytes) -> None:
         sid = t.cast(str, session.sid)
@@ -236,7 +240,6 @@ class ServerSideSessionInterface(SessionInterface):
             samesite=self.get_cookie_samesite(app),
             partitioned=self.get_cookie_partitioned(app),
         )
-        response.vary.add("Cookie")
 
     def _delete_cookie(self, app: Flask, response: Response) -> None:
         response.delete_cookie(
@@ -248,7 +251,6 @@ class ServerSideSessionInterface(SessionInterface):
             httponly=self.get_cookie_httponly(app),
             partitioned=self.get_cookie_partitioned(app),
         )
-        response.vary.add("Cookie")
 
     def _unavailable(self, app: Flask, response: Response, cause: Exception) -> None:
         """Turn ``response`` into the application's 503 for :class:`SessionUnavailable`."""
@@ -258,7 +260,6 @@ class ServerSideSessionInterface(SessionInterface):
         response.status_code = replacement.status_code
         response.headers = replacement.headers
         response.response = replacement.response
-        response.vary.add("Cookie")
 
     def _log_fault(self, message: str) -> None:
         """Log a store fault being handled: every fault gets an error line, but a traceback
