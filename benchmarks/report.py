@@ -108,7 +108,7 @@ def targets(results: Results) -> list[tuple[str, str, str, str]]:
                         f"{ratio:.2f}× ({_us(m, 'read', sliding, 'ours')} vs "
                         f"{_us(m, 'read', sliding, 'flask-session')} over bare)",
                         _verdict(ratio <= 0.7),
-                        "" if ratio <= 0.7 else f"missed by {(ratio / 0.7 - 1) * 100:.0f}%",
+                        "" if ratio <= 0.7 else f"missed by {(ratio / 0.7 - 1) * 100:.1f}%",
                     )
                 )
     for name, store in stores.items():
@@ -124,7 +124,7 @@ def targets(results: Results) -> list[tuple[str, str, str, str]]:
                     f"{name} write, sliding {_onoff(sliding)}: ≤ 1.05× the raw-client floor",
                     f"{ratio:.2f}×",
                     _verdict(ratio <= 1.05),
-                    "" if ratio <= 1.05 else f"missed by {(ratio / 1.05 - 1) * 100:.0f}%",
+                    "" if ratio <= 1.05 else f"missed by {(ratio / 1.05 - 1) * 100:.1f}%",
                 )
             )
     sql = measured("sqlalchemy")

@@ -38,6 +38,21 @@ STORE_METHODS = (
 )
 
 
+def round_trip_us(call: c.Callable[[], object], n: int = 500) -> str:
+    """The median µs of one raw client call: what a round trip costs on this machine."""
+    import statistics
+    import time
+
+    for _ in range(50):
+        call()
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter_ns()
+        call()
+        samples.append((time.perf_counter_ns() - start) / 1000)
+    return f"{statistics.median(samples):.0f} µs"
+
+
 def installed_stores() -> set[str]:
     """The names of the installed flask-serverside stores."""
     return {ep.name for ep in importlib.metadata.entry_points(group="flask_serverside.stores")}
@@ -240,6 +255,7 @@ class RedisKit(StoreKit):
             self.dist: version(self.dist),
             "redis-py": version("redis"),
             "redis-server": str(info.get("redis_version")),
+            "one raw GET round trip": round_trip_us(lambda: self.admin.get("bench:probe")),
         }
 
     def ours_config(self, ns: str) -> dict[str, t.Any]:
@@ -336,6 +352,7 @@ class MemcachedKit(StoreKit):
             self.dist: version(self.dist),
             "pymemcache": version("pymemcache"),
             "memcached": stats[b"version"].decode(),
+            "one raw get round trip": round_trip_us(lambda: self.client.get("bench_probe")),
         }
 
     def ours_config(self, ns: str) -> dict[str, t.Any]:
@@ -532,14 +549,16 @@ class SQLKit(StoreKit):
     def describe(self) -> dict[str, str]:
         import psycopg
 
-        with psycopg.connect(self.server.dsn) as conn:
+        with psycopg.connect(self.server.dsn, autocommit=True, prepare_threshold=0) as conn:
             row = conn.execute("SHOW server_version").fetchone()
+            probe = round_trip_us(lambda: conn.execute("SELECT 1").fetchone())
         return {
             self.dist: version(self.dist),
             "SQLAlchemy": version("sqlalchemy"),
             "Flask-SQLAlchemy": version("flask-sqlalchemy"),
             "psycopg": version("psycopg"),
             "PostgreSQL": str(row[0] if row else "?"),
+            "one raw SELECT round trip": probe,
         }
 
     def _config(self, ns: str) -> dict[str, t.Any]:
