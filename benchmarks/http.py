@@ -30,7 +30,7 @@ if t.TYPE_CHECKING:
     import collections.abc as c
 
 ROOT = Path(__file__).resolve().parents[1]
-SUPPORTED = ("memory", "redis", "memcached", "filesystem")
+SUPPORTED = ("memory", "redis", "memcached", "filesystem", "sqlalchemy")
 SCENARIOS = (("read", "/read"), ("write", "/write"))
 
 
@@ -123,6 +123,8 @@ def run_http(args: argparse.Namespace, log: c.Callable[[str], None]) -> dict[str
                 target = kit.server.url  # type: ignore[attr-defined]
             elif name == "memcached":
                 target = f"{kit.server.host}:{kit.server.port}"  # type: ignore[attr-defined]
+            elif name == "sqlalchemy":
+                target = kit.url  # type: ignore[attr-defined]
             else:
                 target = scratch
             contenders = [

@@ -1,8 +1,9 @@
 """The contender apps for mode 2, built in a gunicorn worker from environment variables.
 
 ``gunicorn 'benchmarks.wsgiapp:create()'`` with ``BENCH_STORE`` (memory, redis, memcached,
-filesystem), ``BENCH_CONTENDER``, ``BENCH_SLIDING`` (``1``/``0``), ``BENCH_TARGET`` (the server's
-URL or the session directory) and ``BENCH_NS`` (the key prefix / subdirectory).
+filesystem, sqlalchemy), ``BENCH_CONTENDER``, ``BENCH_SLIDING`` (``1``/``0``),
+``BENCH_TARGET`` (the server's URL or the session directory) and ``BENCH_NS`` (the key prefix,
+subdirectory or table).
 """
 
 from __future__ import annotations
@@ -41,6 +42,18 @@ def _store_config(store: str, target: str, ns: str, contender: str) -> dict[str,
         path = os.path.join(target, ns)
         os.makedirs(path, exist_ok=True)
         return {"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": path}
+    if store == "sqlalchemy":
+        from flask_sqlalchemy import SQLAlchemy
+
+        db = SQLAlchemy()
+        return {
+            "SESSION_TYPE": "sqlalchemy",
+            "SQLALCHEMY_DATABASE_URI": target,
+            "SESSION_SQLALCHEMY": db,
+            "SESSION_SQLALCHEMY_TABLE": ns,
+            **prefix,
+            "_before": db.init_app,
+        }
     raise ValueError(f"mode 2 does not know the store {store!r}")
 
 
@@ -58,6 +71,8 @@ def _floor_ops(store: str, target: str, ns: str) -> floors.FloorOps:
         return floors.MemcachedOps(Client((host, int(port)), no_delay=True))
     if store == "filesystem":
         return floors.FileOps(os.path.join(target, ns))
+    if store == "sqlalchemy":
+        return floors.SQLOps(target.replace("postgresql+psycopg://", "postgresql://", 1), ns)
     raise ValueError(store)
 
 
@@ -79,5 +94,12 @@ def create() -> Flask:
 
         return apps.make_app(contender, {}, sliding=sliding, setup=setup)
     config = _store_config(store, target, ns, contender)
+    before = config.pop("_before", None)
     install = apps.setup_ours if contender == "ours" else apps.setup_flask_session
-    return apps.make_app(contender, config, sliding=sliding, setup=install)
+
+    def setup(app: Flask) -> None:
+        if before is not None:
+            before(app)
+        install(app)
+
+    return apps.make_app(contender, config, sliding=sliding, setup=setup)
