@@ -229,6 +229,7 @@ class SQLOps:
         self.table = table
         self.conn = psycopg.connect(dsn, autocommit=True, prepare_threshold=0)
         self.statements = 0
+        self.bytes = 0
         self.conn.execute(
             f"CREATE TABLE IF NOT EXISTS {table} (id text PRIMARY KEY, data bytea NOT NULL,"
             " expiry timestamptz NOT NULL)"
@@ -254,6 +255,7 @@ class SQLOps:
 
     def save(self, key: str, data: bytes, ttl: int) -> None:
         self.statements += 1
+        self.bytes += len(data)
         self.conn.execute(self._upsert, (key, data, ttl))
 
     def delete(self, key: str) -> None:

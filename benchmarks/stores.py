@@ -589,12 +589,13 @@ class SQLKit(StoreKit):
         return floors.SQLOps(self.server.dsn, ns)
 
     def snapshot(self) -> dict[str, float]:
-        floor = sum(t.cast(floors.SQLOps, ops).statements for ops in self.floor_ops_by_ns.values())
+        floor_ops = [t.cast(floors.SQLOps, ops) for ops in self.floor_ops_by_ns.values()]
+        floor = sum(ops.statements for ops in floor_ops)
         return {
             "sql:statements": self.statements + floor,
             "sql:transactions": self.transactions,
             "round trips": self.statements + 2 * self.transactions + floor,
-            "bytes": self.bytes,
+            "bytes": self.bytes + sum(ops.bytes for ops in floor_ops),
         }
 
     def clear(self, contender: str, app: Flask, ns: str) -> None:
