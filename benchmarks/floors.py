@@ -54,7 +54,7 @@ class FloorSession(CallbackDict[str, t.Any], SessionMixin):
         self.accessed = True
         return super().__getitem__(key)
 
-    def get(self, key: str, default: t.Any = None) -> t.Any:  # type: ignore[override]
+    def get(self, key: str, default: t.Any = None) -> t.Any:
         self.accessed = True
         return super().get(key, default)
 

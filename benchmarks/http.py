@@ -93,10 +93,15 @@ def _wrk(port: int, path: str, cookie: str, seconds: float, connections: int) ->
         text=True,
         check=True,
     ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    return {"rps": rps, "p50": p50, "p99": p99}
+    found = {key: re.search(pattern, out) for key, pattern in _WRK.items()}
+    missing = [key for key, match in found.items() if match is None]
+    if missing:
+        raise RuntimeError(f"wrk printed no {', '.join(missing)}: {out}")
+    values = {key: t.cast("re.Match[str]", match).group(1) for key, match in found.items()}
+    return {"rps": float(values["rps"]), "p50": _ms(values["p50"]), "p99": _ms(values["p99"])}
+
+
+_WRK = {"rps": r"Requests/sec:\s+([\d.]+)", "p50": r"50%\s+(\S+)", "p99": r"99%\s+(\S+)"}
 
 
 def run_http(args: argparse.Namespace, log: c.Callable[[str], None]) -> dict[str, t.Any]:

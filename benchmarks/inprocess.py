@@ -63,7 +63,7 @@ def _start_response(status: str, headers: list[tuple[str, str]], exc_info: t.Any
 
 def wsgi_caller(app: Flask, path: str, cookie: str | None) -> c.Callable[[], None]:
     """A function that sends one GET request straight to ``app.wsgi_app``."""
-    headers = {"Cookie": f"session={cookie}"} if cookie else {}
+    headers = [("Cookie", f"session={cookie}")] if cookie else []
     template = EnvironBuilder(path=path, headers=headers).get_environ()
     wsgi = app.wsgi_app
 
@@ -80,7 +80,7 @@ def wsgi_caller(app: Flask, path: str, cookie: str | None) -> c.Callable[[], Non
 
 def fetch(app: Flask, path: str, cookie: str | None) -> tuple[str, list[tuple[str, str]]]:
     """One request through the WSGI interface, returning the status and headers."""
-    headers = {"Cookie": f"session={cookie}"} if cookie else {}
+    headers = [("Cookie", f"session={cookie}")] if cookie else []
     environ = EnvironBuilder(path=path, headers=headers).get_environ()
     seen: dict[str, t.Any] = {}
 
@@ -88,7 +88,7 @@ def fetch(app: Flask, path: str, cookie: str | None) -> tuple[str, list[tuple[st
         seen["status"] = status
         seen["headers"] = hdrs
 
-    body = app.wsgi_app(environ, start_response)
+    body = app.wsgi_app(environ, start_response)  # type: ignore[arg-type]
     b"".join(body)
     getattr(body, "close", lambda: None)()
     return seen["status"], seen["headers"]

@@ -64,7 +64,7 @@ def metrics(store: Results) -> dict[tuple[str, bool], dict[str, float]]:
 
 def _cost(store: Results, scenario: str, sliding: bool, contender: str) -> Results | None:
     cell = _cells(store).get((scenario, sliding, contender))
-    return None if cell is None else cell["cost"]
+    return None if cell is None else t.cast("Results", cell["cost"])
 
 
 def targets(results: Results) -> list[tuple[str, str, str, str]]:
@@ -74,7 +74,7 @@ def targets(results: Results) -> list[tuple[str, str, str, str]]:
 
     def measured(name: str) -> Results | None:
         store = stores.get(name)
-        return store if store and store.get("cells") else None
+        return t.cast("Results", store) if store and store.get("cells") else None
 
     redis = measured("redis")
     if redis is None:
@@ -212,7 +212,7 @@ def _why(stores: Results, name: str) -> str:
     store = stores.get(name)
     if store is None:
         return "not in this run"
-    return store.get("skipped", "")
+    return str(store.get("skipped", ""))
 
 
 def _onoff(sliding: bool) -> str:

@@ -141,7 +141,7 @@ def _scale_store(
 
 def _purge(kit: StoreKit, name: str, log: c.Callable[[str], None]) -> list[dict[str, t.Any]]:
     n = 20_000
-    rows = []
+    rows: list[dict[str, t.Any]] = []
     if name == "sqlalchemy":
         import psycopg
 
@@ -169,8 +169,8 @@ def _purge(kit: StoreKit, name: str, log: c.Callable[[str], None]) -> list[dict[
             fs.session_interface._delete_expired_sessions()  # type: ignore[attr-defined]
             seconds = time.perf_counter() - started
         with psycopg.connect(kit.server.dsn, autocommit=True) as conn:  # type: ignore[attr-defined]
-            row = conn.execute("SELECT count(*) FROM purge_fs").fetchone()
-        left = int(row[0]) if row else 0
+            counted = conn.execute("SELECT count(*) FROM purge_fs").fetchone()
+        left = int(counted[0]) if counted else 0
         rows.append({"contender": "flask-session", "n": n - left, "seconds": seconds})
     elif name == "filesystem":
         app = build_app(kit, "ours", "purge_ours", True)

@@ -524,7 +524,7 @@ class SQLKit(StoreKit):
         def on_commit(conn):  # type: ignore[no-untyped-def]
             self.transactions += 1
 
-        self._listeners = [
+        self._listeners: list[tuple[t.Any, str, t.Any]] = [
             (sa.engine.Engine, "before_cursor_execute", before_cursor_execute),
             (sa.engine.Engine, "commit", on_commit),
             (sa.engine.Engine, "rollback", on_commit),

@@ -89,10 +89,10 @@ def create() -> Flask:
     if contender == "floor":
         ops = _floor_ops(store, target, ns)
 
-        def setup(app: Flask) -> None:
+        def setup_floor(app: Flask) -> None:
             app.session_interface = floors.FloorInterface(ops, f"{ns}:")
 
-        return apps.make_app(contender, {}, sliding=sliding, setup=setup)
+        return apps.make_app(contender, {}, sliding=sliding, setup=setup_floor)
     config = _store_config(store, target, ns, contender)
     before = config.pop("_before", None)
     install = apps.setup_ours if contender == "ours" else apps.setup_flask_session
