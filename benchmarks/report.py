@@ -112,6 +112,20 @@ def targets(results: Results) -> list[tuple[str, str, str, str]]:
                     )
                 )
     for name, store in stores.items():
+        if not store.get("cells") or name == "redis" or store["primary"] == "syscalls":
+            continue
+        for sliding in (True, False):
+            cost = _cost(store, "read", sliding, "ours") or {}
+            trips = cost.get(store["primary"], 0)
+            rows.append(
+                (
+                    f"{name} read-only, sliding {_onoff(sliding)}: 1 round trip",
+                    f"{trips:g} ({_commands(cost)})",
+                    _verdict(trips <= 1.0),
+                    "" if trips <= 1 else f"{trips:g} round trips",
+                )
+            )
+    for name, store in stores.items():
         if not store.get("cells"):
             continue
         m = metrics(store)
