@@ -77,6 +77,7 @@ def main() -> None:
                     current = store.load(sid)
                     assert current is not None
                     value = check(current.data) + 1
+                    time.sleep(0.0005)  # widen the window between load and save: real races
                     if store.save_if(sid, record(value), 600, expected=current):
                         break
                     conflicts += 1
