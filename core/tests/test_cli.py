@@ -55,6 +55,22 @@ def test_count_list_show_delete(app):
     assert missing.exit_code == 1 and "no such session" in missing.output
 
 
+def test_ids_starting_with_a_dash_are_ids_not_options(app):
+    state = get_state(app)
+    sid = "-" + state.interface.ids.generate()[1:]
+    state.store.save(
+        sid, state.interface.serializer.dumps({"_user_id": "-dash"}), 60, user_id="-dash"
+    )
+    runner = app.test_cli_runner()
+    shown = runner.invoke(args=["session", "show", sid])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["_user_id"] == "-dash"
+    assert runner.invoke(args=["session", "delete-user", "-dash"]).output.startswith("deleted 1")
+    state.store.save(sid, b"{}", 60)
+    assert runner.invoke(args=["session", "delete", sid]).exit_code == 0
+    assert state.store.load(sid) is None
+
+
 def test_malformed_ids_are_refused(app):
     result = app.test_cli_runner().invoke(args=["session", "show", "../../etc/passwd"])
     assert result.exit_code == 1 and "not a well-formed session id" in result.output

@@ -36,6 +36,9 @@ if t.TYPE_CHECKING:
 
 session_cli = AppGroup("session", help="Inspect and maintain server-side sessions.")
 
+# Session ids may start with "-": take such an argument as the id, not as an unknown option.
+_TAKES_DASHED_IDS = {"ignore_unknown_options": True}
+
 
 def _state() -> SessionState:
     from .extension import get_state
@@ -113,7 +116,7 @@ def purge_command() -> None:
     click.echo(f"purged {removed} expired sessions")
 
 
-@session_cli.command("show")
+@session_cli.command("show", context_settings=_TAKES_DASHED_IDS)
 @click.argument("sid")
 def show_command(sid: str) -> None:
     """Print one session's data as JSON."""
@@ -130,7 +133,7 @@ def show_command(sid: str) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=repr))
 
 
-@session_cli.command("delete")
+@session_cli.command("delete", context_settings=_TAKES_DASHED_IDS)
 @click.argument("sid")
 def delete_command(sid: str) -> None:
     """Delete one session."""
@@ -141,7 +144,7 @@ def delete_command(sid: str) -> None:
     click.echo("deleted")
 
 
-@session_cli.command("delete-user")
+@session_cli.command("delete-user", context_settings=_TAKES_DASHED_IDS)
 @click.argument("user_id")
 def delete_user_command(user_id: str) -> None:
     """Delete every session of one user ("log out everywhere")."""
