@@ -37,6 +37,7 @@ from .exceptions import CorruptRecord
 from .exceptions import SessionUnavailable
 from .session import ServerSideSession
 from .session import UnavailableSession
+from .signing import SIGNATURE_LENGTH
 from .store import Capability
 
 if t.TYPE_CHECKING:
@@ -102,7 +103,7 @@ class ServerSideSessionInterface(SessionInterface):
         self._requests = itertools.count(1)
         self._last_traceback = -TRACEBACK_INTERVAL
         # The longest cookie value that can be well formed; longer ones are not even parsed.
-        self._max_cookie = ids.length + (45 if signer is not None else 0)
+        self._max_cookie = ids.length + (SIGNATURE_LENGTH if signer is not None else 0)
 
     # -- opening -----------------------------------------------------------------------------
 
