@@ -101,7 +101,12 @@ def _wrk(port: int, path: str, cookie: str, seconds: float, connections: int) ->
     return {"rps": float(values["rps"]), "p50": _ms(values["p50"]), "p99": _ms(values["p99"])}
 
 
-_WRK = {"rps": r"Requests/sec:\s+([\d.]+)", "p50": r"50%\s+(\S+)", "p99": r"99%\s+(\S+)"}
+# Anchored: the thread stats line ends in a percentage ("... 70.50%") too.
+_WRK = {
+    "rps": r"Requests/sec:\s+([\d.]+)",
+    "p50": r"(?m)^\s+50%\s+(\S+)",
+    "p99": r"(?m)^\s+99%\s+(\S+)",
+}
 
 
 def run_http(args: argparse.Namespace, log: c.Callable[[str], None]) -> dict[str, t.Any]:
