@@ -522,6 +522,10 @@ class SQLKit(StoreKit):
                         self.bytes += len(value)
 
         def on_commit(conn):  # type: ignore[no-untyped-def]
+            # In autocommit mode the driver sends neither BEGIN nor COMMIT/ROLLBACK: SQLAlchemy
+            # still fires the event, but nothing crosses the wire, so it is no round trip.
+            if getattr(conn.connection.dbapi_connection, "autocommit", False):
+                return
             self.transactions += 1
 
         self._listeners: list[tuple[t.Any, str, t.Any]] = [
