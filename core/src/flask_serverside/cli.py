@@ -49,6 +49,12 @@ def _state() -> SessionState:
         raise click.ClickException(str(exc)) from None
 
 
+def _check_sid(state: SessionState, sid: str) -> None:
+    """Refuse an argument that is not a well-formed id before any store sees it."""
+    if not state.interface.ids.is_valid(sid):
+        raise click.ClickException("that is not a well-formed session id")
+
+
 def _require(state: SessionState, capability: Capability, doing: str) -> None:
     if capability not in state.store.capabilities:
         name = (capability.name or "").lower()
@@ -121,8 +127,7 @@ def purge_command() -> None:
 def show_command(sid: str) -> None:
     """Print one session's data as JSON."""
     state = _state()
-    if not state.interface.ids.is_valid(sid):
-        raise click.ClickException("that is not a well-formed session id")
+    _check_sid(state, sid)
     record = state.store.load(sid)
     if record is None:
         raise click.ClickException("no such session (or it has expired)")
@@ -138,8 +143,7 @@ def show_command(sid: str) -> None:
 def delete_command(sid: str) -> None:
     """Delete one session."""
     state = _state()
-    if not state.interface.ids.is_valid(sid):
-        raise click.ClickException("that is not a well-formed session id")
+    _check_sid(state, sid)
     state.store.delete(sid)
     click.echo("deleted")
 
