@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -80,12 +81,21 @@ class StoreKit:
     counted_by: t.ClassVar[str]
     #: The counter that stands for round trips (``calls``, ``commands``, ``statements``, ...).
     primary: t.ClassVar[str] = "commands"
+    #: The server executable the kit starts, if any.
+    server_binary: t.ClassVar[str | None] = None
+    #: The client modules the contenders import.
+    client_modules: t.ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         self.floor_ops_by_ns: dict[str, floors.FloorOps] = {}
 
     def missing(self) -> str | None:
         """Why this store cannot be benchmarked here, or ``None``."""
+        if self.server_binary is not None and shutil.which(self.server_binary) is None:
+            return f"{self.server_binary} is not installed (scripts/install-servers)"
+        for module in self.client_modules:
+            if importlib.util.find_spec(module) is None:
+                return f"{module} is not installed"
         if self.name not in installed_stores():
             return f"our {self.name!r} store ({self.dist}) is not installed"
         return None
@@ -220,15 +230,8 @@ class RedisKit(StoreKit):
         " commandstats (commands run inside a Lua script count there too)"
     )
     primary = "round trips"
-
-    def missing(self) -> str | None:
-        if shutil.which("redis-server") is None:
-            return "redis-server is not installed (scripts/install-servers)"
-        try:
-            import redis  # noqa: F401
-        except ImportError:
-            return "redis-py is not installed"
-        return super().missing()
+    server_binary = "redis-server"
+    client_modules = ("redis",)
 
     def start(self) -> None:
         import redis
@@ -319,15 +322,8 @@ class MemcachedKit(StoreKit):
         " (cmd_get, cmd_set, cmd_touch, deletes, cas)"
     )
     primary = "round trips"
-
-    def missing(self) -> str | None:
-        if shutil.which("memcached") is None:
-            return "memcached is not installed (scripts/install-servers)"
-        try:
-            import pymemcache  # noqa: F401
-        except ImportError:
-            return "pymemcache is not installed"
-        return super().missing()
+    server_binary = "memcached"
+    client_modules = ("pymemcache",)
 
     def start(self) -> None:
         from pymemcache.client.base import Client
@@ -487,13 +483,9 @@ class SQLKit(StoreKit):
     )
     primary = "round trips"
 
+    client_modules = ("flask_sqlalchemy", "psycopg", "sqlalchemy")
+
     def missing(self) -> str | None:
-        try:
-            import flask_sqlalchemy  # noqa: F401
-            import psycopg  # noqa: F401
-            import sqlalchemy  # noqa: F401
-        except ImportError as exc:
-            return f"{exc.name} is not installed"
         if not _postgres_present():
             return "PostgreSQL is not installed (scripts/install-servers)"
         return super().missing()
