@@ -16,6 +16,7 @@ from flask_serverside import StorePluginError
 from flask_serverside import get_state
 from flask_serverside import register_store
 from flask_serverside import unregister_store
+from flask_serverside.cli import session_cli
 from flask_serverside.registry import installed_stores
 from flask_serverside.registry import resolve_store
 
@@ -130,10 +131,11 @@ def test_cli_lists_plugins_including_broken_ones():
     def index():
         return session.get("x", "")
 
-    result = app.test_cli_runner().invoke(args=["session", "stores"])
+    result = app.test_cli_runner().invoke(session_cli, ["stores"])
     assert result.exit_code == 0
     assert "fixture-good" in result.output and "serverside-fixture-plugins 0" in result.output
-    assert "BROKEN: RuntimeError: this plugin is broken on purpose" in result.output
+    assert "BROKEN: Session store plugin 'fixture-explodes'" in result.output
+    assert "importing it raised RuntimeError: this plugin is broken on purpose" in result.output
     lines = result.output.splitlines()
     good = next(n for n, line in enumerate(lines) if line.startswith("fixture-good "))
     assert lines[good + 1].split() == ["also", "named:", "fixturescheme"]

@@ -31,7 +31,7 @@ def test_a_flask_session_08_record_is_read_and_rewritten_in_our_format(fmt):
     def me():
         return {"user": session.get("user_id"), "cart": session.get("cart")}
 
-    sid = get_state(app).interface.ids.generate()
+    sid = get_state(app).ids.generate()
     store = get_state(app).store
     store.save(sid, record, 60)
     client = app.test_client()
@@ -41,4 +41,4 @@ def test_a_flask_session_08_record_is_read_and_rewritten_in_our_format(fmt):
 
 
 def session_is_permanent(raw, app):
-    return get_state(app).interface.serializer.loads(raw)["_permanent"] is True
+    return get_state(app).serializer.loads(raw)["_permanent"] is True

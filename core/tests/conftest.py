@@ -36,3 +36,17 @@ def make_app():
         return app
 
     return make
+
+
+@pytest.fixture
+def flask_cli():
+    """Run ``flask ARGS`` on an application as the ``flask`` command does: through a
+    FlaskGroup, which finds the ``session`` group by its ``flask.commands`` entry point."""
+    from click.testing import CliRunner
+    from flask.cli import FlaskGroup
+
+    def invoke(app, *args):
+        group = FlaskGroup(create_app=lambda: app, load_dotenv=False, set_debug_flag=False)
+        return CliRunner().invoke(group, list(args))
+
+    return invoke

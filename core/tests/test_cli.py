@@ -32,70 +32,64 @@ def _login(app, *names):
     return sids
 
 
-def test_stores_lists_the_memory_store(app):
-    result = app.test_cli_runner().invoke(args=["session", "stores"])
+def test_stores_lists_the_memory_store(app, flask_cli):
+    result = flask_cli(app, "session", "stores")
     assert result.exit_code == 0, result.output
     assert "memory" in result.output and "flask-serverside 0.1.0" in result.output
     assert "conditional_save" in result.output
 
 
-def test_count_list_show_delete(app):
+def test_count_list_show_delete(app, flask_cli):
     alice, bob = _login(app, "alice", "bob")
-    runner = app.test_cli_runner()
-    assert runner.invoke(args=["session", "count"]).output.strip() == "2"
-    listed = runner.invoke(args=["session", "list"]).output.split()
+    assert flask_cli(app, "session", "count").output.strip() == "2"
+    listed = flask_cli(app, "session", "list").output.split()
     assert sorted(listed) == sorted([alice, bob])
-    assert len(runner.invoke(args=["session", "list", "--limit", "1"]).output.split()) == 1
-    shown = runner.invoke(args=["session", "show", alice])
+    assert len(flask_cli(app, "session", "list", "--limit", "1").output.split()) == 1
+    shown = flask_cli(app, "session", "show", alice)
     assert shown.exit_code == 0
     assert json.loads(shown.output)["_user_id"] == "alice"
-    assert runner.invoke(args=["session", "delete", alice]).exit_code == 0
-    assert runner.invoke(args=["session", "count"]).output.strip() == "1"
-    missing = runner.invoke(args=["session", "show", alice])
+    assert flask_cli(app, "session", "delete", alice).exit_code == 0
+    assert flask_cli(app, "session", "count").output.strip() == "1"
+    missing = flask_cli(app, "session", "show", alice)
     assert missing.exit_code == 1 and "no such session" in missing.output
 
 
-def test_ids_starting_with_a_dash_are_ids_not_options(app):
+def test_ids_starting_with_a_dash_are_ids_not_options(app, flask_cli):
     state = get_state(app)
-    sid = "-" + state.interface.ids.generate()[1:]
-    state.store.save(
-        sid, state.interface.serializer.dumps({"_user_id": "-dash"}), 60, user_id="-dash"
-    )
-    runner = app.test_cli_runner()
-    shown = runner.invoke(args=["session", "show", sid])
+    sid = "-" + state.ids.generate()[1:]
+    state.store.save(sid, state.serializer.dumps({"_user_id": "-dash"}), 60, user_id="-dash")
+    shown = flask_cli(app, "session", "show", sid)
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.output)["_user_id"] == "-dash"
-    assert runner.invoke(args=["session", "delete-user", "-dash"]).output.startswith("deleted 1")
+    assert flask_cli(app, "session", "delete-user", "-dash").output.startswith("deleted 1")
     state.store.save(sid, b"{}", 60)
-    assert runner.invoke(args=["session", "delete", sid]).exit_code == 0
+    assert flask_cli(app, "session", "delete", sid).exit_code == 0
     assert state.store.load(sid) is None
 
 
-def test_malformed_ids_are_refused(app):
-    result = app.test_cli_runner().invoke(args=["session", "show", "../../etc/passwd"])
+def test_malformed_ids_are_refused(app, flask_cli):
+    result = flask_cli(app, "session", "show", "../../etc/passwd")
     assert result.exit_code == 1 and "not a well-formed session id" in result.output
 
 
-def test_delete_user_and_purge(app, clock=None):
+def test_delete_user_and_purge(app, flask_cli, clock=None):
     _login(app, "alice", "alice", "bob")
-    runner = app.test_cli_runner()
-    result = runner.invoke(args=["session", "delete-user", "alice"])
+    result = flask_cli(app, "session", "delete-user", "alice")
     assert result.exit_code == 0 and "deleted 2 sessions" in result.output
-    assert runner.invoke(args=["session", "count"]).output.strip() == "1"
+    assert flask_cli(app, "session", "count").output.strip() == "1"
     store = get_state(app).store
     store.save("x" * 43, b"{}", 1)
-    store._clock = lambda: 1e12
-    result = runner.invoke(args=["session", "purge"])
+    store.wrapped._clock = lambda: 1e12
+    result = flask_cli(app, "session", "purge")
     assert result.exit_code == 0 and "purged 2 expired sessions" in result.output
 
 
-def test_capability_errors_are_clear(app):
+def test_capability_errors_are_clear(app, flask_cli):
     state = get_state(app)
     state.store.capabilities = type(state.store.capabilities).NONE
-    runner = app.test_cli_runner()
-    result = runner.invoke(args=["session", "count"])
+    result = flask_cli(app, "session", "count")
     assert result.exit_code == 1 and "lacks the enumerate capability" in result.output
-    result = runner.invoke(args=["session", "delete-user", "alice"])
+    result = flask_cli(app, "session", "delete-user", "alice")
     assert result.exit_code == 1 and "keeps no index of sessions by user" in result.output
-    result = runner.invoke(args=["session", "purge"])
+    result = flask_cli(app, "session", "purge")
     assert result.exit_code == 0 and "nothing to purge" in result.output

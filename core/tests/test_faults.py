@@ -15,8 +15,8 @@ from flask_serverside import StoreUnavailable
 from flask_serverside import WriteConflict
 from flask_serverside import register_store
 from flask_serverside import unregister_store
-from flask_serverside.commit import MAX_ATTEMPTS
-from flask_serverside.commit import merge
+from flask_serverside.writer import MAX_ATTEMPTS
+from flask_serverside.writer import merge
 
 
 class SwitchableStore(MemoryStore):

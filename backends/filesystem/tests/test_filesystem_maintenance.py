@@ -12,6 +12,7 @@ from flask import session
 
 from flask_serverside import Session
 from flask_serverside import get_state
+from flask_serverside.cli import session_cli
 from flask_serverside.testing import new_sid
 from flask_serverside.testing import spy_on_store
 from flask_serverside_filesystem import FileSystemStore
@@ -169,12 +170,12 @@ def test_the_cli_counts_lists_and_purges(tmp_path, clock):
     client = app.test_client()
     client.post("/login/alice")
     runner = app.test_cli_runner()
-    assert runner.invoke(args=["session", "count"]).output.strip() == "1"
-    sid = runner.invoke(args=["session", "list"]).output.strip()
+    assert runner.invoke(session_cli, ["count"]).output.strip() == "1"
+    sid = runner.invoke(session_cli, ["list"]).output.strip()
     assert store.load(sid) is not None
     clock.advance(61)
-    assert runner.invoke(args=["session", "purge"]).output.strip() == "purged 1 expired sessions"
-    assert runner.invoke(args=["session", "count"]).output.strip() == "0"
+    assert runner.invoke(session_cli, ["purge"]).output.strip() == "purged 1 expired sessions"
+    assert runner.invoke(session_cli, ["count"]).output.strip() == "0"
 
 
 def test_cleanup_every_n_requests_purges(tmp_path):

@@ -13,8 +13,8 @@ import pytest
 from flask import Flask
 from flask import session
 
+from flask_serverside import Record
 from flask_serverside import Session
-from flask_serverside.store import Record
 from flask_serverside.testing import new_sid
 from flask_serverside_mongodb import MongoDBStore
 

@@ -17,6 +17,7 @@ from flask import Flask
 from flask import session
 
 from flask_serverside import Session
+from flask_serverside.cli import session_cli
 from flask_serverside.testing import new_sid
 from flask_serverside_sqlalchemy import SQLAlchemyStore
 
@@ -315,7 +316,7 @@ def test_the_purge_command(engine: sa.Engine, prefix: str) -> None:
     app = make_app(engine, prefix)
     store: SQLAlchemyStore = app.extensions["serverside"].store
     _add_expired_rows(store, 1500)
-    result = app.test_cli_runner().invoke(args=["session", "purge"])
+    result = app.test_cli_runner().invoke(session_cli, ["purge"])
     assert result.exit_code == 0, result.output
     assert "purged 1500" in result.output
 

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from .clients import ClientErrors
+from .clients import ClientHandle
 from .exceptions import ConfigurationError
 from .exceptions import CorruptRecord
 from .exceptions import SessionError
@@ -22,21 +24,23 @@ from .exceptions import StorePluginError
 from .exceptions import StoreUnavailable
 from .exceptions import WriteConflict
 from .extension import Session
-from .extension import SessionState
-from .extension import get_state
 from .extension import revoke_user_sessions
 from .interface import ServerSideSessionInterface
 from .memory import MemoryStore
 from .registry import register_store
 from .registry import unregister_store
 from .session import ServerSideSession
+from .settings import StoreSettings
+from .state import SessionState
+from .state import get_state
 from .store import Capability
 from .store import Record
 from .store import SessionStore
-from .store import StoreSettings
 
 __all__ = [
     "Capability",
+    "ClientErrors",
+    "ClientHandle",
     "ConfigurationError",
     "CorruptRecord",
     "MemoryStore",

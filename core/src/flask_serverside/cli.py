@@ -26,11 +26,12 @@ from .exceptions import ConfigurationError
 from .exceptions import CorruptRecord
 from .exceptions import SessionError
 from .registry import installed_stores
+from .state import get_state
 from .store import Capability
 
 if t.TYPE_CHECKING:
-    from .extension import SessionState
     from .registry import StoreInfo
+    from .state import SessionState
     from .store import Enumerable
     from .store import Purgeable
 
@@ -41,8 +42,6 @@ _TAKES_DASHED_IDS = {"ignore_unknown_options": True}
 
 
 def _state() -> SessionState:
-    from .extension import get_state
-
     try:
         return get_state()
     except RuntimeError as exc:
@@ -51,7 +50,7 @@ def _state() -> SessionState:
 
 def _check_sid(state: SessionState, sid: str) -> None:
     """Refuse an argument that is not a well-formed id before any store sees it."""
-    if not state.interface.ids.is_valid(sid):
+    if not state.ids.is_valid(sid):
         raise click.ClickException("that is not a well-formed session id")
 
 
@@ -132,7 +131,7 @@ def show_command(sid: str) -> None:
     if record is None:
         raise click.ClickException("no such session (or it has expired)")
     try:
-        data = state.interface.serializer.loads(record.data)
+        data = state.serializer.loads(record.data)
     except CorruptRecord as exc:
         raise click.ClickException(f"the record is corrupt: {exc}") from None
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=repr))

@@ -20,9 +20,3 @@ def ttl_seconds(lifetime: datetime.timedelta | int | float) -> int:
     else:
         seconds = float(lifetime)
     return max(1, math.ceil(seconds))
-
-
-def expires_at(ttl: int, now: datetime.datetime | None = None) -> datetime.datetime:
-    """Return the timezone-aware UTC time at which a record saved now with ``ttl`` expires."""
-    start = now if now is not None else datetime.datetime.now(datetime.timezone.utc)
-    return start + datetime.timedelta(seconds=ttl)

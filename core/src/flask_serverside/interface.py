@@ -6,16 +6,9 @@ does not know, gives a new empty session (strict mode: a client never chooses it
 ``SESSION_REFRESH_EACH_REQUEST`` and a store that can, the record's expiry is refreshed in the
 same round trip as the load.
 
-Saving (the write policy):
-
-* nothing is stored or sent for an empty session;
-* the data is written only when it changed, nested changes included (the encoded session is
-  compared with the record it was loaded from), through :class:`~.commit.SessionWriter`;
-* an unchanged session only has its expiry refreshed, when ``SESSION_REFRESH_EACH_REQUEST``
-  asks for it and the load did not already do it;
-* a session emptied or destroyed is deleted from the store and its cookie removed with the
-  attributes it was set with;
-* ``Vary: Cookie`` is added whenever the session was read or written in any way.
+Saving: :meth:`.SessionWriter.commit` applies the write policy and says what it did; this
+module turns that into the cookie (set, removed with the attributes it was set with, or left
+alone) and adds ``Vary: Cookie`` whenever the session was read or written in any way.
 
 Faults (``SESSION_ON_STORE_ERROR``): a store error while loading gives a session that answers
 503 when touched (``"unavailable"``) or an empty one (``"empty"``); a record that cannot be
@@ -39,6 +32,7 @@ from .session import ServerSideSession
 from .session import UnavailableSession
 from .signing import SIGNATURE_LENGTH
 from .store import Capability
+from .writer import Outcome
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -46,17 +40,10 @@ if t.TYPE_CHECKING:
     from flask import Response
     from flask.sessions import SessionMixin
 
-    from .commit import SessionWriter
-    from .config import SessionConfig
-    from .serialization import SessionSerializer
-    from .sid import SessionIds
-    from .signing import SidSigner
-    from .store import ConditionallySavable
+    from .state import SessionState
     from .store import LoadAndTouchable
     from .store import Purgeable
     from .store import Record
-    from .store import SessionStore
-    from .store import Touchable
 
 log = logging.getLogger("flask_serverside")
 
@@ -69,41 +56,27 @@ class ServerSideSessionInterface(SessionInterface):
 
     Built by :class:`~flask_serverside.Session`; reuses Flask's ``get_cookie_*``,
     ``get_expiration_time`` and ``should_set_cookie``.
+
+    .. versionchanged:: 0.2
+        Takes the application's :class:`~flask_serverside.SessionState`, which owns the store,
+        serializer, ids, signer and writer.
     """
 
     session_class = ServerSideSession
 
-    def __init__(
-        self,
-        store: SessionStore,
-        config: SessionConfig,
-        serializer: SessionSerializer,
-        ids: SessionIds,
-        writer: SessionWriter,
-        signer: SidSigner | None = None,
-    ) -> None:
-        #: The store sessions live in.
-        self.store = store
-        #: The validated configuration.
-        self.config = config
-        #: Encodes and decodes records.
-        self.serializer = serializer
-        #: Generates and validates ids.
-        self.ids = ids
-        #: Applies the write and concurrency policy.
-        self.writer = writer
-        #: Signs ids when ``SESSION_USE_SIGNER`` is on.
-        self.signer = signer
-        capabilities = store.capabilities
+    def __init__(self, state: SessionState) -> None:
+        #: The application's session machinery: store, serializer, ids, signer, writer.
+        self.state = state
+        config = state.config
+        capabilities = state.store.capabilities
         self._touch_on_load = (
             config.refresh_each_request and Capability.LOAD_AND_TOUCH in capabilities
         )
-        self._can_touch = Capability.TOUCH in capabilities
         self._purge_every = config.cleanup_n_requests if Capability.PURGE in capabilities else None
         self._requests = itertools.count(1)
         self._last_traceback = -TRACEBACK_INTERVAL
         # The longest cookie value that can be well formed; longer ones are not even parsed.
-        self._max_cookie = ids.length + (SIGNATURE_LENGTH if signer is not None else 0)
+        self._max_cookie = state.ids.length + (SIGNATURE_LENGTH if state.signer is not None else 0)
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -113,9 +86,10 @@ class ServerSideSessionInterface(SessionInterface):
         if not value or len(value) > self._max_cookie:
             return None
         sid: str | None = value
-        if self.signer is not None:
-            sid = self.signer.unsign(value)
-        if sid is None or not self.ids.is_valid(sid):
+        signer = self.state.signer
+        if signer is not None:
+            sid = signer.unsign(value)
+        if sid is None or not self.state.ids.is_valid(sid):
             return None
         return sid
 
@@ -128,13 +102,13 @@ class ServerSideSessionInterface(SessionInterface):
             record = self._load(sid)
         except Exception:
             self._log_fault("session store failed to load a session")
-            if self.config.on_store_error == "empty":
+            if self.state.config.on_store_error == "empty":
                 return self._new_session(stale_cookie=False)
             return UnavailableSession()
         if record is None:
             return self._new_session(stale_cookie=True)
         try:
-            data = self.serializer.loads(record.data)
+            data = self.state.serializer.loads(record.data)
         except CorruptRecord as exc:
             log.warning("session %s… has a corrupt record, starting a new one: %s", sid[:6], exc)
             return self._new_session(stale_cookie=True)
@@ -143,14 +117,14 @@ class ServerSideSessionInterface(SessionInterface):
         return session
 
     def _load(self, sid: str) -> Record | None:
+        store = self.state.store
         if self._touch_on_load:
-            store = t.cast("LoadAndTouchable", self.store)
-            return store.load_and_touch(sid, self.config.ttl)
-        return self.store.load(sid)
+            return t.cast("LoadAndTouchable", store).load_and_touch(sid, self.state.config.ttl)
+        return store.load(sid)
 
     def _new_session(self, *, stale_cookie: bool) -> ServerSideSession:
         session = self.session_class()
-        if self.config.permanent:
+        if self.state.config.permanent:
             dict.__setitem__(session, "_permanent", True)
         session.stale_cookie = stale_cookie
         return session
@@ -179,57 +153,23 @@ class ServerSideSessionInterface(SessionInterface):
             response.vary.add("Cookie")
 
     def _save(self, app: Flask, session: ServerSideSession, response: Response) -> bool:
-        """Apply the write policy; return whether the cookie was set or deleted."""
-        if session.is_empty():
-            for sid in (session.sid if session.record else None, session.replaced_sid):
-                if sid is not None:
-                    self.store.delete(sid)
-            if session.record or session.destroyed or session.stale_cookie or session.replaced_sid:
-                self._delete_cookie(app, response)
-                return True
-            return False
-        record = session.record
-        if record is not None and session.sid is not None and session.unchanged():
-            payload, changed = record.data, False
-        else:
-            payload = self.serializer.dumps(session.data())
-            changed = session.sid is None or record is None or payload != record.data
-        if changed:
-            if not self.writer.write(session, payload, self.config.ttl):
-                self._delete_cookie(app, response)
-                return True
+        """Commit the session and set or delete its cookie; return whether the cookie was set
+        or deleted."""
+        outcome = self.state.writer.commit(session)
+        if outcome is Outcome.DELETED or outcome is Outcome.GONE:
+            self._delete_cookie(app, response)
+            return True
+        if outcome is Outcome.SAVED:
             session.modified = True
-            if session.replaced_sid is not None:
-                self.store.delete(session.replaced_sid)
-        elif self.config.refresh_each_request and not session.touched:
-            self._refresh(session, payload)
-        if self.should_set_cookie(app, session):
+        if outcome is not Outcome.NOTHING and self.should_set_cookie(app, session):
             self._set_cookie(app, session, response)
             return True
         return False
 
-    def _refresh(self, session: ServerSideSession, payload: bytes) -> None:
-        sid = t.cast(str, session.sid)
-        if self._can_touch:
-            t.cast("Touchable", self.store).touch(sid, self.config.ttl)
-        elif self.writer.conditional:
-            # A plain rewrite could erase a concurrent write; one that loses needs no retry,
-            # since the winner's write refreshed the expiry too.
-            t.cast("ConditionallySavable", self.store).save_if(
-                sid,
-                payload,
-                self.config.ttl,
-                expected=session.record,
-                user_id=self.writer.user_id(session.data()),
-            )
-        else:
-            self.store.save(
-                sid, payload, self.config.ttl, user_id=self.writer.user_id(session.data())
-            )
-
     def _set_cookie(self, app: Flask, session: ServerSideSession, response: Response) -> None:
         sid = t.cast(str, session.sid)
-        value = self.signer.sign(sid) if self.signer is not None else sid
+        signer = self.state.signer
+        value = signer.sign(sid) if signer is not None else sid
         response.set_cookie(
             self.get_cookie_name(app),
             value,
@@ -275,7 +215,7 @@ class ServerSideSessionInterface(SessionInterface):
 
     def _purge(self) -> None:
         try:
-            removed = t.cast("Purgeable", self.store).purge_expired()
+            removed = t.cast("Purgeable", self.state.store).purge_expired()
         except Exception:
             self._log_fault("purging expired sessions failed")
         else:

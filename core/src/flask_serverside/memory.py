@@ -22,7 +22,7 @@ from .store import Record
 if t.TYPE_CHECKING:
     import collections.abc as c
 
-    from .store import StoreSettings
+    from .settings import StoreSettings
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,6 +9,9 @@ A store plugin registers its store class in the ``flask_serverside.stores`` entr
 with a driver suffix (``postgresql+psycopg://``) is tried whole, then without the suffix. A plugin
 may register several names for one class (``sqlalchemy``, ``postgresql``, ``sqlite``).
 Stores registered with :func:`register_store` win over entry points of the same name.
+
+Every class found is checked with :func:`~.capabilities.check_store_class`, here and in
+:func:`installed_stores`, so ``flask session stores`` flags exactly what start-up refuses.
 """
 
 from __future__ import annotations
@@ -23,15 +26,14 @@ from stevedore import ExtensionManager
 from stevedore.exception import MultipleMatches
 from stevedore.exception import NoMatches
 
+from .capabilities import capability_names
+from .capabilities import check_store_class
 from .exceptions import StoreNotFound
 from .exceptions import StorePluginError
 from .store import Capability
-from .store import capability_names
 
 if t.TYPE_CHECKING:
     import collections.abc as c
-
-    from stevedore.extension import Extension
 
     from .store import StoreFactory
 
@@ -64,8 +66,6 @@ KNOWN_DISTRIBUTIONS: c.Mapping[str, str] = types.MappingProxyType(
 )
 
 _registered: dict[str, StoreFactory] = {}
-#: The stores registered with :func:`register_store`, read only.
-registered_stores: c.Mapping[str, StoreFactory] = types.MappingProxyType(_registered)
 
 
 def register_store(name: str, factory: StoreFactory, *, replace: bool = False) -> None:
@@ -74,13 +74,14 @@ def register_store(name: str, factory: StoreFactory, *, replace: bool = False) -
 
     :param replace: allow replacing a store registered under the same name.
     :raises ValueError: when ``name`` is taken and ``replace`` is false.
+    :raises StorePluginError: when ``factory`` is not a store class.
 
     .. versionadded:: 0.1
     """
     key = name.lower()
     if key in _registered and not replace:
         raise ValueError(f"a session store named {name!r} is already registered")
-    check_factory(key, factory)
+    check_store_class(key, factory)
     _registered[key] = factory
 
 
@@ -101,11 +102,12 @@ def candidate_names(store: str) -> list[str]:
 
 
 def resolve_store(store: str) -> tuple[str, StoreFactory]:
-    """Find the store a ``SESSION_TYPE`` value names.
+    """Find and check the store class a ``SESSION_TYPE`` value names.
 
     :returns: the name that matched and the store class.
     :raises StoreNotFound: listing the installed stores and what to install.
-    :raises StorePluginError: when the plugin fails to import or is not a store.
+    :raises StorePluginError: when the plugin fails to import, is registered by several
+        distributions, or is not a store class.
     """
     names = candidate_names(store)
     for name in names:
@@ -114,6 +116,7 @@ def resolve_store(store: str) -> tuple[str, StoreFactory]:
     for name in names:
         factory = _load_entry_point(name)
         if factory is not None:
+            check_store_class(name, factory)
             return name, factory
     hint = next((KNOWN_DISTRIBUTIONS[n] for n in names if n in KNOWN_DISTRIBUTIONS), None)
     raise StoreNotFound(
@@ -126,12 +129,8 @@ def resolve_store(store: str) -> tuple[str, StoreFactory]:
 
 
 def _load_entry_point(name: str) -> StoreFactory | None:
-    def on_failure(
-        manager: object, entry_point: importlib.metadata.EntryPoint, exc: BaseException
-    ) -> None:
-        raise StorePluginError(
-            name, entry_point.value, f"importing it raised {type(exc).__name__}: {exc}"
-        ) from exc
+    def on_failure(manager: object, entry_point: t.Any, exc: BaseException) -> None:
+        raise StorePluginError(name, entry_point.value, _import_failure(exc)) from exc
 
     try:
         manager: DriverManager[StoreFactory] = DriverManager(
@@ -144,82 +143,83 @@ def _load_entry_point(name: str) -> StoreFactory | None:
     except NoMatches:
         return None
     except MultipleMatches as exc:
-        providers = ", ".join(
-            f"{ep.value} ({_distribution(ep) or 'unknown distribution'})"
-            for ep in importlib.metadata.entry_points(group=NAMESPACE, name=name)
-        )
-        raise StorePluginError(
-            name, providers, "several installed distributions register this name; uninstall one"
-        ) from exc
-    factory = t.cast("StoreFactory", manager.driver)
-    check_factory(name, factory)
-    return factory
+        raise StorePluginError(name, _duplicate_targets(name), _DUPLICATE) from exc
+    return t.cast("StoreFactory", manager.driver)
 
 
-def check_factory(name: str, factory: object) -> None:
-    """Check that ``factory`` looks like a store class.
+_DUPLICATE = "several installed distributions register this name; uninstall all but one"
 
-    :raises StorePluginError: naming what is missing.
-    """
-    if not callable(getattr(factory, "from_settings", None)):
-        raise StorePluginError(name, factory, "it has no from_settings(settings) class method")
-    if not isinstance(getattr(factory, "capabilities", None), Capability):
-        raise StorePluginError(
-            name, factory, "its 'capabilities' attribute is not a flask_serverside.Capability"
-        )
+
+def _import_failure(exc: BaseException) -> str:
+    return f"importing it raised {type(exc).__name__}: {exc}"
+
+
+def _duplicate_targets(name: str) -> str:
+    entries = _manager().list_entry_points()
+    return ", ".join(ep.value for ep in entries if ep.name == name)
+
+
+def _manager(
+    on_failure: c.Callable[[t.Any, t.Any, BaseException], None] | None = None,
+) -> ExtensionManager[StoreFactory]:
+    return ExtensionManager(NAMESPACE, invoke_on_load=False, on_load_failure_callback=on_failure)
 
 
 def installed_store_names() -> list[str]:
     """Return every store name available: registered in code or as an entry point."""
-    names = {ep.name for ep in importlib.metadata.entry_points(group=NAMESPACE)}
-    return sorted(names | set(_registered))
+    return sorted(set(_manager().entry_points_names()) | set(_registered))
 
 
 @dataclasses.dataclass(frozen=True)
 class StoreInfo:
-    """One installed store, as ``flask session stores`` lists it."""
+    """One installed store name, as ``flask session stores`` lists it."""
 
+    #: The name ``SESSION_TYPE`` (or a URL scheme) selects it by.
     name: str
     #: ``module:attribute`` the entry point names, or the class's qualified name.
     target: str
+    #: The distribution that provides it, ``None`` for a store registered in code.
     distribution: str | None
     version: str | None
     #: Capability names, empty when the plugin failed to load.
     capabilities: tuple[str, ...]
-    #: Why the plugin failed to load, else ``None``.
+    #: Why start-up would refuse it (the message it would give), else ``None``.
     error: str | None = None
 
 
 def installed_stores() -> list[StoreInfo]:
-    """Describe every available store, loading each plugin to read its capabilities; a plugin
-    that fails to load is listed with its error instead of raising."""
+    """Describe every available store name, loading each plugin and checking it as start-up
+    does; a plugin start-up would refuse is listed with that error instead of raising."""
     errors: dict[str, str] = {}
 
-    def on_failure(
-        manager: object, entry_point: importlib.metadata.EntryPoint, exc: BaseException
-    ) -> None:
-        errors[entry_point.name] = f"{type(exc).__name__}: {exc}"
+    def on_failure(manager: object, entry_point: t.Any, exc: BaseException) -> None:
+        errors[entry_point.name] = str(
+            StorePluginError(entry_point.name, entry_point.value, _import_failure(exc))
+        )
 
-    manager: ExtensionManager[StoreFactory] = ExtensionManager(
-        NAMESPACE, invoke_on_load=False, on_load_failure_callback=on_failure
-    )
-    loaded: dict[str, Extension[StoreFactory]] = {ext.name: ext for ext in manager}
+    manager = _manager(on_failure)
+    provenance = _provenance()
+    names = [ep.name for ep in manager.list_entry_points()]
+    loaded = {ext.entry_point.value: ext for ext in manager}
     infos = []
-    for ep in importlib.metadata.entry_points(group=NAMESPACE):
+    for ep in manager.list_entry_points():
         if ep.name in _registered:
             continue
-        dist = _distribution(ep)
-        version = ep.dist.version if ep.dist is not None else None
-        extension = loaded.get(ep.name)
+        distribution, version = provenance.get((ep.name, ep.value), (None, None))
         error = errors.get(ep.name)
         capabilities: tuple[str, ...] = ()
+        extension = loaded.get(ep.value)
+        if names.count(ep.name) > 1:
+            error = str(StorePluginError(ep.name, _duplicate_targets(ep.name), _DUPLICATE))
         if extension is not None:
             declared = getattr(extension.plugin, "capabilities", None)
             if isinstance(declared, Capability):
                 capabilities = tuple(capability_names(declared))
-            else:
-                error = "it declares no flask_serverside.Capability"
-        infos.append(StoreInfo(ep.name, ep.value, dist, version, capabilities, error))
+            try:
+                check_store_class(ep.name, extension.plugin)
+            except StorePluginError as exc:
+                error = error or str(exc)
+        infos.append(StoreInfo(ep.name, ep.value, distribution, version, capabilities, error))
     for name, factory in _registered.items():
         infos.append(
             StoreInfo(
@@ -230,8 +230,14 @@ def installed_stores() -> list[StoreInfo]:
                 tuple(capability_names(factory.capabilities)),
             )
         )
-    return sorted(infos, key=lambda info: info.name)
+    return sorted(infos, key=lambda info: (info.name, info.target))
 
 
-def _distribution(ep: importlib.metadata.EntryPoint) -> str | None:
-    return ep.dist.name if ep.dist is not None else None
+def _provenance() -> dict[tuple[str, str], tuple[str, str]]:
+    """The distribution and version behind each entry point ``(name, target)``: stevedore's
+    entry points do not carry them, so they are read from the installed metadata."""
+    found = {}
+    for ep in importlib.metadata.entry_points(group=NAMESPACE):
+        if ep.dist is not None:
+            found[(ep.name, ep.value)] = (ep.dist.name, ep.dist.version)
+    return found

@@ -17,6 +17,9 @@ capability               methods                                     what the co
 
 A store also has a ``from_settings`` class method (see :class:`StoreFactory`), which is what the
 entry point names, and may have a ``close()`` method, called when the application is done with it.
+:mod:`~flask_serverside.loader` checks a store against what it declares; the helpers a store
+author needs (typed configuration readers, client error translation, the client ownership rule)
+are in :mod:`~flask_serverside.settings` and :mod:`~flask_serverside.clients`.
 
 Errors: a store raises :class:`~flask_serverside.exceptions.StoreError` (or a subclass) when the
 backend is unreachable, times out or fails; the core applies the configured fault policy. A miss
@@ -33,7 +36,7 @@ import typing as t
 if t.TYPE_CHECKING:
     import collections.abc as c
 
-    from flask import Flask
+    from .settings import StoreSettings
 
 
 class Capability(enum.Flag):
@@ -71,31 +74,6 @@ class Record:
     version: object = None
 
 
-@dataclasses.dataclass(frozen=True)
-class StoreSettings:
-    """What a store factory receives to build a store.
-
-    A store reads its own configuration keys (``SESSION_REDIS``, ``SESSION_FILE_DIR``, ...) from
-    :attr:`config`; the core knows none of them.
-    """
-
-    #: The entry-point name (or URL scheme) that selected the store.
-    name: str
-    #: The application's configuration, read only.
-    config: c.Mapping[str, t.Any]
-    #: ``SESSION_KEY_PREFIX``: prepended by the store to every session id it stores.
-    key_prefix: str = "session:"
-    #: The URL when the store was named by one (``SESSION_TYPE = "redis://..."``), else ``None``.
-    url: str | None = None
-    #: The session lifetime in seconds (``PERMANENT_SESSION_LIFETIME``), for stores that size
-    #: something by it, such as a refresh interval.
-    lifetime: int = 31 * 24 * 3600
-    #: The application, for stores that need its context (Flask-SQLAlchemy binds); ``None``
-    #: when the store is built outside an application.
-    app: Flask | None = None
-
-
-@t.runtime_checkable
 class SessionStore(t.Protocol):
     """The three operations every store implements.
 
@@ -231,34 +209,3 @@ class StoreFactory(t.Protocol):
             which key to set and how.
         """
         ...
-
-
-#: The protocol each capability promises, used to check a store against what it declares.
-CAPABILITY_METHODS: c.Mapping[Capability, tuple[str, ...]] = {
-    Capability.TOUCH: ("touch",),
-    Capability.LOAD_AND_TOUCH: ("load_and_touch",),
-    Capability.CONDITIONAL_SAVE: ("save_if",),
-    Capability.PURGE: ("purge_expired",),
-    Capability.ENUMERATE: ("count", "iter_sids"),
-    Capability.USER_INDEX: ("user_sids",),
-}
-
-
-def missing_methods(store: object) -> list[str]:
-    """Return the methods ``store`` lacks for the protocol and the capabilities it declares."""
-    declared = getattr(store, "capabilities", None)
-    needed = ["load", "save", "delete"]
-    if isinstance(declared, Capability):
-        for capability, methods in CAPABILITY_METHODS.items():
-            if capability in declared:
-                needed.extend(methods)
-    return [name for name in needed if not callable(getattr(store, name, None))]
-
-
-def capability_names(capabilities: Capability) -> list[str]:
-    """Return the lower-case names of the flags set in ``capabilities``, in declaration order."""
-    return [
-        member.name.lower()
-        for member in Capability
-        if member.name and member.value and member in capabilities
-    ]

@@ -44,16 +44,16 @@ from pymongo.errors import ConnectionFailure
 from pymongo.errors import DuplicateKeyError
 from pymongo.errors import PyMongoError
 
+from flask_serverside import Capability
+from flask_serverside import Record
 from flask_serverside.exceptions import ConfigurationError
 from flask_serverside.exceptions import StoreError
 from flask_serverside.exceptions import StoreUnavailable
-from flask_serverside.store import Capability
-from flask_serverside.store import Record
 
 if t.TYPE_CHECKING:
     from pymongo.collection import Collection
 
-    from flask_serverside.store import StoreSettings
+    from flask_serverside import StoreSettings
 
 log = logging.getLogger("flask_serverside.mongodb")
 

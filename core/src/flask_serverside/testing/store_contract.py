@@ -1,70 +1,30 @@
-"""The conformance kit: one test suite that every store, in this repository or not, runs.
-
-A store's test module subclasses the contracts and supplies one fixture each::
-
-    import pytest
-    from flask_serverside.testing import SessionFlowContract, StoreContract
-    from my_store import MyStore
-
-    class TestMyStore(StoreContract):
-        @pytest.fixture
-        def store_factory(self, my_server):
-            return lambda key_prefix: MyStore(my_server.url, key_prefix=key_prefix)
-
-    class TestMyStoreWithFlask(SessionFlowContract):
-        @pytest.fixture
-        def session_config(self, my_server):
-            return {"SESSION_TYPE": "mystore", "SESSION_MYSTORE_URL": my_server.url}
-
-:class:`StoreContract` checks the protocol and every capability the store declares; tests of
-capabilities it does not declare are skipped, and say so. Each test gets its own random key
-prefix, so tests share one server without cleaning it. Expiry is checked for real: records are
-saved with a time to live of one second and the test waits :attr:`StoreContract.expiry_wait`
-(override :meth:`StoreContract.advance_time` for a store with an injectable clock).
-
-:class:`SessionFlowContract` runs Flask applications on the store end to end: the write
-policy, cookies, regeneration, hostile cookies, corrupt records and concurrent requests.
-"""
+"""The store contract: the protocol and every capability a store declares, on its backend."""
 
 from __future__ import annotations
 
-import collections
 import collections.abc as c
-import datetime
-import logging
 import secrets
 import threading
 import time
 import typing as t
-import uuid
 
 import pytest
-from flask import Flask
-from flask import flash
-from flask import get_flashed_messages
-from flask import session
-from markupsafe import Markup
 
-from .extension import EXTENSION_KEY
-from .extension import Session
-from .extension import SessionState
-from .store import Capability
-from .store import Record
-from .store import SessionStore
-from .store import missing_methods
+from ..capabilities import missing_methods
+from ..state import get_state
+from ..store import Capability
+from ..store import Record
+from ..store import SessionStore
 
 if t.TYPE_CHECKING:
-    from flask.testing import FlaskClient
-    from werkzeug.test import TestResponse
+    from flask import Flask
 
-    from .store import ConditionallySavable
-    from .store import Enumerable
-    from .store import LoadAndTouchable
-    from .store import Purgeable
-    from .store import Touchable
-    from .store import UserIndexed
-
-__all__ = ["SessionFlowContract", "StoreContract", "StoreSpy", "new_sid", "spy_on_store"]
+    from ..store import ConditionallySavable
+    from ..store import Enumerable
+    from ..store import LoadAndTouchable
+    from ..store import Purgeable
+    from ..store import Touchable
+    from ..store import UserIndexed
 
 #: Bytes that survive only a store that treats data as opaque: every byte value.
 ALL_BYTES = bytes(range(256)) * 4
@@ -72,8 +32,11 @@ ALL_BYTES = bytes(range(256)) * 4
 FORTY_DAYS = 40 * 24 * 3600
 
 
-def new_sid() -> str:
-    """Return an id of the form the core generates."""
+def new_sid(app: Flask | None = None) -> str:
+    """Return a new id of the form the core generates: of ``app``'s configured length
+    (``SESSION_ID_LENGTH``), or of the default length without an application."""
+    if app is not None:
+        return get_state(app).ids.generate()
     return secrets.token_urlsafe(32)
 
 
@@ -446,340 +409,3 @@ def _run_threads(work: c.Callable[[int], None], count: int) -> None:
     for thread in threads:
         thread.join(timeout=120)
     assert not any(thread.is_alive() for thread in threads), "a worker thread hung"
-
-
-# -- Flask end to end --------------------------------------------------------------------------
-
-
-class StoreSpy:
-    """Wraps a store and counts the calls made to it, by method name."""
-
-    def __init__(self, store: SessionStore) -> None:
-        self.wrapped = store
-        self.capabilities = store.capabilities
-        #: Calls made, by method name.
-        self.calls: collections.Counter[str] = collections.Counter()
-        #: The session ids passed to the store, in order.
-        self.sids: list[str] = []
-
-    def reset(self) -> None:
-        self.calls.clear()
-        self.sids.clear()
-
-    @property
-    def writes(self) -> int:
-        """Calls that write data: ``save`` and ``save_if``."""
-        return self.calls["save"] + self.calls["save_if"]
-
-    def __getattr__(self, name: str) -> t.Any:
-        method = getattr(self.wrapped, name)
-        if not callable(method):
-            return method
-
-        def call(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            self.calls[name] += 1
-            if args and isinstance(args[0], str):
-                self.sids.append(args[0])
-            return method(*args, **kwargs)
-
-        return call
-
-
-def spy_on_store(app: Flask) -> StoreSpy:
-    """Put a :class:`StoreSpy` between ``app``'s sessions and its store, and return it."""
-    state: SessionState = app.extensions[EXTENSION_KEY]
-    spy = StoreSpy(state.store)
-    state.store = state.interface.store = state.interface.writer.store = t.cast(t.Any, spy)
-    return spy
-
-
-def _cookie(response: TestResponse, name: str = "session") -> str | None:
-    """Return the Set-Cookie header for ``name`` in ``response``, or ``None``."""
-    for header in response.headers.getlist("Set-Cookie"):
-        if header.startswith(f"{name}="):
-            return header
-    return None
-
-
-class SessionFlowContract:
-    """Flask end to end on a store. Subclass it and define the ``session_config`` fixture: the
-    configuration (``SESSION_TYPE`` and the store's own keys) of an application on the store
-    under test."""
-
-    @pytest.fixture
-    def session_config(self) -> dict[str, t.Any]:
-        """Override: return the config keys that put an application on your store."""
-        pytest.fail("define a session_config fixture in your SessionFlowContract subclass")
-
-    @pytest.fixture
-    def make_app(self, session_config: dict[str, t.Any]) -> c.Iterator[c.Callable[..., Flask]]:
-        """A factory of applications on the store, each with its own key prefix; keyword
-        arguments override config keys."""
-        states: list[SessionState] = []
-
-        def make(**overrides: t.Any) -> Flask:
-            app = Flask("flow_contract")
-            app.config.update(
-                SECRET_KEY="flow-contract-secret",
-                SESSION_KEY_PREFIX=f"flow-{secrets.token_hex(6)}:",
-                **session_config,
-            )
-            app.config.update(overrides)
-            Session(app)
-            states.append(app.extensions[EXTENSION_KEY])
-            _add_views(app)
-            return app
-
-        yield make
-        for state in states:
-            state.close()
-
-    @pytest.fixture
-    def app(self, make_app: c.Callable[..., Flask]) -> Flask:
-        return make_app()
-
-    @pytest.fixture
-    def client(self, app: Flask) -> FlaskClient:
-        return app.test_client()
-
-    def test_a_visit_that_stores_nothing_sends_no_cookie(self, app: Flask) -> None:
-        spy = spy_on_store(app)
-        response = app.test_client().get("/read")
-        assert response.status_code == 200
-        assert response.get_json() == {"user": None, "count": 0}
-        assert _cookie(response) is None
-        assert "Cookie" in response.vary
-        assert spy.writes == 0
-
-    def test_login_counter_and_logout(self, app: Flask, client: FlaskClient) -> None:
-        response = client.post("/login", data={"user": "alice"})
-        cookie = _cookie(response)
-        assert cookie is not None
-        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Expires=" in cookie
-        for expected in (1, 2, 3):
-            assert client.post("/count").get_json() == {"count": expected}
-        assert client.get("/read").get_json() == {"user": "alice", "count": 3}
-        sid = client.get("/sid").get_json()["sid"]
-        state: SessionState = app.extensions[EXTENSION_KEY]
-        assert state.store.load(sid) is not None
-        response = client.post("/logout")
-        removal = _cookie(response)
-        assert removal is not None and "Expires=Thu, 01 Jan 1970" in removal
-        assert "HttpOnly" in removal and "SameSite=Lax" in removal and "Path=/" in removal
-        assert state.store.load(sid) is None
-        assert client.get("/read").get_json() == {"user": None, "count": 0}
-
-    def test_flash_messages_keep_markup(self, client: FlaskClient) -> None:
-        client.post("/flash")
-        assert client.get("/flashes").get_json() == {
-            "messages": [["info", "<b>plain</b>", "str"], ["warning", "<b>bold</b>", "Markup"]]
-        }
-        assert client.get("/flashes").get_json() == {"messages": []}
-
-    def test_flask_tagged_types_round_trip(self, client: FlaskClient) -> None:
-        client.post("/types")
-        assert client.get("/types").get_json() == {"ok": True}
-
-    def test_nested_changes_are_saved_without_modified(self, client: FlaskClient) -> None:
-        client.post("/login", data={"user": "alice"})
-        client.post("/cart/apple")
-        client.post("/cart/pear")
-        assert client.get("/cart").get_json() == {"cart": ["apple", "pear"]}
-
-    def test_a_read_only_request_only_refreshes_expiry(
-        self, app: Flask, client: FlaskClient
-    ) -> None:
-        client.post("/login", data={"user": "alice"})
-        spy = spy_on_store(app)
-        assert client.get("/read").get_json()["user"] == "alice"
-        if Capability.LOAD_AND_TOUCH in spy.capabilities:
-            assert dict(spy.calls) == {"load_and_touch": 1}
-        elif Capability.TOUCH in spy.capabilities:
-            assert dict(spy.calls) == {"load": 1, "touch": 1}
-        else:  # the only way to refresh the expiry is to write the record again
-            assert sum(spy.calls.values()) == 2 and spy.writes == 1
-
-    def test_without_sliding_expiry_a_read_only_request_is_one_load(
-        self, make_app: c.Callable[..., Flask]
-    ) -> None:
-        app = make_app(SESSION_REFRESH_EACH_REQUEST=False)
-        client = app.test_client()
-        client.post("/login", data={"user": "alice"})
-        spy = spy_on_store(app)
-        response = client.get("/read")
-        assert response.get_json()["user"] == "alice"
-        assert dict(spy.calls) == {"load": 1}
-        assert _cookie(response) is None
-
-    def test_regenerate_moves_data_to_a_new_id(self, app: Flask, client: FlaskClient) -> None:
-        client.post("/login", data={"user": "alice"})
-        old_sid = client.get("/sid").get_json()["sid"]
-        client.post("/regenerate")
-        new_sid_ = client.get("/sid").get_json()["sid"]
-        assert new_sid_ != old_sid
-        state: SessionState = app.extensions[EXTENSION_KEY]
-        assert state.store.load(old_sid) is None
-        assert client.get("/read").get_json()["user"] == "alice"
-
-    def test_hostile_cookies_never_reach_the_store(self, app: Flask) -> None:
-        spy = spy_on_store(app)
-        hostile = [
-            "../../../../etc/passwd",
-            "x" * 4000,
-            "a" * 42 + "\u00e9",
-            "%00%0d%0a",
-            new_sid()[:-1] + "/",
-            "",
-        ]
-        for value in hostile:
-            client = app.test_client()
-            client.set_cookie("session", value)
-            response = client.get("/read")
-            assert response.status_code == 200
-            assert response.get_json() == {"user": None, "count": 0}
-        assert spy.sids == []
-
-    def test_an_unknown_id_is_never_adopted(self, app: Flask) -> None:
-        client = app.test_client()
-        planted = new_sid()
-        client.set_cookie("session", planted)
-        response = client.post("/login", data={"user": "mallory"})
-        assert response.status_code == 200
-        assert client.get("/sid").get_json()["sid"] not in (planted, None)
-
-    def test_a_corrupt_record_gives_a_fresh_session_and_a_log_line(
-        self, app: Flask, client: FlaskClient, caplog: pytest.LogCaptureFixture
-    ) -> None:
-        client.post("/login", data={"user": "alice"})
-        sid = client.get("/sid").get_json()["sid"]
-        state: SessionState = app.extensions[EXTENSION_KEY]
-        state.store.save(sid, b"\xffnot a session", 60)
-        with caplog.at_level(logging.WARNING, logger="flask_serverside"):
-            response = client.get("/read")
-        assert response.status_code == 200
-        assert response.get_json() == {"user": None, "count": 0}
-        assert "corrupt" in caplog.text
-
-    def test_signed_ids_reject_tampering(self, make_app: c.Callable[..., Flask]) -> None:
-        app = make_app(SESSION_USE_SIGNER=True)
-        client = app.test_client()
-        cookie = _cookie(client.post("/login", data={"user": "alice"}))
-        assert cookie is not None
-        value = cookie.split(";", 1)[0].split("=", 1)[1]
-        sid, _, signature = value.rpartition(".")
-        assert sid == client.get("/sid").get_json()["sid"] and signature
-        assert client.get("/read").get_json()["user"] == "alice"
-        forged = app.test_client()
-        forged.set_cookie("session", sid + "." + signature[::-1])
-        assert forged.get("/read").get_json()["user"] is None
-        bare = app.test_client()
-        bare.set_cookie("session", sid)
-        assert bare.get("/read").get_json()["user"] is None
-
-    def test_browser_session_cookie_when_not_permanent(
-        self, make_app: c.Callable[..., Flask]
-    ) -> None:
-        app = make_app(SESSION_PERMANENT=False)
-        cookie = _cookie(app.test_client().post("/login", data={"user": "alice"}))
-        assert cookie is not None and "Expires=" not in cookie
-
-    def test_concurrent_requests_changing_different_keys_both_land(self, app: Flask) -> None:
-        if Capability.CONDITIONAL_SAVE not in app.extensions[EXTENSION_KEY].store.capabilities:
-            pytest.skip("the store has no conditional save: the last writer wins")
-        client = app.test_client()
-        client.post("/login", data={"user": "alice"})
-        cookie = _request_cookie(client)
-        interface = app.session_interface
-        with app.test_request_context("/", headers={"Cookie": cookie}) as first:
-            with app.test_request_context("/", headers={"Cookie": cookie}) as second:
-                first.session["theme"] = "dark"
-                second.session["lang"] = "fr"
-                del second.session["count"]
-                for ctx in (first, second):
-                    interface.save_session(app, ctx.session, app.response_class())
-        data = client.get("/dump").get_json()
-        assert data["theme"] == "dark" and data["lang"] == "fr" and "count" not in data
-        assert data["user"] == "alice"
-
-
-def _request_cookie(client: FlaskClient) -> str:
-    cookie = client.get_cookie("session")
-    assert cookie is not None
-    return f"session={cookie.value}"
-
-
-def _add_views(app: Flask) -> None:
-    from flask import request
-
-    @app.get("/read")
-    def read() -> dict[str, t.Any]:
-        return {"user": session.get("user"), "count": session.get("count", 0)}
-
-    @app.get("/dump")
-    def dump() -> dict[str, t.Any]:
-        return {key: value for key, value in session.items() if not key.startswith("_")}
-
-    @app.get("/sid")
-    def sid() -> dict[str, t.Any]:
-        return {"sid": getattr(session, "sid", None)}
-
-    @app.post("/login")
-    def login() -> dict[str, t.Any]:
-        session["user"] = request.form["user"]
-        session["count"] = 0
-        return {"ok": True}
-
-    @app.post("/count")
-    def count() -> dict[str, t.Any]:
-        session["count"] = session.get("count", 0) + 1
-        return {"count": session["count"]}
-
-    @app.post("/logout")
-    def logout() -> dict[str, t.Any]:
-        session.destroy()  # type: ignore[attr-defined]
-        return {"ok": True}
-
-    @app.post("/regenerate")
-    def regenerate() -> dict[str, t.Any]:
-        session.regenerate()  # type: ignore[attr-defined]
-        return {"ok": True}
-
-    @app.post("/flash")
-    def add_flashes() -> dict[str, t.Any]:
-        flash("<b>plain</b>", "info")
-        flash(Markup("<b>bold</b>"), "warning")
-        return {"ok": True}
-
-    @app.get("/flashes")
-    def flashes() -> dict[str, t.Any]:
-        messages = t.cast("list[tuple[str, str]]", get_flashed_messages(with_categories=True))
-        return {"messages": [[cat, str(msg), type(msg).__name__] for cat, msg in messages]}
-
-    sample = {
-        "tuple": (1, "two"),
-        "bytes": b"\x00\xff",
-        "markup": Markup("<i>x</i>"),
-        "uuid": uuid.UUID("12345678-1234-5678-1234-567812345678"),
-        "when": datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
-        "nested": {" t": ["looks", "like", "a tag"]},
-    }
-
-    @app.post("/types")
-    def store_types() -> dict[str, t.Any]:
-        session["sample"] = sample
-        return {"ok": True}
-
-    @app.get("/types")
-    def check_types() -> dict[str, t.Any]:
-        loaded = session["sample"]
-        same_types = all(type(loaded[key]) is type(value) for key, value in sample.items())
-        return {"ok": loaded == sample and same_types}
-
-    @app.post("/cart/<item>")
-    def add_to_cart(item: str) -> dict[str, t.Any]:
-        session.setdefault("cart", {"items": []})["items"].append(item)
-        return {"ok": True}
-
-    @app.get("/cart")
-    def cart() -> dict[str, t.Any]:
-        return {"cart": session.get("cart", {"items": []})["items"]}

@@ -1,0 +1,56 @@
+"""A spy between an application's sessions and its store, counting the calls."""
+
+from __future__ import annotations
+
+import collections
+import typing as t
+
+from ..state import get_state
+
+if t.TYPE_CHECKING:
+    from flask import Flask
+
+    from ..store import SessionStore
+
+
+class StoreSpy:
+    """Wraps a store and counts the calls made to it, by method name."""
+
+    def __init__(self, store: SessionStore) -> None:
+        self.wrapped = store
+        self.capabilities = store.capabilities
+        #: Calls made, by method name.
+        self.calls: collections.Counter[str] = collections.Counter()
+        #: The session ids passed to the store, in order.
+        self.sids: list[str] = []
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.sids.clear()
+
+    @property
+    def writes(self) -> int:
+        """Calls that write data: ``save`` and ``save_if``."""
+        return self.calls["save"] + self.calls["save_if"]
+
+    def __getattr__(self, name: str) -> t.Any:
+        method = getattr(self.wrapped, name)
+        if not callable(method):
+            return method
+
+        def call(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            self.calls[name] += 1
+            if args and isinstance(args[0], str):
+                self.sids.append(args[0])
+            return method(*args, **kwargs)
+
+        return call
+
+
+def spy_on_store(app: Flask) -> StoreSpy:
+    """Put a :class:`StoreSpy` between ``app``'s sessions and its store, and return it: the
+    application's :class:`~flask_serverside.SessionState` is the one place that holds it."""
+    state = get_state(app)
+    spy = StoreSpy(state.store)
+    state.store = t.cast("SessionStore", spy)
+    return spy
