@@ -13,6 +13,7 @@ from flask_serverside import Record
 from flask_serverside import Session
 from flask_serverside import StoreUnavailable
 from flask_serverside import WriteConflict
+from flask_serverside import get_state
 from flask_serverside import register_store
 from flask_serverside import unregister_store
 from flask_serverside.writer import MAX_ATTEMPTS
@@ -56,6 +57,7 @@ def switchable():
 
 def _app(**config):
     app = Flask("faults")
+    config.setdefault("SESSION_BREAKER_WINDOW", 0)  # the breaker has tests of its own
     app.config.update(SECRET_KEY="s", SESSION_TYPE="switchable", **config)
     Session(app)
 
@@ -75,8 +77,9 @@ def _app(**config):
     return app
 
 
-def test_outage_answers_503_only_where_the_session_is_needed(switchable, caplog):
-    app = _app()
+def test_outage_answers_503_only_where_the_session_is_needed(switchable, caplog, clock):
+    app = _app(SESSION_BREAKER_WINDOW=5)
+    get_state(app).breaker._clock = clock
     client = app.test_client()
     client.post("/login")
     switchable.down = True
@@ -88,6 +91,8 @@ def test_outage_answers_503_only_where_the_session_is_needed(switchable, caplog)
     assert "failed to load" in caplog.text
     assert client.get("/public").status_code == 200
     switchable.down = False
+    assert client.get("/me").status_code == 503  # the breaker still fails fast
+    clock.advance(5)
     assert client.get("/me").text == "alice"
 
 

@@ -343,7 +343,7 @@ for name in names:
         }
     else:
         state = app.extensions["serverside"]
-        results[name] = {"store": type(state.store).__module__}
+        results[name] = {"store": state.store.__class__.__module__}
         state.close()
 print(json.dumps(results))
 """
@@ -547,7 +547,7 @@ assert app.test_client().get("/whoami").text == "nobody"
 db = sqlite3.connect(sys.argv[1])
 assert db.execute("SELECT count(*) FROM sessions").fetchone() == (1,)
 db.close()
-print(type(app.extensions["serverside"].store).__module__)
+print(app.extensions["serverside"].store.__class__.__module__)
 app.extensions["serverside"].close()
 """
 

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from . import signals
 from .clients import ClientErrors
 from .clients import ClientHandle
 from .exceptions import ConfigurationError
@@ -60,6 +61,7 @@ __all__ = [
     "WriteConflict",
     "get_state",
     "register_store",
+    "signals",
     "revoke_user_sessions",
     "unregister_store",
 ]

@@ -18,6 +18,9 @@ key                                default         meaning
                                                    session answers 503; ``empty``: it starts
                                                    with an empty session instead
 ``SESSION_USER_ID_KEY``            ``_user_id``    the session key naming the user (Flask-Login's)
+``SESSION_BREAKER_WINDOW``         ``5``           seconds store calls fail fast after an outage
+                                                   before one request probes again (``0``: off);
+                                                   also the 503's ``Retry-After``
 =================================  ==============  ============================================
 
 Flask's own keys keep their meaning: ``SECRET_KEY``, ``SECRET_KEY_FALLBACKS``,
@@ -54,6 +57,7 @@ DEFAULTS: c.Mapping[str, t.Any] = {
     "SESSION_CLEANUP_N_REQUESTS": None,
     "SESSION_ON_STORE_ERROR": "unavailable",
     "SESSION_USER_ID_KEY": "_user_id",
+    "SESSION_BREAKER_WINDOW": 5,
 }
 
 
@@ -73,8 +77,8 @@ class SessionConfig:
     refresh_each_request: bool
     #: ``PERMANENT_SESSION_LIFETIME`` in whole seconds: every record's time to live.
     ttl: int
-    #: ``SECRET_KEY_FALLBACKS`` then ``SECRET_KEY``, for signing; empty when unset.
-    signing_keys: tuple[str | bytes, ...]
+    #: ``SESSION_BREAKER_WINDOW``: seconds store calls fail fast after an outage.
+    breaker_window: float
 
     @classmethod
     def from_app(cls, app: Flask) -> SessionConfig:
@@ -119,12 +123,14 @@ class SessionConfig:
                 "PERMANENT_SESSION_LIFETIME must be positive: every stored session expires"
                 " after it."
             )
+        window = config["SESSION_BREAKER_WINDOW"]
+        if isinstance(window, bool) or not isinstance(window, (int, float)) or not window >= 0:
+            raise ConfigurationError(
+                "SESSION_BREAKER_WINDOW must be a number of seconds, 0 to turn the circuit"
+                f" breaker off (5 is the default), not {window!r}."
+            )
         use_signer = bool(config["SESSION_USE_SIGNER"])
-        keys: tuple[str | bytes, ...] = ()
-        if app.secret_key:
-            fallbacks = config.get("SECRET_KEY_FALLBACKS") or ()
-            keys = (*(key for key in fallbacks if key), app.secret_key)
-        if use_signer and not keys:
+        if use_signer and not app.secret_key:
             raise ConfigurationError(
                 "SESSION_USE_SIGNER = True needs a SECRET_KEY to sign session ids with: set"
                 " app.config['SECRET_KEY'] (for example to secrets.token_hex()) before"
@@ -142,7 +148,7 @@ class SessionConfig:
             user_id_key=user_id_key,
             refresh_each_request=bool(config["SESSION_REFRESH_EACH_REQUEST"]),
             ttl=ttl_seconds(lifetime),
-            signing_keys=keys,
+            breaker_window=float(window),
         )
 
 

@@ -17,7 +17,6 @@ from .interface import ServerSideSessionInterface
 from .loader import build_store
 from .serialization import SessionSerializer
 from .sid import SessionIds
-from .signing import SidSigner
 from .state import EXTENSION_KEY
 from .state import SessionState
 from .state import get_state
@@ -50,12 +49,12 @@ class Session:
         config = SessionConfig.from_app(app)
         name, store = build_store(config, app)
         state = SessionState(
+            app,
             config,
             name,
             store,
             SessionSerializer(config.serialization_format),
             SessionIds(config.id_bytes),
-            SidSigner(config.signing_keys) if config.use_signer else None,
         )
         app.extensions[EXTENSION_KEY] = state
         app.session_interface = ServerSideSessionInterface(state)

@@ -1,19 +1,27 @@
 """The Flask side: :class:`ServerSideSessionInterface` opens and saves sessions per request.
 
 Opening: the cookie value must be a well-formed id (and carry a valid signature when
-``SESSION_USE_SIGNER`` is on) before the store is asked; anything else, and any id the store
-does not know, gives a new empty session (strict mode: a client never chooses its id). With
-``SESSION_REFRESH_EACH_REQUEST`` and a store that can, the record's expiry is refreshed in the
-same round trip as the load.
+``SESSION_USE_SIGNER`` is on) before the store is asked; anything else gives a new empty
+session. A well-formed id gives a session that loads its record on first access (one round
+trip; with ``SESSION_REFRESH_EACH_REQUEST`` and a store that can, the record's expiry is
+refreshed in the same round trip). An id the store does not know gives a new empty session
+(strict mode: a client never chooses its id).
 
-Saving: :meth:`.SessionWriter.commit` applies the write policy and says what it did; this
-module turns that into the cookie (set, removed with the attributes it was set with, or left
-alone) and adds ``Vary: Cookie`` whenever the session was read or written in any way.
+Saving: a session the view never touched costs nothing (no store call, no cookie change, no
+``Vary``). Otherwise :meth:`.SessionWriter.commit` applies the write policy and says what it
+did; this module turns that into the cookie (set, removed with the attributes it was set with,
+or left alone) and adds ``Vary: Cookie`` when the view accessed the session or the cookie
+changed. Reads the interface itself makes while saving do not count.
 
-Faults (``SESSION_ON_STORE_ERROR``): a store error while loading gives a session that answers
-503 when touched (``"unavailable"``) or an empty one (``"empty"``); a record that cannot be
-decoded gives an empty session and a warning; a changed session that cannot be saved turns the
-response into a 503, never a silent loss. Every fault is logged on ``flask_serverside``.
+Faults (``SESSION_ON_STORE_ERROR``), store faults only (:class:`~flask_serverside.StoreError`
+and :class:`~flask_serverside.WriteConflict`; see :mod:`~flask_serverside.guard`): a store
+error while loading makes the first access answer 503 (``"unavailable"``) or gives a new empty
+session with a new id, leaving the record it could not load alone (``"empty"``); a record that
+cannot be decoded gives an empty session and a warning; a changed session that cannot be saved
+turns the response into a 503, never a silent loss. Every fault is logged on
+``flask_serverside`` and sent as a :mod:`~flask_serverside.signals` signal. Any other error
+(an unserializable value, a bad cookie setting) is the application's and propagates as in
+Flask.
 """
 
 from __future__ import annotations
@@ -26,10 +34,13 @@ import typing as t
 
 from flask.sessions import SessionInterface
 
+from . import signals
 from .exceptions import CorruptRecord
 from .exceptions import SessionUnavailable
+from .exceptions import StoreError
+from .exceptions import WriteConflict
+from .session import PERMANENT_KEY
 from .session import ServerSideSession
-from .session import UnavailableSession
 from .signing import SIGNATURE_LENGTH
 from .store import Capability
 from .writer import Outcome
@@ -59,13 +70,13 @@ class ServerSideSessionInterface(SessionInterface):
 
     .. versionchanged:: 0.2
         Takes the application's :class:`~flask_serverside.SessionState`, which owns the store,
-        serializer, ids, signer and writer.
+        serializer, ids, signers and writer; sessions load on first access.
     """
 
     session_class = ServerSideSession
 
     def __init__(self, state: SessionState) -> None:
-        #: The application's session machinery: store, serializer, ids, signer, writer.
+        #: The application's session machinery: store, serializer, ids, signers, writer.
         self.state = state
         config = state.config
         capabilities = state.store.capabilities
@@ -76,7 +87,7 @@ class ServerSideSessionInterface(SessionInterface):
         self._requests = itertools.count(1)
         self._last_traceback = -TRACEBACK_INTERVAL
         # The longest cookie value that can be well formed; longer ones are not even parsed.
-        self._max_cookie = state.ids.length + (SIGNATURE_LENGTH if state.signer is not None else 0)
+        self._max_cookie = state.ids.length + (SIGNATURE_LENGTH if config.use_signer else 0)
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -86,7 +97,7 @@ class ServerSideSessionInterface(SessionInterface):
         if not value or len(value) > self._max_cookie:
             return None
         sid: str | None = value
-        signer = self.state.signer
+        signer = self.state.signer()
         if signer is not None:
             sid = signer.unsign(value)
         if sid is None or not self.state.ids.is_valid(sid):
@@ -97,37 +108,51 @@ class ServerSideSessionInterface(SessionInterface):
         raw = request.cookies.get(self.get_cookie_name(app))
         sid = self.parse_cookie(raw)
         if sid is None:
-            return self._new_session(stale_cookie=raw is not None)
+            session = self.session_class()
+            self._start_fresh(session, stale_cookie=raw is not None)
+            return session
+        return self.session_class(sid=sid, loader=self._load)
+
+    def _load(self, session: ServerSideSession) -> None:
+        """Fill ``session`` from its record, on its first access.
+
+        :raises SessionUnavailable: when the store fails and the policy is ``unavailable``.
+        """
+        sid = t.cast(str, session.sid)
+        state = self.state
         try:
-            record = self._load(sid)
-        except Exception:
+            record = self._fetch(sid)
+        except StoreError:
             self._log_fault("session store failed to load a session")
-            if self.state.config.on_store_error == "empty":
-                return self._new_session(stale_cookie=False)
-            return UnavailableSession()
+            if state.config.on_store_error == "empty":
+                # A new session with a new id: the record it could not load stays as it is.
+                self._start_fresh(session, stale_cookie=False)
+                return
+            raise SessionUnavailable(retry_after=state.breaker.retry_after()) from None
         if record is None:
-            return self._new_session(stale_cookie=True)
+            self._start_fresh(session, stale_cookie=True)
+            return
         try:
-            data = self.state.serializer.loads(record.data)
+            data = state.serializer.loads(record.data)
         except CorruptRecord as exc:
             log.warning("session %s… has a corrupt record, starting a new one: %s", sid[:6], exc)
-            return self._new_session(stale_cookie=True)
-        session = self.session_class(data, sid=sid, record=record)
+            signals.record_corrupt.send(state.app, error=exc)
+            self._start_fresh(session, stale_cookie=True)
+            return
+        session.fill(data, sid=sid, record=record)
         session.touched = self._touch_on_load
-        return session
 
-    def _load(self, sid: str) -> Record | None:
+    def _fetch(self, sid: str) -> Record | None:
         store = self.state.store
         if self._touch_on_load:
             return t.cast("LoadAndTouchable", store).load_and_touch(sid, self.state.config.ttl)
         return store.load(sid)
 
-    def _new_session(self, *, stale_cookie: bool) -> ServerSideSession:
-        session = self.session_class()
-        if self.state.config.permanent:
-            dict.__setitem__(session, "_permanent", True)
+    def _start_fresh(self, session: ServerSideSession, *, stale_cookie: bool) -> None:
+        """Make ``session`` a new, empty session (it gets an id when it is first saved)."""
+        data = {PERMANENT_KEY: True} if self.state.config.permanent else {}
+        session.fill(data, sid=None, record=None)
         session.stale_cookie = stale_cookie
-        return session
 
     def get_cookie_samesite(self, app: Flask) -> str | None:
         """``SESSION_COOKIE_SAMESITE``, with ``Lax`` where Flask's default (``None``) would send
@@ -140,16 +165,21 @@ class ServerSideSessionInterface(SessionInterface):
     # -- saving ------------------------------------------------------------------------------
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        if not isinstance(session, ServerSideSession):
+            return
+        # Only the view's accesses count for Vary: the reads below (session.permanent) do not.
+        accessed = session.accessed
+        if not session.loaded:
+            return  # never touched (or its load failed): nothing to save, no cookie change
         cookie_sent = False
-        if isinstance(session, ServerSideSession) and not isinstance(session, UnavailableSession):
-            try:
-                cookie_sent = self._save(app, session, response)
-            except Exception as exc:
-                self._log_fault("session store failed to save a session")
-                self._unavailable(app, response, exc)
-            if self._purge_every and next(self._requests) % self._purge_every == 0:
-                self._purge()
-        if session.accessed or cookie_sent:
+        try:
+            cookie_sent = self._save(app, session, response)
+        except (StoreError, WriteConflict) as exc:
+            self._log_fault("session store failed to save a session")
+            self._unavailable(app, response, exc)
+        if self._purge_every and next(self._requests) % self._purge_every == 0:
+            self._purge()
+        if accessed or cookie_sent:
             response.vary.add("Cookie")
 
     def _save(self, app: Flask, session: ServerSideSession, response: Response) -> bool:
@@ -168,7 +198,7 @@ class ServerSideSessionInterface(SessionInterface):
 
     def _set_cookie(self, app: Flask, session: ServerSideSession, response: Response) -> None:
         sid = t.cast(str, session.sid)
-        signer = self.state.signer
+        signer = self.state.signer()
         value = signer.sign(sid) if signer is not None else sid
         response.set_cookie(
             self.get_cookie_name(app),
@@ -195,7 +225,7 @@ class ServerSideSessionInterface(SessionInterface):
 
     def _unavailable(self, app: Flask, response: Response, cause: Exception) -> None:
         """Turn ``response`` into the application's 503 for :class:`SessionUnavailable`."""
-        error = SessionUnavailable()
+        error = SessionUnavailable(retry_after=self.state.breaker.retry_after())
         error.__cause__ = cause
         replacement = app.make_response(app.handle_http_exception(error))
         response.status_code = replacement.status_code
@@ -203,7 +233,7 @@ class ServerSideSessionInterface(SessionInterface):
         response.response = replacement.response
 
     def _log_fault(self, message: str) -> None:
-        """Log a store fault being handled: every fault gets an error line, but a traceback
+        """Log the store fault being handled: every fault gets an error line, but a traceback
         only once per :data:`TRACEBACK_INTERVAL` seconds, so an outage does not flood logs."""
         now = time.monotonic()
         if now - self._last_traceback >= TRACEBACK_INTERVAL:
@@ -216,7 +246,7 @@ class ServerSideSessionInterface(SessionInterface):
     def _purge(self) -> None:
         try:
             removed = t.cast("Purgeable", self.state.store).purge_expired()
-        except Exception:
+        except StoreError:
             self._log_fault("purging expired sessions failed")
         else:
             log.debug("purged %d expired sessions", removed)

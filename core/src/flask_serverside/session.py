@@ -1,10 +1,18 @@
 """The session object behind :data:`flask.session`.
 
 It is a dict with Flask's session attributes (``permanent``, ``modified``, ``accessed``,
-``new``). Beyond Flask's own session it tracks every kind of read (``in``, iteration, ``len``,
-``keys``, ``values``, ``items``, ``get``) as access, so the ``Vary: Cookie`` header is never
-missing, and it carries what the interface needs to save it: its id, the record it was loaded
+``new``), and it carries what the interface needs to save it: its id, the record it was loaded
 from, and the id it replaced after :meth:`ServerSideSession.regenerate`.
+
+**Loaded on first access.** A session opened from a cookie holds only its id until the view
+first touches it; then its record is loaded, in one round trip. A view that never touches the
+session costs no store call (so an outage of the store does not reach it). Touching means any
+access through :data:`flask.session` (Flask marks it ``accessed``) or any read or write of the
+object itself.
+
+**Truthiness.** As in Flask-Session, a session that holds nothing but internal keys
+(:data:`INTERNAL_KEYS`: ``_permanent``) is false. Flask-Login relies on it: its session
+protection skips an empty session, so an anonymous visit stores nothing and sends no cookie.
 """
 
 from __future__ import annotations
@@ -17,8 +25,6 @@ from flask.sessions import SessionMixin
 from markupsafe import Markup
 from werkzeug.datastructures import CallbackDict
 
-from .exceptions import SessionUnavailable
-
 if t.TYPE_CHECKING:
     import collections.abc as c
 
@@ -26,6 +32,8 @@ if t.TYPE_CHECKING:
 
 #: The key Flask keeps ``session.permanent`` under.
 PERMANENT_KEY = "_permanent"
+#: Keys that do not make a session worth keeping on their own.
+INTERNAL_KEYS = frozenset([PERMANENT_KEY])
 
 # Values that cannot change in place: handing one out cannot change the session.
 _IMMUTABLE_TYPES = frozenset(
@@ -39,6 +47,11 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
     :param initial: the decoded data, for a session loaded from the store.
     :param sid: its id; ``None`` until the session is first saved.
     :param record: the record it was loaded from, ``None`` for a new session.
+    :param loader: called with the session on its first access, to fill it from the store;
+        ``None`` for a session that is complete already.
+
+    .. versionchanged:: 0.2
+        Loaded on first access (``loader``); false while it holds only internal keys.
     """
 
     def __init__(
@@ -47,11 +60,14 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
         *,
         sid: str | None = None,
         record: Record | None = None,
+        loader: c.Callable[[ServerSideSession], None] | None = None,
     ) -> None:
         def on_update(self: ServerSideSession) -> None:
             self.modified = True
             self.accessed = True
 
+        self._loader = loader
+        self._accessed = False
         super().__init__(initial, on_update)
         #: The session id, without prefix or signature; ``None`` until first saved.
         self.sid = sid
@@ -62,8 +78,6 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
         #: Set when the top-level dict changed. Changes inside nested values are found when
         #: the session is saved, so they need no ``modified = True`` by hand.
         self.modified = False
-        #: Set by any read or write, for the ``Vary: Cookie`` header.
-        self.accessed = False
         #: The id this session had before :meth:`regenerate`, deleted when it is saved.
         self.replaced_sid: str | None = None
         #: Set by :meth:`destroy`.
@@ -76,6 +90,45 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
         #: Set when a value that can change in place (a list, a dict) was handed out, so
         #: only encoding the session can tell whether it changed.
         self.exposed = False
+
+    # -- loading on first access ---------------------------------------------------------------
+
+    @property
+    def accessed(self) -> bool:
+        """Set by any access (Flask sets it on every use of :data:`flask.session`), for the
+        ``Vary: Cookie`` header; setting it loads the session first."""
+        return self._accessed
+
+    @accessed.setter
+    def accessed(self, value: bool) -> None:
+        if value and self._loader is not None:
+            self._load()
+        self._accessed = value
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the session's data is here: it was touched, or it needed no load."""
+        return self._loader is None
+
+    def _load(self) -> None:
+        loader, self._loader = self._loader, None
+        assert loader is not None
+        try:
+            loader(self)
+        except BaseException:
+            self._loader = loader  # a failed load fails every later access too
+            raise
+
+    def fill(self, data: c.Mapping[str, t.Any], *, sid: str | None, record: Record | None) -> None:
+        """Set the data, id and record of a session being loaded, without counting it as a
+        change. For loaders only."""
+        dict.clear(self)
+        dict.update(self, data)
+        self.sid = sid
+        self.record = record
+        self.new = record is None
+
+    # -- reads ---------------------------------------------------------------------------------
 
     def _read(self) -> None:
         self.accessed = True
@@ -106,6 +159,16 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
         self._read()
         return super().__len__()
 
+    def __bool__(self) -> bool:
+        self._read()
+        return not self.is_empty()
+
+    def __eq__(self, other: object) -> bool:
+        self._read()
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
     def keys(self) -> t.Any:
         self._read()
         return super().keys()
@@ -129,6 +192,34 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
         self._read()
         return self._expose(super().setdefault(key, default))
 
+    # -- writes: load first, so that the write applies to the stored data ------------------------
+
+    def __setitem__(self, key: str, value: t.Any) -> None:
+        self._read()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self._read()
+        super().__delitem__(key)
+
+    def clear(self) -> None:
+        self._read()
+        super().clear()
+
+    def pop(self, key: str, *args: t.Any) -> t.Any:
+        self._read()
+        return super().pop(key, *args)
+
+    def popitem(self) -> tuple[str, t.Any]:
+        self._read()
+        return super().popitem()
+
+    def update(self, *args: t.Any, **kwargs: t.Any) -> None:
+        self._read()
+        super().update(*args, **kwargs)
+
+    # -- for the interface and the writer --------------------------------------------------------
+
     def unchanged(self) -> bool:
         """Return whether the session provably holds what it was loaded with: nothing was
         set or deleted, and no value that can change in place (a list, a dict) was handed
@@ -140,10 +231,10 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
         return dict(super().items())
 
     def is_empty(self) -> bool:
-        """Return whether the session holds nothing but its ``permanent`` flag. An empty
-        session is never stored, and a stored one that becomes empty is deleted."""
-        size = super().__len__()
-        return size == 0 or (size == 1 and super().__contains__(PERMANENT_KEY))
+        """Return whether the session holds nothing but internal keys
+        (:data:`INTERNAL_KEYS`). An empty session is never stored, and a stored one that
+        becomes empty is deleted."""
+        return all(key in INTERNAL_KEYS for key in dict.keys(self))
 
     def regenerate(self) -> None:
         """Give the session a new id at its next save, keeping its data; the record under the
@@ -151,11 +242,11 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
 
         .. versionadded:: 0.1
         """
+        self._read()
         if self.sid is not None and self.replaced_sid is None:
             self.replaced_sid = self.sid
         self.sid = None
         self.modified = True
-        self.accessed = True
 
     def destroy(self) -> None:
         """Empty the session and drop its id; at the end of the request its record is
@@ -164,23 +255,10 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
 
         .. versionadded:: 0.1
         """
-        super().clear()
+        self._read()
+        dict.clear(self)
         if self.sid is not None and self.replaced_sid is None:
             self.replaced_sid = self.sid
         self.sid = None
         self.destroyed = True
         self.modified = True
-        self.accessed = True
-
-
-class UnavailableSession(ServerSideSession):
-    """Stands in for a session the store could not load (``SESSION_ON_STORE_ERROR =
-    "unavailable"``). Requests that never touch the session are served as usual; touching it
-    raises :class:`~flask_serverside.exceptions.SessionUnavailable`, an HTTP 503."""
-
-    def _fail(self, *args: t.Any, **kwargs: t.Any) -> t.NoReturn:
-        raise SessionUnavailable()
-
-    _read = _fail
-    __setitem__ = __delitem__ = clear = pop = popitem = update = _fail
-    regenerate = destroy = _fail

@@ -1,9 +1,10 @@
 """What ``app.extensions["serverside"]`` holds: the single owner of an application's session
 machinery.
 
-:class:`SessionState` owns the store, the serializer, the id generator, the signer and the
-writer. The session interface, the CLI and the conformance kit's spy read them from it, so
-replacing one (``state.store = spy``) replaces it everywhere.
+:class:`SessionState` owns the store (behind its fault boundary and circuit breaker), the
+serializer, the id generator, the signers and the writer. The session interface, the CLI and the
+conformance kit's spy read them from it, so replacing one (``state.store = spy``) replaces it
+everywhere.
 """
 
 from __future__ import annotations
@@ -12,15 +13,20 @@ import typing as t
 
 from flask import current_app
 
+from . import signals
+from .breaker import CircuitBreaker
+from .exceptions import ConfigurationError
+from .guard import GuardedStore
+from .signing import SidSigner
 from .writer import SessionWriter
 
 if t.TYPE_CHECKING:
     from flask import Flask
 
     from .config import SessionConfig
+    from .exceptions import StoreError
     from .serialization import SessionSerializer
     from .sid import SessionIds
-    from .signing import SidSigner
     from .store import SessionStore
 
 #: The key of this extension in ``app.extensions``.
@@ -30,34 +36,67 @@ EXTENSION_KEY = "serverside"
 class SessionState:
     """The session machinery of one application.
 
+    :param app: the application; signals are sent with it as sender.
+    :param store: the store the plugin built; kept behind a
+        :class:`~flask_serverside.guard.GuardedStore`.
+
     .. versionchanged:: 0.2
-        Owns the serializer, ids, signer and writer (they were reached through
-        ``state.interface``); :meth:`revoke_user` is the writer's.
+        Owns the serializer, ids, signers, writer and circuit breaker (they were reached
+        through ``state.interface``); :meth:`revoke_user` is the writer's.
     """
 
     def __init__(
         self,
+        app: Flask,
         config: SessionConfig,
         store_name: str,
         store: SessionStore,
         serializer: SessionSerializer,
         ids: SessionIds,
-        signer: SidSigner | None,
     ) -> None:
+        #: The application.
+        self.app = app
         #: The validated configuration.
         self.config = config
         #: The entry-point name (or URL scheme) the store was found under.
         self.store_name = store_name
-        #: The store, behind the fault boundary (:class:`~.loader.GuardedStore`).
-        self.store = store
+        #: Fails store calls fast after an outage (``SESSION_BREAKER_WINDOW``).
+        self.breaker = CircuitBreaker(config.breaker_window, on_change=self._breaker_changed)
+        #: The store, behind the fault boundary and the breaker.
+        self.store: SessionStore = t.cast(
+            "SessionStore",
+            GuardedStore(store, store_name, breaker=self.breaker, on_failure=self._failed),
+        )
         #: Encodes and decodes records.
         self.serializer = serializer
         #: Generates and validates ids.
         self.ids = ids
-        #: Signs ids when ``SESSION_USE_SIGNER`` is on.
-        self.signer = signer
         #: Applies the write and concurrency policy.
         self.writer = SessionWriter(self)
+        self._signers: dict[tuple[str | bytes, ...], SidSigner] = {}
+
+    def signer(self) -> SidSigner | None:
+        """The signer for the application's current ``SECRET_KEY`` and
+        ``SECRET_KEY_FALLBACKS``, or ``None`` when ``SESSION_USE_SIGNER`` is off.
+
+        The keys are read at each call, as Flask does, so changing ``app.secret_key`` after
+        ``Session(app)`` takes effect; a signer is built once per set of keys.
+
+        :raises ConfigurationError: when signing is on and ``SECRET_KEY`` is now empty.
+        """
+        if not self.config.use_signer:
+            return None
+        secret = self.app.secret_key
+        fallbacks = self.app.config.get("SECRET_KEY_FALLBACKS") or ()
+        keys = (*(key for key in fallbacks if key), secret) if secret else ()
+        signer = self._signers.get(keys)
+        if signer is None:
+            if not keys:
+                raise ConfigurationError(
+                    "SESSION_USE_SIGNER is on but SECRET_KEY is empty: set a secret key."
+                )
+            signer = self._signers[keys] = SidSigner(keys)
+        return signer
 
     def revoke_user(self, user_id: str) -> int:
         """Delete every session of ``user_id``; see :meth:`.SessionWriter.revoke_user`."""
@@ -68,6 +107,15 @@ class SessionState:
         close = getattr(self.store, "close", None)
         if callable(close):
             close()
+
+    def _failed(self, operation: str, error: StoreError) -> None:
+        signals.store_failed.send(self.app, operation=operation, error=error)
+
+    def _breaker_changed(self, opened: bool) -> None:
+        if opened:
+            signals.breaker_opened.send(self.app, window=self.breaker.window)
+        else:
+            signals.breaker_closed.send(self.app)
 
 
 def get_state(app: Flask | None = None) -> SessionState:

@@ -30,6 +30,7 @@ import enum
 import logging
 import typing as t
 
+from . import signals
 from .exceptions import ConfigurationError
 from .exceptions import CorruptRecord
 from .exceptions import WriteConflict
@@ -174,16 +175,24 @@ class SessionWriter:
             return True
         cas = t.cast("ConditionallySavable", store)
         expected = session.record
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(1, MAX_ATTEMPTS + 1):
             if cas.save_if(session.sid, payload, ttl, expected=expected, user_id=user_id):
+                self._conflicted(attempt, saved=True)
                 return True
             current = store.load(session.sid)
             if current is None:
                 log.info("session %s was deleted by another request; not saved", _tag(session))
+                self._conflicted(attempt, saved=False)
                 return False
             payload, user_id = self._rebase(session, data, current)
             expected = current
+        self._conflicted(MAX_ATTEMPTS, saved=False)
         raise WriteConflict(f"session {_tag(session)} lost {MAX_ATTEMPTS} conditional saves")
+
+    def _conflicted(self, attempts: int, *, saved: bool) -> None:
+        """Send :data:`~.signals.write_conflicted` when a save had to be retried."""
+        if attempts > 1 or not saved:
+            signals.write_conflicted.send(self.state.app, attempts=attempts, saved=saved)
 
     def _create(
         self, session: ServerSideSession, payload: bytes, ttl: int, user_id: str | None

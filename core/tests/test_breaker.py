@@ -1,0 +1,231 @@
+"""Outages are bounded: load on first access, the circuit breaker, the empty policy, signals."""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+from flask import Flask
+from flask import session
+
+from flask_serverside import MemoryStore
+from flask_serverside import Session
+from flask_serverside import StoreError
+from flask_serverside import StoreUnavailable
+from flask_serverside import get_state
+from flask_serverside import register_store
+from flask_serverside import signals
+from flask_serverside import unregister_store
+from flask_serverside.breaker import BreakerOpen
+from flask_serverside.breaker import CircuitBreaker
+from flask_serverside.testing import spy_on_store
+
+
+class FlakyStore(MemoryStore):
+    """A memory store that fails on demand: ``fault`` is raised by every operation."""
+
+    fault: Exception | None = None
+    #: Calls that reached the store.
+    reached = 0
+
+    @classmethod
+    def from_settings(cls, settings):
+        return cls(key_prefix=settings.key_prefix)
+
+    def _check(self):
+        type(self).reached += 1
+        if type(self).fault is not None:
+            raise type(self).fault
+
+    def load(self, sid):
+        self._check()
+        return super().load(sid)
+
+    def load_and_touch(self, sid, ttl):
+        self._check()
+        return super().load_and_touch(sid, ttl)
+
+    def save_if(self, sid, data, ttl, *, expected, user_id=None):
+        self._check()
+        return super().save_if(sid, data, ttl, expected=expected, user_id=user_id)
+
+    def touch(self, sid, ttl):
+        self._check()
+        return super().touch(sid, ttl)
+
+
+@pytest.fixture
+def flaky():
+    register_store("flaky", FlakyStore)
+    FlakyStore.fault = None
+    FlakyStore.reached = 0
+    yield FlakyStore
+    FlakyStore.fault = None
+    unregister_store("flaky")
+
+
+@pytest.fixture
+def app(flaky, clock):
+    app = Flask("breaker")
+    app.config.update(SECRET_KEY="s", SESSION_TYPE="flaky", SESSION_BREAKER_WINDOW=5)
+    Session(app)
+    get_state(app).breaker._clock = clock
+
+    @app.post("/login")
+    def login():
+        session["user"] = "alice"
+        return "ok"
+
+    @app.get("/me")
+    def me():
+        return session.get("user", "anonymous")
+
+    @app.post("/note")
+    def note():
+        session["note"] = "hello"
+        return "ok"
+
+    @app.get("/public")
+    def public():
+        return "public page"
+
+    return app
+
+
+@pytest.fixture
+def events(app):
+    seen = collections.Counter()
+
+    def record(name):
+        def receiver(sender, **extra):
+            assert sender is app
+            seen[name] += 1
+
+        return receiver
+
+    receivers = {
+        name: record(name)
+        for name in ("store_failed", "breaker_opened", "breaker_closed", "write_conflicted")
+    }
+    for name, receiver in receivers.items():
+        getattr(signals, name).connect(receiver, sender=app)
+    yield seen
+    for name, receiver in receivers.items():
+        getattr(signals, name).disconnect(receiver, sender=app)
+
+
+def test_a_view_that_never_touches_the_session_makes_no_store_call(app, flaky):
+    client = app.test_client()
+    client.post("/login")
+    spy = spy_on_store(app)
+    flaky.fault = StoreUnavailable("down")
+    response = client.get("/public")
+    assert response.status_code == 200 and response.text == "public page"
+    assert sum(spy.calls.values()) == 0
+
+
+def test_the_first_access_loads_once_in_one_round_trip(app):
+    client = app.test_client()
+    client.post("/login")
+    spy = spy_on_store(app)
+    assert client.get("/me").text == "alice"
+    assert dict(spy.calls) == {"load_and_touch": 1}
+
+
+def test_after_a_fault_calls_fail_fast_then_one_probe_closes_the_breaker(app, flaky, clock, events):
+    client = app.test_client()
+    client.post("/login")
+    flaky.fault = StoreUnavailable("connection refused")
+    first = client.get("/me")
+    assert first.status_code == 503 and first.headers["Retry-After"] == "5"
+    assert events["breaker_opened"] == 1 and events["store_failed"] == 1
+    reached = flaky.reached
+    clock.advance(2)
+    fast = client.get("/me")
+    assert fast.status_code == 503 and fast.headers["Retry-After"] == "3"
+    assert flaky.reached == reached  # refused by the breaker: the store is not reached
+    assert events["store_failed"] == 1  # refusals are not new faults
+    flaky.fault = None  # the store is back, but the window has not passed
+    assert client.get("/me").status_code == 503
+    clock.advance(3)
+    assert client.get("/me").text == "alice"  # the probe
+    assert events["breaker_closed"] == 1
+    assert client.get("/me").text == "alice"
+
+
+def test_a_failed_probe_opens_another_window(app, flaky, clock, events):
+    client = app.test_client()
+    client.post("/login")
+    flaky.fault = StoreUnavailable("timed out")
+    assert client.get("/me").status_code == 503
+    clock.advance(5)
+    assert client.get("/me").status_code == 503  # the probe fails
+    assert events["store_failed"] == 2 and events["breaker_opened"] == 1
+    flaky.fault = None
+    clock.advance(4)
+    assert client.get("/me").status_code == 503  # still the second window
+    clock.advance(1)
+    assert client.get("/me").text == "alice"
+
+
+def test_other_store_errors_do_not_open_the_breaker(app, flaky, events):
+    client = app.test_client()
+    client.post("/login")
+    flaky.fault = StoreError("value too large")
+    assert client.get("/me").status_code == 503
+    flaky.fault = None
+    assert client.get("/me").text == "alice"
+    assert events["breaker_opened"] == 0 and events["store_failed"] == 1
+
+
+def test_a_change_that_cannot_be_saved_is_a_503(app, flaky):
+    client = app.test_client()
+    flaky.fault = StoreUnavailable("down")
+    response = client.post("/note")
+    assert response.status_code == 503
+
+
+def test_the_empty_policy_never_overwrites_a_record_it_could_not_load(app, flaky):
+    app.config["SESSION_ON_STORE_ERROR"] = "empty"
+    state = get_state(app)
+    state.config = type(state.config).from_app(app)
+    state.breaker.window = 0
+    client = app.test_client()
+    client.post("/login")
+    old_sid = client.get_cookie("session").value
+    flaky.fault = StoreUnavailable("down")
+    assert client.get("/me").text == "anonymous"
+    # The load fails, the save succeeds (the store came back in between).
+    with app.test_request_context("/", headers={"Cookie": f"session={old_sid}"}) as ctx:
+        assert ctx.session.get("user") is None
+        flaky.fault = None
+        ctx.session["note"] = "written during the outage"
+        response = app.response_class()
+        app.session_interface.save_session(app, ctx.session, response)
+    new_sid = ctx.session.sid
+    assert new_sid is not None and new_sid != old_sid
+    old = state.serializer.loads(state.store.load(old_sid).data)
+    assert old["user"] == "alice" and "note" not in old
+
+
+def test_the_breaker_alone():
+    now = [0.0]
+    changes = []
+    breaker = CircuitBreaker(10, clock=lambda: now[0], on_change=changes.append)
+    breaker.before_call()
+    breaker.failed()
+    assert breaker.is_open and changes == [True]
+    with pytest.raises(BreakerOpen) as refused:
+        breaker.before_call()
+    assert refused.value.retry_after == 10
+    now[0] = 10.0
+    breaker.before_call()  # the probe
+    with pytest.raises(BreakerOpen):
+        breaker.before_call()  # one probe at a time
+    breaker.succeeded()
+    assert not breaker.is_open and changes == [True, False]
+    breaker.before_call()
+    off = CircuitBreaker(0)
+    off.failed()
+    off.before_call()
+    assert not off.is_open
