@@ -16,7 +16,6 @@ from flask_serverside import WriteConflict
 from flask_serverside import get_state
 from flask_serverside import register_store
 from flask_serverside import unregister_store
-from flask_serverside.writer import MAX_ATTEMPTS
 from flask_serverside.writer import merge
 
 
@@ -145,7 +144,7 @@ class AlwaysConflicting(MemoryStore):
         return False
 
 
-def test_endless_conflicts_end_in_a_503_after_bounded_retries(caplog):
+def test_endless_conflicts_end_in_a_503_at_the_deadline(caplog):
     register_store("conflicting", AlwaysConflicting)
     try:
         app = Flask("conflicts")
@@ -153,6 +152,7 @@ def test_endless_conflicts_end_in_a_503_after_bounded_retries(caplog):
             SECRET_KEY="s", SESSION_TYPE="conflicting", SESSION_SERIALIZATION_FORMAT="json"
         )
         Session(app)
+        get_state(app).writer.deadline = 0.05
 
         @app.post("/set/<value>")
         def set_value(value):
@@ -164,7 +164,7 @@ def test_endless_conflicts_end_in_a_503_after_bounded_retries(caplog):
         with caplog.at_level(logging.ERROR, logger="flask_serverside"):
             assert client.post("/set/b").status_code == 503
         assert WriteConflict.__name__ in caplog.text
-        assert f"lost {MAX_ATTEMPTS}" in caplog.text
+        assert "conditional saves in 0.05 s" in caplog.text
     finally:
         unregister_store("conflicting")
 
@@ -202,7 +202,8 @@ def test_a_session_deleted_meanwhile_is_not_resurrected():
         response = app.response_class()
         app.session_interface.save_session(app, ctx.session, response)
     assert store.count() == 0
-    assert "Expires=Thu, 01 Jan 1970" in response.headers["Set-Cookie"]
+    # The cookie is left to the request that deleted the session (it may have set a new one).
+    assert "Set-Cookie" not in response.headers
 
 
 def test_records_are_records():

@@ -18,6 +18,7 @@ from .clients import ClientHandle
 from .exceptions import ConfigurationError
 from .exceptions import CorruptRecord
 from .exceptions import SessionError
+from .exceptions import SessionRenewed
 from .exceptions import SessionUnavailable
 from .exceptions import StoreError
 from .exceptions import StoreNotFound
@@ -50,6 +51,7 @@ __all__ = [
     "ServerSideSessionInterface",
     "Session",
     "SessionError",
+    "SessionRenewed",
     "SessionState",
     "SessionStore",
     "SessionUnavailable",

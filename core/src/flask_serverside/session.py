@@ -85,6 +85,9 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
         #: Set when the request's cookie named no usable session; the cookie is removed
         #: unless the session gets data.
         self.stale_cookie = False
+        #: Set when the cookie named a session another request had regenerated: the view got
+        #: an empty session, which must not replace the renewed one.
+        self.superseded = False
         #: Set when the store refreshed the record's expiry while loading it.
         self.touched = False
         #: Set when a value that can change in place (a list, a dict) was handed out, so

@@ -10,16 +10,31 @@
   asks for it and the load did not already do it: with ``touch`` where the store has it, else
   by writing the same bytes again (conditionally, so it cannot erase a concurrent write).
 
-Concurrency: two requests of one session often run at once (two tabs, parallel XHRs). Each
+**Concurrency.** Two requests of one session often run at once (two tabs, parallel XHRs). Each
 loads the record, changes some keys and saves. Saving the whole dict blindly makes the slower
 request erase what the faster one wrote; that is the lost update Flask-Session has. With a store
 that offers :attr:`~flask_serverside.Capability.CONDITIONAL_SAVE`, the writer saves only if the
 record is still the version the request loaded. When another request saved in between, it
 reloads the record, re-applies this request's own changes key by key (keys it set or changed,
 keys it deleted) on top of the other request's data, and tries again. So two requests changing
-different keys both land; when both change the same key, the later save wins. A session deleted
-by another request meanwhile (logout) is not brought back. Without the capability the save is
-unconditional: the last writer wins, as in Flask-Session.
+different keys both land; when both change the same key, the later save wins. Within one process
+the commits of one session take turns (a lock per session, striped, held only around the
+commit, never across the view), so threads do not make each other retry; across processes a
+losing save is retried after a jittered, exponentially growing pause, until :attr:`deadline
+<SessionWriter.deadline>` seconds have passed (then :class:`~flask_serverside.WriteConflict`, a
+503). A session deleted by another request meanwhile (logout) is not brought back, and the
+request leaves the cookie alone. Without the capability the save is unconditional: the last
+writer wins, as in Flask-Session.
+
+**Regeneration.** On a store with conditional saves, the id a session had before
+:meth:`~flask_serverside.ServerSideSession.regenerate` is not simply deleted: its record is
+replaced, for :data:`FORWARD_SECONDS`, by a forwarding record naming the new id. A request that
+loaded the old record before the regeneration and saves after it follows the forward and merges
+its changes into the session under the new id (and sends no cookie change, so it never undoes the
+new cookie). A request that *loads* a forwarding record is never shown the new session (that
+would defeat regeneration against session fixation): it sees an empty session, and if it tries
+to store anything it answers 409 (:class:`~flask_serverside.SessionRenewed`) without touching
+the cookie. A destroyed session is deleted outright and stays destroyed.
 
 :meth:`SessionWriter.revoke_user` deletes every session of a user ("log out everywhere").
 """
@@ -28,11 +43,15 @@ from __future__ import annotations
 
 import enum
 import logging
+import random
+import threading
+import time
 import typing as t
 
 from . import signals
 from .exceptions import ConfigurationError
 from .exceptions import CorruptRecord
+from .exceptions import SessionRenewed
 from .exceptions import WriteConflict
 from .store import Capability
 
@@ -48,8 +67,24 @@ if t.TYPE_CHECKING:
 
 log = logging.getLogger("flask_serverside")
 
-#: How many times a conditional save is retried after losing to another writer.
-MAX_ATTEMPTS = 8
+#: The first bytes of a forwarding record: never the start of a MessagePack map, JSON text or
+#: pickle, so no session record can be mistaken for one.
+FORWARD_PREFIX = b"\xc1\x7fforward:"
+#: Seconds a forwarding record stays after a regeneration (at most the session lifetime).
+FORWARD_SECONDS = 60
+#: How many forwards a save follows (a session regenerated again meanwhile).
+MAX_FORWARDS = 3
+#: The first pause before retrying a conditional save, in seconds; it doubles with each retry.
+BACKOFF_START = 0.002
+#: The longest pause between two retries, in seconds.
+BACKOFF_CAP = 0.1
+
+
+def forward_target(data: bytes) -> str | None:
+    """Return the id a forwarding record points to, or ``None`` for any other record."""
+    if data.startswith(FORWARD_PREFIX):
+        return data[len(FORWARD_PREFIX) :].decode("ascii", "replace")
+    return None
 
 
 class Outcome(enum.Enum):
@@ -63,8 +98,23 @@ class Outcome(enum.Enum):
     SAVED = "saved"
     #: The data was unchanged; its expiry may have been refreshed.
     KEPT = "kept"
-    #: Another request deleted the session meanwhile; it was not brought back.
+    #: Another request deleted the session meanwhile; it was not brought back. The cookie is
+    #: left alone: the request that deleted it has dealt with it.
     GONE = "gone"
+    #: Another request regenerated the session meanwhile; the changes were saved under its new
+    #: id. The cookie is left alone: the regenerating request sets the new one.
+    MOVED = "moved"
+
+
+class _StripedLocks:
+    """A fixed set of locks, one picked by a key's hash: the commits of one session take
+    turns within a process, while different sessions rarely share a lock."""
+
+    def __init__(self, stripes: int = 64) -> None:
+        self._locks = [threading.Lock() for _ in range(stripes)]
+
+    def __call__(self, key: str) -> threading.Lock:
+        return self._locks[hash(key) % len(self._locks)]
 
 
 def merge(
@@ -92,6 +142,10 @@ class SessionWriter:
     ``state.store`` (a test spy) replaces it everywhere.
     """
 
+    #: Seconds a commit keeps retrying conditional saves that lose to other writers before it
+    #: gives up with :class:`~flask_serverside.WriteConflict`.
+    deadline: float = 3.0
+
     def __init__(self, state: SessionState) -> None:
         self.state = state
         capabilities = state.store.capabilities
@@ -99,6 +153,7 @@ class SessionWriter:
         self.conditional = Capability.CONDITIONAL_SAVE in capabilities
         self._can_touch = Capability.TOUCH in capabilities
         self._user_id_key = state.config.user_id_key
+        self._locks = _StripedLocks()
 
     def user_id(self, data: c.Mapping[str, t.Any]) -> str | None:
         """Return the user id a session's data names (``SESSION_USER_ID_KEY``), as a string,
@@ -112,10 +167,16 @@ class SessionWriter:
         """Apply the write policy to ``session`` at the end of its request.
 
         :raises StoreError: when the store fails.
-        :raises WriteConflict: when other writers won :data:`MAX_ATTEMPTS` times in a row.
+        :raises WriteConflict: when other writers kept winning for :attr:`deadline` seconds.
+        :raises SessionRenewed: when the session's cookie named a session another request had
+            regenerated, and the view stored something in the empty session it was given.
         :raises TypeError: when the session holds a value that cannot be serialized.
         """
         store = self.state.store
+        if session.superseded:
+            if session.is_empty():
+                return Outcome.NOTHING  # leave the cookie: the new one is on its way
+            raise SessionRenewed()
         if session.is_empty():
             for sid in (session.sid if session.record else None, session.replaced_sid):
                 if sid is not None:
@@ -134,11 +195,21 @@ class SessionWriter:
             if self.state.config.refresh_each_request and not session.touched:
                 self.refresh(session, payload, ttl)
             return Outcome.KEPT
-        if not self.write(session, payload, ttl):
-            return Outcome.GONE
-        if session.replaced_sid is not None:
-            store.delete(session.replaced_sid)
-        return Outcome.SAVED
+        user_id = self.user_id(session.data())
+        if session.sid is None:
+            replaced = session.replaced_sid
+            if replaced is None:
+                self._create(session, payload, ttl, user_id)
+                return Outcome.SAVED
+            with self._locks(replaced):
+                self._create(session, payload, ttl, user_id)
+                self._retire(session, replaced, ttl)
+            return Outcome.SAVED
+        if not self.conditional:
+            store.save(session.sid, payload, ttl, user_id=user_id)
+            return Outcome.SAVED
+        with self._locks(session.sid):
+            return self._apply(session.sid, session, payload, user_id, ttl)
 
     def refresh(self, session: ServerSideSession, payload: bytes, ttl: int) -> None:
         """Refresh the expiry of an unchanged session: ``touch`` where the store can, else a
@@ -156,38 +227,62 @@ class SessionWriter:
         else:
             store.save(sid, payload, ttl, user_id=self.user_id(session.data()))
 
-    def write(self, session: ServerSideSession, payload: bytes, ttl: int) -> bool:
-        """Save ``payload`` (the encoded ``session``) and give a new session its id.
+    def _apply(
+        self,
+        sid: str,
+        session: ServerSideSession,
+        payload: bytes | None,
+        user_id: str | None,
+        ttl: int,
+        *,
+        ours: c.Mapping[str, t.Any] | None = None,
+    ) -> Outcome:
+        """Save the session's changes under ``sid`` with conditional saves, merging onto what
+        other writers saved meanwhile and following forwards, until one lands.
 
-        :returns: ``False`` when the session was deleted by another request meanwhile and was
-            therefore not written.
-        :raises StoreError: when the store fails.
-        :raises WriteConflict: when other writers won :data:`MAX_ATTEMPTS` times in a row.
+        :param payload: the encoded session, to try first against ``session.record``; ``None``
+            to start by loading ``sid`` and merging onto it.
+        :param ours: the data whose changes (from ``session.record``) to apply; the session's
+            own data by default.
         """
-        data = session.data()
-        user_id = self.user_id(data)
-        if session.sid is None:
-            self._create(session, payload, ttl, user_id)
-            return True
         store = self.state.store
-        if not self.conditional:
-            store.save(session.sid, payload, ttl, user_id=user_id)
-            return True
         cas = t.cast("ConditionallySavable", store)
+        mine = session.data() if ours is None else ours
+        base: c.Mapping[str, t.Any] | None = None
         expected = session.record
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            if cas.save_if(session.sid, payload, ttl, expected=expected, user_id=user_id):
-                self._conflicted(attempt, saved=True)
-                return True
-            current = store.load(session.sid)
-            if current is None:
-                log.info("session %s was deleted by another request; not saved", _tag(session))
+        started = time.monotonic()
+        attempt = forwards = 0
+        outcome = Outcome.SAVED
+        while True:
+            if payload is not None:
+                attempt += 1
+                if cas.save_if(sid, payload, ttl, expected=expected, user_id=user_id):
+                    self._conflicted(attempt, saved=True)
+                    return outcome
+                if time.monotonic() - started > self.deadline:
+                    self._conflicted(attempt, saved=False)
+                    raise WriteConflict(
+                        f"session {_short(sid)} lost {attempt} conditional saves in"
+                        f" {self.deadline:g} s"
+                    )
+                if attempt > 1:
+                    time.sleep(_backoff(attempt))
+            current = store.load(sid)
+            target = None if current is None else forward_target(current.data)
+            while target is not None and forwards < MAX_FORWARDS:
+                forwards += 1
+                sid, outcome = target, Outcome.MOVED
+                current = store.load(sid)
+                target = None if current is None else forward_target(current.data)
+            if current is None or target is not None:
+                log.info("session %s was deleted by another request; not saved", _short(sid))
                 self._conflicted(attempt, saved=False)
-                return False
-            payload, user_id = self._rebase(session, data, current)
+                return Outcome.GONE
+            if base is None:
+                base = self._decode(session.record)
+            merged = merge(base, mine, self._decode(current))
+            payload, user_id = self.state.serializer.dumps(merged), self.user_id(merged)
             expected = current
-        self._conflicted(MAX_ATTEMPTS, saved=False)
-        raise WriteConflict(f"session {_tag(session)} lost {MAX_ATTEMPTS} conditional saves")
 
     def _conflicted(self, attempts: int, *, saved: bool) -> None:
         """Send :data:`~.signals.write_conflicted` when a save had to be retried."""
@@ -204,24 +299,46 @@ class SessionWriter:
             store.save(session.sid, payload, ttl, user_id=user_id)
             return
         cas = t.cast("ConditionallySavable", store)
-        for _ in range(MAX_ATTEMPTS):
+        while True:  # an id is 128 bits or more of randomness: a collision is never expected
             sid = ids.generate()
             if cas.save_if(sid, payload, ttl, expected=None, user_id=user_id):
                 session.sid = sid
                 return
-        raise WriteConflict("no unused session id was found")  # pragma: no cover
 
-    def _rebase(
-        self, session: ServerSideSession, ours: c.Mapping[str, t.Any], current: Record
-    ) -> tuple[bytes, str | None]:
-        serializer = self.state.serializer
+    def _retire(self, session: ServerSideSession, old: str, ttl: int) -> None:
+        """Replace the record of ``old``, the id ``session`` had before it was regenerated, by
+        a forwarding record to its new id; or delete it (a destroyed session, a store without
+        conditional saves). Changes another request saved under ``old`` after this request
+        loaded it are carried over to the new id first, so none is lost."""
+        store = self.state.store
+        if not self.conditional or session.destroyed or session.record is None:
+            store.delete(old)
+            return
+        cas = t.cast("ConditionallySavable", store)
+        new = t.cast(str, session.sid)
+        forward = FORWARD_PREFIX + new.encode("ascii")
+        expected: Record = session.record
+        lifetime = min(FORWARD_SECONDS, ttl)
+        started = time.monotonic()
+        while not cas.save_if(old, forward, lifetime, expected=expected):
+            if time.monotonic() - started > self.deadline:
+                store.delete(old)  # writers keep saving the old id: retire it the hard way
+                return
+            current = store.load(old)
+            if current is None or forward_target(current.data) is not None:
+                return  # deleted or retired meanwhile
+            # Another request saved under the old id after this one loaded it: its changes
+            # (from the record both loaded) go to the new id, then the old id is retired.
+            self._apply(new, session, None, None, ttl, ours=self._decode(current))
+            expected = current
+
+    def _decode(self, record: Record | None) -> dict[str, t.Any]:
+        if record is None:
+            return {}
         try:
-            theirs = serializer.loads(current.data)
+            return self.state.serializer.loads(record.data)
         except CorruptRecord:
-            theirs = {}
-        base = serializer.loads(session.record.data) if session.record is not None else {}
-        merged = merge(base, ours, theirs)
-        return serializer.dumps(merged), self.user_id(merged)
+            return {}
 
     # -- log out everywhere -------------------------------------------------------------------
 
@@ -255,6 +372,13 @@ class SessionWriter:
         return deleted
 
 
-def _tag(session: ServerSideSession) -> str:
+def _short(sid: str) -> str:
     """A short, non-secret handle for a session in log lines."""
-    return f"{session.sid[:6]}…" if session.sid else "(new)"
+    return f"{sid[:6]}…"
+
+
+def _backoff(attempt: int) -> float:
+    """The pause before retry ``attempt`` (2 or more): full jitter over an exponentially
+    growing ceiling, so writers that collided do not collide again in step."""
+    ceiling = min(BACKOFF_CAP, BACKOFF_START * 2 ** (attempt - 2))
+    return random.uniform(0, ceiling)

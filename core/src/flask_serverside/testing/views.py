@@ -102,3 +102,9 @@ def add_to_cart(item: str) -> dict[str, t.Any]:
 @flow_views.get("/cart")
 def cart() -> dict[str, t.Any]:
     return {"cart": session.get("cart", {"items": []})["items"]}
+
+
+@flow_views.post("/key/<name>/<value>")
+def set_key(name: str, value: str) -> dict[str, t.Any]:
+    session[name] = value
+    return {"ok": True}
