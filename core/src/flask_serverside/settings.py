@@ -112,7 +112,10 @@ class StoreSettings:
             value = value.total_seconds()
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise self._wrong(
-                key, self.config.get(key), "a positive number of seconds or a timedelta", default
+                key,
+                self.config.get(key),
+                "a positive number of seconds or a timedelta",
+                _MISSING if default is None else default,
             )
         return float(value)
 
