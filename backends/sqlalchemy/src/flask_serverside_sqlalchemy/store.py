@@ -33,10 +33,11 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 
 from flask_serverside import Capability
+from flask_serverside import ClientErrors
+from flask_serverside import ClientHandle
 from flask_serverside import ConfigurationError
 from flask_serverside import Record
 from flask_serverside import StoreError
-from flask_serverside import StoreUnavailable
 
 if t.TYPE_CHECKING:
     import collections.abc as c
@@ -65,6 +66,26 @@ _SKIP_AUTOCOMMIT_ROLLBACK = (
 #: lock wait timeout and deadlock, PostgreSQL's serialization failure and deadlock, SQLite's
 #: busy and locked (a lock upgrade SQLite refuses at once rather than wait for).
 _RETRYABLE = {1205, 1213, "40001", "40P01", "sqlite:5", "sqlite:6"}
+
+
+def _describe(exc: BaseException) -> str:
+    """The error's message without the statement and its parameters, which hold session ids
+    and data."""
+    text = str(exc.args[0] if isinstance(exc, sa.exc.StatementError) and exc.args else exc)
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+_errors = ClientErrors(
+    "The session database",
+    unavailable=(
+        sa.exc.OperationalError,
+        sa.exc.InterfaceError,
+        sa.exc.DisconnectionError,
+        sa.exc.TimeoutError,
+    ),
+    failed=(sa.exc.SQLAlchemyError,),
+    describe=_describe,
+)
 
 
 def define_table(
@@ -161,7 +182,7 @@ class SQLAlchemyStore:
         self.table = define_table(sa.MetaData(), table, schema=schema, sequence=sequence)
         self.refresh_interval = refresh_interval
         self.purge_batch = purge_batch
-        self._dispose = dispose_engine
+        self._owned = ClientHandle(engine, owned=dispose_engine, closer=sa.Engine.dispose)
         self._dialect = engine.dialect.name
         # Each operation is one statement (bar the portable upsert), so it may run in autocommit
         # mode, its own transaction, with no BEGIN/COMMIT round trips: on PostgreSQL always (the
@@ -218,32 +239,20 @@ class SQLAlchemyStore:
                     " SESSION_TYPE = 'sqlalchemy' to use SESSION_SQLALCHEMY, or remove it."
                 )
             target = settings.url
+        options: dict[str, t.Any] = {
+            "key_prefix": settings.key_prefix,
+            "table": settings.text("SESSION_SQLALCHEMY_TABLE", "sessions"),
+            "schema": config.get("SESSION_SQLALCHEMY_SCHEMA"),
+            "sequence": config.get("SESSION_SQLALCHEMY_SEQUENCE"),
+            "create_table": settings.flag("SESSION_SQLALCHEMY_CREATE_TABLE", True),
+            "refresh_interval": settings.integer(
+                "SESSION_SQLALCHEMY_REFRESH_INTERVAL", DEFAULT_REFRESH_INTERVAL, minimum=0
+            ),
+            "purge_batch": settings.integer("SESSION_SQLALCHEMY_PURGE_BATCH", DEFAULT_PURGE_BATCH),
+        }
         engine, owned = _engine_for(target, config.get("SESSION_SQLALCHEMY_BIND_KEY"), settings)
-        numbers = {}
-        for key, default in (
-            ("SESSION_SQLALCHEMY_REFRESH_INTERVAL", DEFAULT_REFRESH_INTERVAL),
-            ("SESSION_SQLALCHEMY_PURGE_BATCH", DEFAULT_PURGE_BATCH),
-        ):
-            value = config.get(key, default)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigurationError(
-                    f"{key} must be a whole number of at least 0, not {value!r}."
-                )
-            numbers[key] = value
-        if numbers["SESSION_SQLALCHEMY_PURGE_BATCH"] < 1:
-            raise ConfigurationError("SESSION_SQLALCHEMY_PURGE_BATCH must be at least 1.")
         try:
-            return cls(
-                engine,
-                key_prefix=settings.key_prefix,
-                table=config.get("SESSION_SQLALCHEMY_TABLE") or "sessions",
-                schema=config.get("SESSION_SQLALCHEMY_SCHEMA"),
-                sequence=config.get("SESSION_SQLALCHEMY_SEQUENCE"),
-                create_table=bool(config.get("SESSION_SQLALCHEMY_CREATE_TABLE", True)),
-                refresh_interval=numbers["SESSION_SQLALCHEMY_REFRESH_INTERVAL"],
-                purge_batch=numbers["SESSION_SQLALCHEMY_PURGE_BATCH"],
-                dispose_engine=owned,
-            )
+            return cls(engine, dispose_engine=owned, **options)
         except BaseException:
             if owned:
                 engine.dispose()
@@ -254,22 +263,19 @@ class SQLAlchemyStore:
     def _run(self, work: c.Callable[[sa.Connection], T], *, write: bool = True) -> T:
         """Run ``work`` on a connection of its own: in a transaction committed at the end when
         ``write``, else with no commit. A dropped connection, a deadlock or a lock timeout is
-        tried once more; :class:`~sqlalchemy.exc.IntegrityError` escapes as it is."""
-        for attempt in (1, 2):
-            try:
-                if write and not self._autocommit:
-                    with self._engine.begin() as conn:
+        tried once more. A duplicate key is a :class:`StoreError` caused by an
+        :class:`~sqlalchemy.exc.IntegrityError` (see :func:`_duplicate`)."""
+        with _errors("run a statement"):
+            for attempt in (1, 2):
+                try:
+                    if write and not self._autocommit:
+                        with self._engine.begin() as conn:
+                            return work(conn)
+                    with self._engine.connect() as conn:
                         return work(conn)
-                with self._engine.connect() as conn:
-                    return work(conn)
-            except sa.exc.IntegrityError:
-                raise
-            except sa.exc.DBAPIError as exc:
-                if attempt == 1 and (exc.connection_invalidated or _code(exc) in _RETRYABLE):
-                    continue
-                raise _translate(exc) from exc
-            except sa.exc.SQLAlchemyError as exc:
-                raise _translate(exc) from exc
+                except sa.exc.DBAPIError as exc:
+                    if attempt == 2 or not (exc.connection_invalidated or _code(exc) in _RETRYABLE):
+                        raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _execute(self, statement: sa.Executable, params: dict[str, t.Any] | None = None) -> int:
@@ -299,7 +305,7 @@ class SQLAlchemyStore:
 
     def _create_table(self) -> None:
         name, schema = self.table.name, self.table.schema
-        try:
+        with _errors("create the session table"):
             try:
                 self.table.create(self.engine, checkfirst=True)
             except sa.exc.DBAPIError:  # another process created it first
@@ -310,8 +316,6 @@ class SQLAlchemyStore:
             if all(col.name in columns for col in self.table.c):
                 return
             indexed = {index["column_names"][0] for index in inspector.get_indexes(name, schema)}
-        except sa.exc.SQLAlchemyError as exc:
-            raise _translate(exc) from exc
         missing = [col for col in self.table.c if col.name not in columns]
         indexes = [ix for ix in self.table.indexes if next(iter(ix.columns)).name not in indexed]
         raise ConfigurationError(
@@ -351,7 +355,9 @@ class SQLAlchemyStore:
 
             try:
                 self._run(upsert_portably)
-            except sa.exc.IntegrityError:
+            except StoreError as exc:
+                if not _duplicate(exc):
+                    raise
                 self._execute(update)
 
     def delete(self, sid: str) -> None:
@@ -402,7 +408,9 @@ class SQLAlchemyStore:
                 try:
                     self._execute(self._insert, values)
                     return True
-                except sa.exc.IntegrityError:
+                except StoreError as exc:
+                    if not _duplicate(exc):
+                        raise
                     if attempt == 2:
                         return False
                 # The id is taken: by a live row (a conflict) or by an expired one (removed).
@@ -480,8 +488,7 @@ class SQLAlchemyStore:
     def close(self) -> None:
         """Dispose of the engine when the store made it from a URL; an engine or ``db``
         given by the application is left to it."""
-        if self._dispose:
-            self.engine.dispose()
+        self._owned.close()
 
 
 def _code(exc: sa.exc.DBAPIError) -> object:
@@ -497,16 +504,9 @@ def _code(exc: sa.exc.DBAPIError) -> object:
     return args[0] if args else None
 
 
-def _translate(exc: sa.exc.SQLAlchemyError) -> StoreError:
-    unreachable = (
-        sa.exc.OperationalError,
-        sa.exc.InterfaceError,
-        sa.exc.DisconnectionError,
-        sa.exc.TimeoutError,
-    )
-    if isinstance(exc, unreachable):
-        return StoreUnavailable(f"the session database is unavailable: {exc}")
-    return StoreError(f"the session database failed: {exc}")
+def _duplicate(exc: StoreError) -> bool:
+    """Whether ``exc`` is a duplicate key (or another integrity violation)."""
+    return isinstance(exc.__cause__, sa.exc.IntegrityError)
 
 
 def _engine_for(
