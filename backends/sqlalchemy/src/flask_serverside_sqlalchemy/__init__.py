@@ -3,8 +3,8 @@ SQLAlchemy (SQLite, PostgreSQL, MySQL and MariaDB)."""
 
 from __future__ import annotations
 
+from ._table import define_table
 from .store import SQLAlchemyStore
-from .store import define_table
 
 __all__ = ["SQLAlchemyStore", "define_table"]
 
