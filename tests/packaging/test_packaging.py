@@ -563,7 +563,7 @@ def test_done_when_a_fresh_virtualenv_serves_sessions_from_the_example(
     assert ours == {"flask-serverside", "serverside-sqlite3-store"}
     assert found["stores"] == ["memory", "sqlite3"]
     output = env.python_script(_DONE_WHEN, str(tmp_path / "sessions.db"), cwd=tmp_path)
-    assert output.strip() == "serverside_sqlite3_store.store"
+    assert output.strip() == "serverside_sqlite3_store"
 
 
 # -- the author's guide, followed literally ------------------------------------------------------

@@ -7,18 +7,29 @@ and ``docs/authoring.md``).
 
 from __future__ import annotations
 
-import collections.abc as c
-import contextlib
 import typing as t
 
 from flask_serverside import Capability
+from flask_serverside import ClientErrors
+from flask_serverside import ClientHandle
 from flask_serverside import ConfigurationError
 from flask_serverside import Record
-from flask_serverside import StoreError
-from flask_serverside import StoreUnavailable
 
 if t.TYPE_CHECKING:
     from flask_serverside import StoreSettings
+
+#: The client's exceptions in the core's terms: list its own classes (the most specific class
+#: of an exception decides; any other exception is a bug and passes through).
+_errors = ClientErrors(
+    "REPLACE_ME",
+    unavailable=(ConnectionError, TimeoutError),  # could not reach it, or it timed out
+    failed=(OSError,),  # any other error of the client
+)
+
+
+def _connect(url: str) -> t.Any:
+    """Make the client; it must be safe to use from several threads."""
+    raise NotImplementedError("make the REPLACE_ME client for url")
 
 
 class ReplaceMeStore:
@@ -34,11 +45,16 @@ class ReplaceMeStore:
     def __init__(self, url: str, *, key_prefix: str = "session:") -> None:
         self.url = url
         self.key_prefix = key_prefix
-        # Create the client here; it must be safe to use from several threads.
+        #: The client: made on first use (so the application starts while the server is
+        #: down) and closed by :meth:`close`. For a client the application passes in, use
+        #: ``ClientHandle.given(client)``: the store then never closes it.
+        self.client: ClientHandle[t.Any] = ClientHandle.built(connect=lambda: _connect(url))
 
     @classmethod
     def from_settings(cls, settings: StoreSettings) -> ReplaceMeStore:
-        """Read ``SESSION_REPLACE_ME_URL``, or the URL given as ``SESSION_TYPE``.
+        """Read ``SESSION_REPLACE_ME_URL``, or the URL given as ``SESSION_TYPE``. Read other
+        keys with the typed readers of :class:`~flask_serverside.StoreSettings`
+        (``settings.seconds("SESSION_REPLACE_ME_TIMEOUT", 2.0)``): their errors name the key.
 
         :raises ConfigurationError: when neither is set; never fall back to a local server.
         """
@@ -50,27 +66,18 @@ class ReplaceMeStore:
             )
         return cls(url, key_prefix=settings.key_prefix)
 
-    @contextlib.contextmanager
-    def _errors(self) -> c.Iterator[None]:
-        """Turn the client's exceptions into the core's, chained."""
-        try:
-            yield
-        except (ConnectionError, TimeoutError) as exc:  # the client's connection errors
-            raise StoreUnavailable(f"REPLACE_ME at {self.url}: {exc}") from exc
-        except OSError as exc:  # the client's other errors
-            raise StoreError(f"REPLACE_ME at {self.url}: {exc}") from exc
-
     def load(self, sid: str) -> Record | None:
-        with self._errors():
+        with _errors("load a session"):
             raise NotImplementedError("return Record(data, version) or None; never an expired one")
 
     def save(self, sid: str, data: bytes, ttl: int, *, user_id: str | None = None) -> None:
-        with self._errors():
+        with _errors("save a session"):
             raise NotImplementedError("store data under self.key_prefix + sid for ttl seconds")
 
     def delete(self, sid: str) -> None:
-        with self._errors():
+        with _errors("delete a session"):
             raise NotImplementedError("delete self.key_prefix + sid; a missing one is no error")
 
     def close(self) -> None:
-        """Release the client's connections."""
+        """Close the client if the store made it."""
+        self.client.close()

@@ -57,12 +57,14 @@ class OsSpy:
 
 @pytest.fixture
 def spy_on_os(monkeypatch) -> c.Callable[[], list[tuple[str, list[str]]]]:
-    """Call it to start recording the filesystem calls of the store module."""
+    """Call it to start recording the filesystem calls of the store's modules."""
+    import flask_serverside_filesystem._posix as posix_module
     import flask_serverside_filesystem.store as store_module
 
     def start() -> list[tuple[str, list[str]]]:
         calls: list[tuple[str, list[str]]] = []
-        monkeypatch.setattr(store_module, "os", OsSpy(os, calls))
+        for module in (store_module, posix_module):
+            monkeypatch.setattr(module, "os", OsSpy(os, calls))
         return calls
 
     return start

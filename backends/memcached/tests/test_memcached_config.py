@@ -19,7 +19,7 @@ from flask_serverside.registry import resolve_store
 from flask_serverside_memcached import MemcachedStore
 from flask_serverside_memcached import PythonMemcachedStore
 from flask_serverside_memcached import build_client
-from flask_serverside_memcached.store import parse_servers
+from flask_serverside_memcached._client import parse_servers
 
 if t.TYPE_CHECKING:
     import collections.abc as c
@@ -124,6 +124,16 @@ def test_clients_passed_in_are_used_and_not_closed(memcached_server: MemcachedSe
         legacy.disconnect_all()
 
 
+def test_the_python_memcached_store_is_a_sibling_not_a_crippled_subclass() -> None:
+    assert not issubclass(PythonMemcachedStore, MemcachedStore)
+    assert not issubclass(MemcachedStore, PythonMemcachedStore)
+    for method in ("load_and_touch", "save_if"):  # what it does not declare, it does not have
+        assert not hasattr(PythonMemcachedStore, method)
+        assert callable(getattr(MemcachedStore, method))
+    for method in ("from_settings", "load", "save", "delete", "touch", "close"):
+        assert callable(getattr(PythonMemcachedStore, method))
+
+
 def test_built_client_is_closed_with_the_store(memcached_server: MemcachedServer) -> None:
     store = MemcachedStore(build_client([memcached_server.address]), owns_client=True)
     store.save("sid", b"x", 60)
@@ -142,7 +152,7 @@ def test_built_client_is_closed_with_the_store(memcached_server: MemcachedServer
         (None, {"SESSION_MEMCACHED": "redis://h:1"}, "scheme must be memcached"),
         ("memcached://h:1?colour=red", {}, "unknown URL option 'colour'"),
         ("memcached://h:1?timeout=soon", {}, "Bad memcached servers"),
-        (None, {"SESSION_MEMCACHED": ["h:1"], "SESSION_MEMCACHED_TIMEOUT": "x"}, "Bad"),
+        (None, {"SESSION_MEMCACHED": ["h:1"], "SESSION_MEMCACHED_TIMEOUT": "x"}, "_TIMEOUT must"),
         ("memcached://h:1", {"SESSION_MEMCACHED": ["h:2"]}, "keep one"),
     ],
 )

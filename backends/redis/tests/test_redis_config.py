@@ -11,6 +11,7 @@ from flask import session
 from redis.cluster import RedisCluster
 
 import flask_serverside
+from flask_serverside import ClientHandle
 from flask_serverside import ConfigurationError
 from flask_serverside import StoreSettings
 from flask_serverside.registry import resolve_store
@@ -166,6 +167,59 @@ def test_a_client_passed_in_is_not_closed(redis_server):
     assert client.get("cfg:abc") is not None
     client.delete("cfg:abc")
     client.close()
+
+
+class CountingRedis(redis.Redis):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+        super().close()
+
+
+def test_a_handle_says_whether_the_store_closes_the_client(redis_server):
+    given = CountingRedis(redis_server.host, redis_server.port)
+    built = CountingRedis(redis_server.host, redis_server.port)
+    for client, handle, closes in [
+        (given, ClientHandle.given(given), 0),
+        (built, ClientHandle.built(built), 1),
+    ]:
+        store = RedisStore(handle, key_prefix="handle:")
+        store.save("abc", b"x", 60)
+        assert store.client is client and store.load("abc").data == b"x"
+        store.close()
+        assert client.closed == closes
+    given.close()
+
+
+def test_a_client_made_on_first_use_is_made_once_and_closed(redis_server):
+    made: list[CountingRedis] = []
+
+    def connect() -> CountingRedis:
+        made.append(CountingRedis(redis_server.host, redis_server.port))
+        return made[-1]
+
+    unused = RedisStore(ClientHandle.built(connect=connect))
+    unused.close()  # never used: nothing to make, nothing to close
+    store = RedisStore(ClientHandle.built(connect=connect), key_prefix="lazy:")
+    assert made == []
+    store.save("abc", b"x", 60)
+    assert store.load("abc").data == b"x"
+    store.close()
+    assert len(made) == 1 and made[0].closed == 1
+
+
+def test_closing_a_sentinel_store_closes_the_sentinels_too(monkeypatch):
+    store = RedisStore.from_url("redis+sentinel://127.0.0.1:1,127.0.0.1:2/svc")
+    master = store.client
+    sentinels = master.connection_pool.sentinel_manager.sentinels
+    closed = []
+    for client in (master, *sentinels):
+        monkeypatch.setattr(client, "close", lambda client=client: closed.append(client))
+    store.close()
+    assert closed == [master, *sentinels] and len(sentinels) == 2
 
 
 def test_seeds_configuration_end_to_end(redis_server):

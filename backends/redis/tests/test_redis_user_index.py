@@ -14,7 +14,7 @@ from redis.cluster import RedisCluster
 
 from flask_serverside.testing import new_sid
 from flask_serverside_redis import RedisStore
-from flask_serverside_redis.store import HEADER
+from flask_serverside_redis._record import HEADER
 
 
 class Clock:

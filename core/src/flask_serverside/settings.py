@@ -94,10 +94,14 @@ class StoreSettings:
             raise self._wrong(key, value, f"a number greater than {minimum:g}", default)
         return float(value)
 
+    @t.overload
+    def seconds(self, key: str, default: float) -> float: ...
+    @t.overload
+    def seconds(self, key: str, default: None) -> float | None: ...
     def seconds(self, key: str, default: float | None) -> float | None:
         """Return ``key`` as a positive duration in seconds: a number or a
         :class:`~datetime.timedelta`. With a ``None`` default, a missing key gives ``None``
-        (no limit, the client's own behaviour).
+        (no limit, the client's own behaviour); with a number, the result is a number.
 
         :raises ConfigurationError: for anything else, zero or a negative duration.
         """
@@ -108,7 +112,10 @@ class StoreSettings:
             value = value.total_seconds()
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise self._wrong(
-                key, self.config.get(key), "a positive number of seconds or a timedelta", default
+                key,
+                self.config.get(key),
+                "a positive number of seconds or a timedelta",
+                _MISSING if default is None else default,
             )
         return float(value)
 

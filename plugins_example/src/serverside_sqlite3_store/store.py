@@ -20,10 +20,9 @@ import time
 import typing as t
 
 from flask_serverside import Capability
+from flask_serverside import ClientErrors
 from flask_serverside import ConfigurationError
 from flask_serverside import Record
-from flask_serverside import StoreError
-from flask_serverside import StoreUnavailable
 
 if t.TYPE_CHECKING:
     from flask_serverside import StoreSettings
@@ -71,6 +70,13 @@ class _Sessions:
         self.key_prefix = key_prefix
         self.timeout = timeout
         self._idle: list[sqlite3.Connection] = []
+        # sqlite3's errors in the core's terms: a lock held past the timeout, a file that cannot
+        # be opened or a disk error is an outage; any other error a failure.
+        self._errors = ClientErrors(
+            f"The sqlite3 database {self.path!r}",
+            unavailable=(sqlite3.OperationalError,),
+            failed=(sqlite3.Error,),
+        )
         try:  # not a pooled connection: worker processes forked later must not inherit it
             with contextlib.closing(self._connect()) as db:
                 db.executescript(_SCHEMA)
@@ -80,7 +86,7 @@ class _Sessions:
             ) from exc
 
     def load(self, sid: str) -> Record | None:
-        with self._connection() as db:
+        with self._connection("load a session") as db:
             row = db.execute(
                 "SELECT data, version FROM sessions WHERE key = ? AND expires_at > ?",
                 (self.key_prefix + sid, time.time()),
@@ -89,11 +95,11 @@ class _Sessions:
 
     def save(self, sid: str, data: bytes, ttl: int, *, user_id: str | None = None) -> None:
         row = (self.key_prefix + sid, data, time.time() + ttl, _new_version(), user_id)
-        with self._connection() as db:
+        with self._connection("save a session") as db:
             db.execute(f"INSERT OR REPLACE INTO sessions {_COLUMNS} VALUES (?, ?, ?, ?, ?)", row)
 
     def delete(self, sid: str) -> None:
-        with self._connection() as db:
+        with self._connection("delete a session") as db:
             db.execute("DELETE FROM sessions WHERE key = ?", (self.key_prefix + sid,))
 
     @classmethod
@@ -120,7 +126,7 @@ class _Sessions:
         if settings.app is not None and not os.path.isabs(path):
             os.makedirs(settings.app.instance_path, exist_ok=True)
             path = os.path.join(settings.app.instance_path, path)
-        timeout = float(settings.config.get("SESSION_SQLITE3_TIMEOUT", 5.0))
+        timeout = settings.seconds("SESSION_SQLITE3_TIMEOUT", 5.0)
         return cls(path, key_prefix=settings.key_prefix, timeout=timeout)
 
     def close(self) -> None:
@@ -151,16 +157,14 @@ class _Sessions:
             return self._connect()
 
     @contextlib.contextmanager
-    def _connection(self) -> c.Iterator[sqlite3.Connection]:
-        """Lend an idle connection (or a new one), and turn sqlite3's errors into the core's."""
+    def _connection(self, doing: str) -> c.Iterator[sqlite3.Connection]:
+        """Lend an idle connection (or a new one) to do one thing, and turn sqlite3's errors
+        into the core's."""
         db = None
         try:
-            db = self._checkout()
-            yield db
-        except sqlite3.OperationalError as exc:  # locked past the timeout, cannot open, disk I/O
-            raise StoreUnavailable(f"sqlite3 session store {self.path!r}: {exc}") from exc
-        except sqlite3.Error as exc:
-            raise StoreError(f"sqlite3 session store {self.path!r}: {exc}") from exc
+            with self._errors(doing):
+                db = self._checkout()
+                yield db
         finally:
             if db is not None:
                 self._idle.append(db)
@@ -178,7 +182,7 @@ class _Touch(_Sessions):
 
     def touch(self, sid: str, ttl: int) -> bool:
         now = time.time()
-        with self._connection() as db:
+        with self._connection("refresh a session") as db:
             cursor = db.execute(
                 "UPDATE sessions SET expires_at = ? WHERE key = ? AND expires_at > ?",
                 (now + ttl, self.key_prefix + sid, now),
@@ -198,7 +202,7 @@ class _LoadAndTouch(_Touch):
         key = self.key_prefix + sid
         # ``with db`` commits the transaction BEGIN opened; IMMEDIATE takes the write lock first,
         # so the update cannot fail on a lock upgrade.
-        with self._connection() as db, db:
+        with self._connection("load a session") as db, db:
             db.execute("BEGIN IMMEDIATE")
             row = db.execute(
                 "SELECT data, version FROM sessions WHERE key = ? AND expires_at > ?", (key, now)
@@ -226,7 +230,7 @@ class _ConditionalSave(_LoadAndTouch):
     ) -> bool:
         now = time.time()
         key = self.key_prefix + sid
-        with self._connection() as db:
+        with self._connection("save a session") as db:
             if expected is None:  # create, or replace a record that has expired
                 cursor = db.execute(
                     f"INSERT INTO sessions {_COLUMNS} VALUES (?, ?, ?, ?, ?)"
@@ -252,7 +256,7 @@ class _Purge(_ConditionalSave):
     capabilities = _ConditionalSave.capabilities | Capability.PURGE
 
     def purge_expired(self) -> int:
-        with self._connection() as db:
+        with self._connection("purge expired sessions") as db:
             cursor = db.execute(
                 f"DELETE FROM sessions WHERE {_MINE} AND expires_at <= ?",
                 (*self._prefixed(), time.time()),
@@ -267,7 +271,7 @@ class _Enumerate(_Purge):
     capabilities = _Purge.capabilities | Capability.ENUMERATE
 
     def count(self) -> int:
-        with self._connection() as db:
+        with self._connection("count sessions") as db:
             row = db.execute(
                 f"SELECT count(*) FROM sessions WHERE {_MINE} AND expires_at > ?",
                 (*self._prefixed(), time.time()),
@@ -275,7 +279,7 @@ class _Enumerate(_Purge):
         return int(row[0])
 
     def iter_sids(self) -> c.Iterator[str]:
-        with self._connection() as db:
+        with self._connection("list sessions") as db:
             rows = db.execute(
                 f"SELECT key FROM sessions WHERE {_MINE} AND expires_at > ?",
                 (*self._prefixed(), time.time()),
@@ -291,7 +295,7 @@ class _UserIndex(_Enumerate):
     capabilities = _Enumerate.capabilities | Capability.USER_INDEX
 
     def user_sids(self, user_id: str) -> list[str]:
-        with self._connection() as db:
+        with self._connection("list a user's sessions") as db:
             rows = db.execute(
                 f"SELECT key FROM sessions WHERE {_MINE} AND user_id = ? AND expires_at > ?",
                 (*self._prefixed(), user_id, time.time()),

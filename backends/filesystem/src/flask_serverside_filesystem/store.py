@@ -13,8 +13,8 @@ id; ``P`` of the prefix)::
 
 Paths are built from hex digests of a session id that matched the id alphabet, so no cookie can
 name a path outside the directory; :meth:`FileSystemStore._locate` checks it once more. A record
-file is a fixed header (magic ``FSSN``, format 1, flags, id length, a random 16-byte version
-token, user id length), then the session id, the user id and the data. No pickle.
+file holds a header with a random version token, the session id, the user id and the data
+(:mod:`._record`; no pickle). The system calls it builds on are in :mod:`._posix`.
 
 Decisions:
 
@@ -53,7 +53,6 @@ whatever the number of sessions. POSIX only: it needs ``fcntl.flock``.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import functools
 import hashlib
@@ -61,21 +60,24 @@ import itertools
 import logging
 import os
 import re
-import secrets
 import stat
-import struct
 import sys
 import time
 import typing as t
 import urllib.parse
 
 from flask_serverside import Capability
+from flask_serverside import ClientErrors
 from flask_serverside import ConfigurationError
 from flask_serverside import Record
 from flask_serverside import StoreError
 
-if sys.platform != "win32":
-    import fcntl
+from . import _posix
+from . import _record
+from ._posix import OPEN_FLAGS
+from ._posix import listdir
+from ._posix import subdirectories
+from ._posix import unlink
 
 if t.TYPE_CHECKING:
     import collections.abc as c
@@ -87,35 +89,22 @@ log = logging.getLogger("flask_serverside.filesystem")
 P = t.ParamSpec("P")
 R = t.TypeVar("R")
 
-#: magic, format, flags, session id length, version token, user id length
-_HEADER = struct.Struct("<4sBBH16sI")
-_MAGIC = b"FSSN"
-_FORMAT = 1
-_HAS_USER = 1
 _SID = re.compile(r"[A-Za-z0-9_-]{1,512}")
 _NAME = re.compile(r"[0-9a-f]{64}")
 _TOP = re.compile(r"[0-9a-f]{2}")
 _LEAF = re.compile(r"[0-9a-f]")
-_OPEN_FLAGS = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
-
-
-class _Meta(t.NamedTuple):
-    token: bytes
-    sid: str
-    user_id: str | None
-    #: Where the data starts.
-    end: int
+#: Every failed system call is a failure of the store, never an outage: there is no server.
+_errors = ClientErrors("The session file store", unavailable=(), failed=(OSError,))
 
 
 def _os_errors(method: c.Callable[P, R]) -> c.Callable[P, R]:
     """Raise :class:`StoreError` from the :class:`OSError` of a store operation."""
+    doing = method.__name__.replace("_", " ")
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
+        with _errors(doing):
             return method(*args, **kwargs)
-        except OSError as exc:
-            raise StoreError(f"the session file store failed: {exc}") from exc
 
     return wrapper
 
@@ -170,7 +159,7 @@ class FileSystemStore:
         namespace = hashlib.sha256(key_prefix.encode()).hexdigest()[:32]
         self._sessions = os.path.join(self.directory, namespace, "sessions")
         self._users = os.path.join(self.directory, namespace, "users")
-        self._exchange = _exchange
+        self._exchange = _posix.exchange
         self._check_every = max(1, threshold // 10)
         self._writes = itertools.count(1)
         try:
@@ -196,28 +185,23 @@ class FileSystemStore:
 
         :raises ConfigurationError: naming the key to fix.
         """
-        config = settings.config
-        threshold = config.get("SESSION_FILE_THRESHOLD", 500)
-        if not _is_int(threshold) or threshold < 0:
-            raise ConfigurationError(
-                "SESSION_FILE_THRESHOLD must be the most sessions to keep, a whole number"
-                f" (500 is the default, 0 means no limit), not {threshold!r}."
-            )
-        mode = config.get("SESSION_FILE_MODE", 0o600)
-        if not _is_int(mode) or not 0 <= mode <= 0o777 or mode & 0o600 != 0o600:
+        mode = settings.config.get("SESSION_FILE_MODE", 0o600)
+        if (
+            isinstance(mode, bool)
+            or not isinstance(mode, int)
+            or not 0 <= mode <= 0o777
+            or mode & 0o600 != 0o600
+        ):
             raise ConfigurationError(
                 "SESSION_FILE_MODE must be permission bits that let the owner read and write,"
                 f" such as 0o600 (the default: owner only) or 0o640, not {mode!r}."
             )
-        fsync = config.get("SESSION_FILE_FSYNC", False)
-        if not isinstance(fsync, bool):
-            raise ConfigurationError(f"SESSION_FILE_FSYNC must be True or False, not {fsync!r}.")
         return cls(
             _directory(settings),
             key_prefix=settings.key_prefix,
-            threshold=threshold,
+            threshold=settings.integer("SESSION_FILE_THRESHOLD", 500, minimum=0),
             mode=mode,
-            fsync=fsync,
+            fsync=settings.flag("SESSION_FILE_FSYNC", False),
         )
 
     # -- paths -------------------------------------------------------------------------------
@@ -225,10 +209,10 @@ class FileSystemStore:
     def _locate(self, sid: str) -> tuple[str, str]:
         """Return the bucket directory and the record path of ``sid``.
 
-        :raises ValueError: when ``sid`` is not a session id.
+        :raises StoreError: when ``sid`` is not a session id.
         """
         if not isinstance(sid, str) or _SID.fullmatch(sid) is None:
-            raise ValueError("not a session id")
+            raise StoreError("not a session id")
         return self._record_path(self._name(sid))
 
     def _name(self, sid: str) -> str:
@@ -261,7 +245,7 @@ class FileSystemStore:
         """Open ``path`` with ``os.O_CREAT``, creating its directories when missing."""
         for attempt in range(3):
             try:
-                return os.open(path, flags | os.O_CREAT | _OPEN_FLAGS, self.mode)
+                return os.open(path, flags | os.O_CREAT | OPEN_FLAGS, self.mode)
             except FileNotFoundError:
                 if attempt == 2:
                     raise
@@ -272,13 +256,13 @@ class FileSystemStore:
         """Open the lock or index file ``path``, creating it when missing with exactly the
         store's mode (so that a group the mode admits can use it)."""
         try:
-            return os.open(path, flags | _OPEN_FLAGS)
+            return os.open(path, flags | OPEN_FLAGS)
         except FileNotFoundError:
             pass
         try:
             fd = self._create(path, flags | os.O_EXCL)
         except FileExistsError:
-            return os.open(path, flags | _OPEN_FLAGS)
+            return os.open(path, flags | OPEN_FLAGS)
         try:
             os.fchmod(fd, self.mode)
         except BaseException:
@@ -291,7 +275,7 @@ class FileSystemStore:
         # Open for writing: NFS emulates flock with fcntl locks, which need it to be exclusive.
         fd = self._ensure(f"{bucket}{os.sep}.lock", os.O_RDWR)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            _posix.lock(fd)
             yield
         finally:
             os.close(fd)  # releases the lock
@@ -300,7 +284,7 @@ class FileSystemStore:
 
     def _open_live(self, path: str, now: float) -> tuple[int, os.stat_result] | None:
         try:
-            fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
+            fd = os.open(path, os.O_RDONLY | OPEN_FLAGS)
         except FileNotFoundError:
             return None
         st = os.fstat(fd)
@@ -317,27 +301,27 @@ class FileSystemStore:
             return None
         fd, st = opened
         try:
-            buffer = _read_all(fd, st.st_size)
-            meta = _parse(buffer)
+            buffer = _posix.read_all(fd, st.st_size)
+            meta = _record.parse(buffer)
             if meta is None or meta.sid != sid:
                 log.warning("ignoring the unreadable session file %s", path)
                 return None
             if ttl is not None:
-                os.utime(fd, (now, now + ttl))
+                _posix.set_expiry(fd, now, ttl)
         finally:
             os.close(fd)
         return Record(buffer[meta.end :], meta.token)
 
-    def _meta(self, path: str, now: float) -> _Meta | None:
+    def _meta(self, path: str, now: float) -> _record.Meta | None:
         """Return the header of the live, well-formed record at ``path``, or ``None``."""
         opened = self._open_live(path, now)
         if opened is None:
             return None
         fd, st = opened
         try:
-            meta = _parse(os.pread(fd, 4096, 0))
-            if meta is None and st.st_size > 4096:  # a long user id
-                meta = _parse(_read_all(fd, st.st_size))
+            meta = _record.parse(os.pread(fd, _record.HEAD_SIZE, 0))
+            if meta is None and st.st_size > _record.HEAD_SIZE:  # a long user id
+                meta = _record.parse(_posix.read_all(fd, st.st_size))
         finally:
             os.close(fd)
         if meta is None or self._name(meta.sid) != path[-64:]:
@@ -363,7 +347,7 @@ class FileSystemStore:
         try:
             if os.stat(path, follow_symlinks=False).st_mtime <= now:
                 return False
-            os.utime(path, (now, now + ttl), follow_symlinks=False)
+            _posix.set_expiry(path, now, ttl)
         except FileNotFoundError:
             return False
         return True
@@ -373,16 +357,7 @@ class FileSystemStore:
     def _write(self, path: str, sid: str, data: bytes, ttl: int, user_id: str | None) -> None:
         """Replace the record at ``path``; the caller holds its bucket's lock."""
         now = self._clock()
-        user = b"" if user_id is None else user_id.encode("utf-8", "surrogatepass")
-        header = _HEADER.pack(
-            _MAGIC,
-            _FORMAT,
-            0 if user_id is None else _HAS_USER,
-            len(sid),
-            secrets.token_bytes(16),
-            len(user),
-        )
-        payload = memoryview(b"".join((header, sid.encode(), user, data)))
+        payload = memoryview(_record.encode(sid, user_id, data))
         temporary = path + ".tmp"
         fd = self._create(temporary, os.O_WRONLY | os.O_TRUNC)
         try:
@@ -390,7 +365,7 @@ class FileSystemStore:
                 os.fchmod(fd, self.mode)  # whatever the umask, or a leftover's mode
                 while payload:
                     payload = payload[os.write(fd, payload) :]
-                os.utime(fd, (now, now + ttl))  # the expiry, set before the record appears
+                _posix.set_expiry(fd, now, ttl)  # before the record appears
                 if self.fsync:
                     os.fsync(fd)
             finally:
@@ -401,7 +376,7 @@ class FileSystemStore:
                 os.unlink(temporary)
             raise
         if self.fsync:
-            directory = os.open(os.path.dirname(path), os.O_RDONLY | _OPEN_FLAGS)
+            directory = os.open(os.path.dirname(path), os.O_RDONLY | OPEN_FLAGS)
             try:
                 os.fsync(directory)
             finally:
@@ -475,15 +450,15 @@ class FileSystemStore:
         if not os.path.lexists(path):
             return
         with self._locked(bucket):
-            _unlink(path)
+            unlink(path)
 
     # -- the whole directory -----------------------------------------------------------------
 
     def _buckets(self) -> c.Iterator[tuple[str, list[os.DirEntry[str]]]]:
         """Yield each bucket directory of this key prefix with its entries."""
-        for top in _subdirectories(self._sessions):
-            for leaf in _subdirectories(top, _LEAF):
-                yield leaf, _listdir(leaf)
+        for top in subdirectories(self._sessions, _TOP):
+            for leaf in subdirectories(top, _LEAF):
+                yield leaf, listdir(leaf)
 
     def _records(self) -> c.Iterator[tuple[str, str, os.stat_result]]:
         """Yield the bucket, path and ``lstat`` of every record file."""
@@ -504,7 +479,7 @@ class FileSystemStore:
                 return False
             if (st.st_ino, st.st_mtime_ns) != (seen.st_ino, seen.st_mtime_ns):
                 return False  # replaced or refreshed meanwhile
-            return _unlink(path)
+            return unlink(path)
 
     @_os_errors
     def purge_expired(self) -> int:
@@ -520,20 +495,20 @@ class FileSystemStore:
             if leftovers:
                 with self._locked(bucket):  # no write is under way: these are left by crashes
                     for path in leftovers:
-                        _unlink(path)
+                        unlink(path)
         for bucket, path, st in self._records():
             if st.st_mtime <= now:
                 removed += self._unlink_unchanged(bucket, path, st)
-        for top in _subdirectories(self._users):
-            for user in _subdirectories(top, _NAME):
-                for entry in _listdir(user):
+        for top in subdirectories(self._users, _TOP):
+            for user in subdirectories(top, _NAME):
+                for entry in listdir(user):
                     if _NAME.fullmatch(entry.name) is None:
                         continue
                     bucket, path = self._record_path(entry.name)
                     if not os.path.lexists(path):
                         with self._locked(bucket):
                             if not os.path.lexists(path):
-                                _unlink(entry.path)
+                                unlink(entry.path)
                 with contextlib.suppress(OSError):
                     os.rmdir(user)  # only when empty
         return removed
@@ -577,7 +552,7 @@ class FileSystemStore:
         now = self._clock()
         sids = []
         directory = os.path.dirname(self._marker_path(user_id, "0" * 64))
-        for entry in _listdir(directory):
+        for entry in listdir(directory):
             if _NAME.fullmatch(entry.name) is None:
                 continue
             bucket, path = self._record_path(entry.name)
@@ -588,7 +563,7 @@ class FileSystemStore:
             with self._locked(bucket):
                 meta = self._meta(path, now)
                 if meta is None or meta.user_id != user_id:
-                    _unlink(entry.path)
+                    unlink(entry.path)
         return sids
 
     def close(self) -> None:
@@ -624,92 +599,3 @@ def _directory(settings: StoreSettings) -> str:
             " could hold the sessions: set SESSION_FILE_DIR to a directory."
         )
     return os.path.join(settings.app.instance_path, "flask_session")
-
-
-def _load_exchange() -> c.Callable[[str, str], None] | None:
-    """Return Linux's ``renameat2(RENAME_EXCHANGE)``, or ``None`` where there is none."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        function = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):  # pragma: no cover - glibc before 2.28
-        return None
-    function.argtypes = [
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_uint,
-    ]
-    function.restype = ctypes.c_int
-
-    def exchange(first: str, second: str) -> None:
-        if function(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), 2) != 0:
-            error = ctypes.get_errno()
-            raise OSError(error, os.strerror(error), first, None, second)
-
-    return exchange
-
-
-_AT_FDCWD = -100
-_exchange = _load_exchange()
-
-
-def _is_int(value: object) -> t.TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _parse(buffer: bytes) -> _Meta | None:
-    """Decode the header, session id and user id at the start of ``buffer``; ``None`` when
-    they are not well formed or ``buffer`` stops before their end."""
-    if len(buffer) < _HEADER.size:
-        return None
-    magic, version, flags, sid_length, token, user_length = _HEADER.unpack_from(buffer)
-    if magic != _MAGIC or version != _FORMAT:
-        return None
-    start = _HEADER.size + sid_length
-    end = start + user_length
-    if len(buffer) < end:
-        return None
-    try:
-        sid = buffer[_HEADER.size : start].decode("ascii")
-        user = buffer[start:end].decode("utf-8", "surrogatepass") if flags & _HAS_USER else None
-    except UnicodeDecodeError:
-        return None
-    return _Meta(token, sid, user, end)
-
-
-def _read_all(fd: int, size: int) -> bytes:
-    chunks = []
-    while size > 0:
-        chunk = os.read(fd, size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
-
-
-def _listdir(path: str) -> list[os.DirEntry[str]]:
-    try:
-        with os.scandir(path) as entries:
-            return list(entries)
-    except FileNotFoundError:
-        return []
-
-
-def _subdirectories(path: str, pattern: re.Pattern[str] = _TOP) -> list[str]:
-    """The paths of the subdirectories of ``path`` whose names match ``pattern``."""
-    return [
-        entry.path
-        for entry in _listdir(path)
-        if pattern.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False)
-    ]
-
-
-def _unlink(path: str) -> bool:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        return False
-    return True

@@ -7,9 +7,9 @@ Select it with ``SESSION_TYPE = "memcached"`` and ``SESSION_MEMCACHED`` (a list 
 
 from __future__ import annotations
 
+from ._client import build_client
 from .store import MemcachedStore
 from .store import PythonMemcachedStore
-from .store import build_client
 from .store import expiry_time
 from .store import memcached_key
 
@@ -21,5 +21,8 @@ __all__ = [
     "memcached_key",
 ]
 
-MemcachedStore.__module__ = __name__
-PythonMemcachedStore.__module__ = __name__
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -22,11 +22,12 @@ is not printable ASCII, the id by its sha256: deterministic, so every process fi
 Time to live: memcached reads an expiry over 30 days as an absolute Unix time, so longer ones
 are sent as ``now + ttl``. memcached never returns an item past its expiry.
 
-Capabilities with pymemcache: ``TOUCH`` (``touch``), ``LOAD_AND_TOUCH`` (``gats``: the record
-and its cas token in one round trip) and ``CONDITIONAL_SAVE`` (``gets``/``cas``; ``add`` to
-create). A python-memcached style client (``get``/``set``/``delete``/``touch``) gets
-:class:`PythonMemcachedStore`, with ``TOUCH`` only; such clients report errors as misses.
-memcached cannot list keys: no ``ENUMERATE``, ``USER_INDEX`` or ``PURGE`` (expiry is native).
+Capabilities with pymemcache (:class:`MemcachedStore`): ``TOUCH`` (``touch``), ``LOAD_AND_TOUCH``
+(``gats``: the record and its cas token in one round trip) and ``CONDITIONAL_SAVE``
+(``gets``/``cas``; ``add`` to create). A python-memcached style client
+(``get``/``set``/``delete``/``touch``) gets its sibling :class:`PythonMemcachedStore`, with
+``TOUCH`` only; such clients report errors as misses. memcached cannot list keys: no
+``ENUMERATE``, ``USER_INDEX`` or ``PURGE`` (expiry is native).
 """
 
 from __future__ import annotations
@@ -48,10 +49,17 @@ from pymemcache.exceptions import MemcacheUnexpectedCloseError
 from pymemcache.exceptions import MemcacheUnknownCommandError
 
 from flask_serverside import Capability
+from flask_serverside import ClientErrors
+from flask_serverside import ClientHandle
 from flask_serverside import ConfigurationError
 from flask_serverside import Record
 from flask_serverside import StoreError
 from flask_serverside import StoreUnavailable
+
+from ._client import build_client
+from ._client import drop_idle_connections
+from ._client import get_and_touch
+from ._client import parse_servers
 
 if t.TYPE_CHECKING:
     import collections.abc as c
@@ -66,9 +74,11 @@ THIRTY_DAYS = 30 * 24 * 3600
 MAX_KEY_LENGTH = 250
 _VALID_KEY = re.compile(r"[!-~]+")  # printable ASCII, no space, no control character
 T = t.TypeVar("T")
+#: Errors of a connection: it could not be made, timed out, or the server closed it.
 _CONNECTION_ERRORS = (OSError, MemcacheUnexpectedCloseError)
 #: Errors of a connection that was open: the server closed it (restart, death) or reset it.
 _STALE_CONNECTION = (MemcacheUnexpectedCloseError, ConnectionResetError, BrokenPipeError)
+_errors = ClientErrors("memcached", unavailable=_CONNECTION_ERRORS, failed=(MemcacheError,))
 
 
 def expiry_time(ttl: int, now: float | None = None) -> int:
@@ -92,105 +102,19 @@ def memcached_key(prefix: str, sid: str, limit: int = MAX_KEY_LENGTH) -> str:
     return head + hashlib.sha256(sid.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _drop_idle_connections(client: object) -> None:
-    """Close the idle connections of a :class:`PooledClient` (those of a server that died or
-    restarted are all stale). Connections in use are left to their threads, which drop them
-    when they fail."""
-    if isinstance(client, PooledClient):
-        pool = client.client_pool
-        for _ in range(len(pool.free)):
-            try:
-                idle = pool.get()  # a free connection, or a new unopened one if none is left
-            except RuntimeError:  # the pool is at its maximum size: none is free
-                return
-            pool.destroy(idle)
+class _Memcached:
+    """What both memcached stores share: configuration, keys, the plain writes and ``touch``,
+    and the handling of failed servers. Each store adds its client's reads.
 
-
-class _SessionHashClient(HashClient):  # type: ignore[misc]
-    """A :class:`HashClient` whose fail-over bookkeeping is safe across threads and which
-    closes the connections of a server when it leaves it out."""
-
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        self._ring_lock = threading.RLock()
-        super().__init__(*args, **kwargs)
-
-    def _mark_failed_server(self, server: t.Any) -> None:
-        with self._ring_lock:
-            if server in self._dead_clients:  # another thread already left it out
-                return
-            super()._mark_failed_server(server)
-            _drop_idle_connections(self.clients[self._make_client_key(server)])
-
-    def _retry_dead(self) -> None:
-        with self._ring_lock:
-            super()._retry_dead()
-
-    def add_server(self, server: t.Any, port: int | None = None) -> None:
-        replaced = self.clients.get(
-            self._make_client_key(server if port is None else (server, port))
-        )
-        super().add_server(server, port)
-        _drop_idle_connections(replaced)
-
-
-def build_client(
-    servers: c.Sequence[tuple[str, int]], *, timeout: float = 1.0, dead_timeout: float = 10.0
-) -> PooledClient | HashClient:
-    """Build a thread-safe pymemcache client with the settings sessions need: TCP no-delay,
-    connect and read timeouts, replies awaited for every write and, for several servers,
-    fail-over that leaves a failing server out for ``dead_timeout`` seconds."""
-    options: dict[str, t.Any] = {
-        "connect_timeout": timeout,
-        "timeout": timeout,
-        "no_delay": True,
-        "default_noreply": False,
-    }
-    if len(servers) == 1:
-        return PooledClient(servers[0], **options)
-    return _SessionHashClient(
-        list(servers),
-        use_pooling=True,
-        retry_attempts=0,
-        dead_timeout=dead_timeout,
-        ignore_exc=False,
-        **options,
-    )
-
-
-def parse_servers(value: str | c.Sequence[str | tuple[str, int]]) -> list[tuple[str, int]]:
-    """Parse ``"host:port,host:port"``, a ``memcached://`` URL's location or a list of
-    ``"host:port"`` strings and ``(host, port)`` pairs.
-
-    :raises ValueError: naming the entry that is not a server address.
-    """
-    entries = value.split(",") if isinstance(value, str) else list(value)
-    servers = []
-    for entry in entries:
-        if isinstance(entry, tuple):
-            servers.append((str(entry[0]), int(entry[1])))
-            continue
-        host, _, port = entry.strip().rpartition(":")
-        if not host or not port.isdigit():
-            raise ValueError(f"{entry!r} is not a 'host:port' server address")
-        servers.append((host.strip("[]"), int(port)))
-    if not servers:
-        raise ValueError("no server is named")
-    return servers
-
-
-class MemcachedStore:
-    """Sessions in memcached through a pymemcache ``Client``, ``PooledClient`` or
-    ``HashClient``.
-
-    :param client: the pymemcache client; a plain ``Client`` (or a ``HashClient`` without
-        pooling) is not thread-safe, so the store serializes its calls to it.
+    :param client: the memcached client; a plain pymemcache ``Client`` (or a ``HashClient``
+        without pooling) is not thread-safe, so the store serializes its calls to it.
     :param key_prefix: prepended to every session id (see :func:`memcached_key`).
     :param owns_client: close the client in :meth:`close`; true for clients the store built.
     """
 
-    capabilities: t.ClassVar[Capability] = (
-        Capability.TOUCH | Capability.LOAD_AND_TOUCH | Capability.CONDITIONAL_SAVE
-    )
+    capabilities: t.ClassVar[Capability] = Capability.TOUCH
+    #: Keyword arguments of every write.
+    _write_options: t.ClassVar[dict[str, t.Any]] = {}
 
     def __init__(
         self, client: t.Any, *, key_prefix: str = "session:", owns_client: bool = False
@@ -199,19 +123,17 @@ class MemcachedStore:
         self.client = client
         #: Prepended to every session id.
         self.key_prefix = key_prefix
-        self._owns_client = owns_client
+        self._handle = ClientHandle(client, owned=owns_client, closer=self._close_client)
         self._hashed = isinstance(client, HashClient)
         unsafe = isinstance(client, Client) or (self._hashed and not client.use_pooling)
         self._lock: contextlib.AbstractContextManager[t.Any] = (
             threading.RLock() if unsafe else contextlib.nullcontext()
         )
-        self._write_options: dict[str, t.Any] = {"noreply": False}
-        self._has_gats = True
         client_prefix = getattr(client, "key_prefix", b"")
         self._key_limit = MAX_KEY_LENGTH - len(client_prefix)
 
     @classmethod
-    def from_settings(cls, settings: StoreSettings) -> MemcachedStore:
+    def from_settings(cls, settings: StoreSettings) -> _Memcached:
         """Build the store from ``SESSION_MEMCACHED`` or the ``memcached://`` URL of
         ``SESSION_TYPE``, with ``SESSION_MEMCACHED_TIMEOUT`` and
         ``SESSION_MEMCACHED_DEAD_TIMEOUT`` for the clients it builds.
@@ -234,8 +156,8 @@ class MemcachedStore:
         if not isinstance(value, (str, list, tuple)):
             return cls.for_client(value, key_prefix=settings.key_prefix)
         options = {
-            "timeout": settings.config.get("SESSION_MEMCACHED_TIMEOUT", 1.0),
-            "dead_timeout": settings.config.get("SESSION_MEMCACHED_DEAD_TIMEOUT", 10.0),
+            "timeout": settings.seconds("SESSION_MEMCACHED_TIMEOUT", 1.0),
+            "dead_timeout": settings.seconds("SESSION_MEMCACHED_DEAD_TIMEOUT", 10.0),
         }
         try:
             if isinstance(value, str) and "://" in value:
@@ -248,17 +170,16 @@ class MemcachedStore:
                     options[name] = float(given)
                 value = url.netloc
             servers = parse_servers(value)
-            timeout, dead_timeout = float(options["timeout"]), float(options["dead_timeout"])
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(
                 f"Bad memcached servers {value!r}: {exc}. Name them as 'host:port' strings in"
                 " a list, or as 'memcached://host:port,host:port?timeout=1&dead_timeout=10'."
             ) from exc
-        client = build_client(servers, timeout=timeout, dead_timeout=dead_timeout)
-        return cls(client, key_prefix=settings.key_prefix, owns_client=True)
+        client = build_client(servers, **options)
+        return MemcachedStore(client, key_prefix=settings.key_prefix, owns_client=True)
 
     @classmethod
-    def for_client(cls, client: object, *, key_prefix: str = "session:") -> MemcachedStore:
+    def for_client(cls, client: object, *, key_prefix: str = "session:") -> _Memcached:
         """Return a :class:`MemcachedStore` for a pymemcache client, a
         :class:`PythonMemcachedStore` for a python-memcached style one.
 
@@ -278,48 +199,81 @@ class MemcachedStore:
         """Return the memcached key of ``sid`` (see :func:`memcached_key`)."""
         return memcached_key(self.key_prefix, sid, self._key_limit)
 
-    def _run(self, command: str, key: str, run: c.Callable[[], T]) -> T:
-        """Run one client command (one round trip) for ``key``, mapping errors.
+    def _run(self, doing: str, key: str, run: c.Callable[[], T]) -> T:
+        """Run one client command (one round trip) for ``key``, translating its errors.
 
         A broken connection is retried once on a new one and, on a ``HashClient``, as long as
         a server is left for the key (the failed one is then left out): so the sessions of a
         dead server are misses, and writes go to the server that now owns the key.
         """
         attempts = 3 if self._hashed else 2
-        for attempt in range(1, attempts + 1):
-            try:
-                with self._lock:
-                    return run()
-            except _CONNECTION_ERRORS as exc:
-                node = self.client.hasher.get_node(key) if self._hashed else None
-                stale = isinstance(exc, _STALE_CONNECTION)
-                if stale:  # the other pooled connections to that server are likely stale too
-                    _drop_idle_connections(self.client.clients[node] if node else self.client)
-                if attempt == attempts or not (stale or node is not None):
-                    raise StoreUnavailable(f"memcached {command} failed: {exc!r}") from exc
-                log.warning("memcached %s failed (%r); trying again", command, exc)
-            except MemcacheError as exc:
-                if self._hashed and self.client.hasher.get_node(key) is None:
-                    raise StoreUnavailable(f"no memcached server is up: {exc}") from exc
-                raise StoreError(f"memcached {command} failed: {exc!r}") from exc
+        with _errors(doing):
+            for attempt in range(1, attempts + 1):
+                try:
+                    with self._lock:
+                        return run()
+                except _CONNECTION_ERRORS as exc:
+                    node = self.client.hasher.get_node(key) if self._hashed else None
+                    stale = isinstance(exc, _STALE_CONNECTION)
+                    if stale:  # the other pooled connections to that server are likely stale
+                        drop_idle_connections(self.client.clients[node] if node else self.client)
+                    if attempt == attempts or not (stale or node is not None):
+                        raise
+                    log.warning("memcached failed to %s (%r); trying again", doing, exc)
+                except MemcacheError as exc:
+                    if self._hashed and self.client.hasher.get_node(key) is None:
+                        raise StoreUnavailable(f"no memcached server is up: {exc}") from exc
+                    raise
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def load(self, sid: str) -> Record | None:
-        key = self.key(sid)
-        return _record(self._run("gets", key, lambda: self.client.gets(key)))
 
     def save(self, sid: str, data: bytes, ttl: int, *, user_id: str | None = None) -> None:
         key, exptime, options = self.key(sid), expiry_time(ttl), self._write_options
-        if not self._run("set", key, lambda: self.client.set(key, data, exptime, **options)):
+        if not self._run(
+            "save a session", key, lambda: self.client.set(key, data, exptime, **options)
+        ):
             raise StoreError("memcached did not store the session (too large, or out of memory)")
 
     def delete(self, sid: str) -> None:
         key = self.key(sid)
-        self._run("delete", key, lambda: self.client.delete(key, **self._write_options))
+        self._run("delete a session", key, lambda: self.client.delete(key, **self._write_options))
 
     def touch(self, sid: str, ttl: int) -> bool:
         key, exptime, options = self.key(sid), expiry_time(ttl), self._write_options
-        return bool(self._run("touch", key, lambda: self.client.touch(key, exptime, **options)))
+        return bool(
+            self._run("refresh a session", key, lambda: self.client.touch(key, exptime, **options))
+        )
+
+    def close(self) -> None:
+        """Close the client when the store built it; a client passed in is the caller's."""
+        self._handle.close()
+
+    def _close_client(self, client: t.Any) -> None:
+        client.close()
+
+
+class MemcachedStore(_Memcached):
+    """Sessions in memcached through a pymemcache ``Client``, ``PooledClient`` or
+    ``HashClient`` (see :class:`_Memcached` for the parameters), with the record's cas token
+    as its version.
+
+    .. versionchanged:: 0.2
+        :class:`PythonMemcachedStore` is its sibling, no longer a subclass.
+    """
+
+    capabilities: t.ClassVar[Capability] = (
+        Capability.TOUCH | Capability.LOAD_AND_TOUCH | Capability.CONDITIONAL_SAVE
+    )
+    _write_options: t.ClassVar[dict[str, t.Any]] = {"noreply": False}
+
+    def __init__(
+        self, client: t.Any, *, key_prefix: str = "session:", owns_client: bool = False
+    ) -> None:
+        super().__init__(client, key_prefix=key_prefix, owns_client=owns_client)
+        self._has_gats = True
+
+    def load(self, sid: str) -> Record | None:
+        key = self.key(sid)
+        return _record(self._run("load a session", key, lambda: self.client.gets(key)))
 
     def load_and_touch(self, sid: str, ttl: int) -> Record | None:
         """Load and touch with ``gats``: one round trip; two (``gets`` then ``touch``) on a
@@ -327,7 +281,9 @@ class MemcachedStore:
         key, exptime = self.key(sid), expiry_time(ttl)
         if self._has_gats:
             try:
-                found = self._run("gats", key, lambda: _get_and_touch(self.client, key, exptime))
+                found = self._run(
+                    "load a session", key, lambda: get_and_touch(self.client, key, exptime)
+                )
             except StoreError as exc:
                 if not isinstance(exc.__cause__, MemcacheUnknownCommandError):
                     raise
@@ -350,72 +306,38 @@ class MemcachedStore:
         key, exptime, options = self.key(sid), expiry_time(ttl), self._write_options
         if expected is None:
             return bool(
-                self._run("add", key, lambda: self.client.add(key, data, exptime, **options))
+                self._run(
+                    "create a session", key, lambda: self.client.add(key, data, exptime, **options)
+                )
             )
         if expected.version is None:
             return False
         version = expected.version
-        cas = self._run("cas", key, lambda: self.client.cas(key, data, version, exptime, **options))
+        cas = self._run(
+            "save a session", key, lambda: self.client.cas(key, data, version, exptime, **options)
+        )
         return bool(cas)  # None when the record is gone, False when it changed
 
-    def close(self) -> None:
-        """Close the client when the store built it; a client passed in is the caller's."""
-        if self._owns_client:
-            self.client.close()
 
-
-class PythonMemcachedStore(MemcachedStore):
+class PythonMemcachedStore(_Memcached):
     """Sessions in memcached through a python-memcached style client (``memcache.Client``, as
     Flask-Session's seeds configure it): ``get``, ``set``, ``delete`` and ``touch``.
 
     Such clients do not expose cas tokens, so there is no conditional save (the last writer
     wins) and no load-and-touch. python-memcached reports a server error as a miss on reads;
     a write it could not make raises :class:`StoreError`.
+
+    .. versionchanged:: 0.2
+        A sibling of :class:`MemcachedStore` over a shared base, no longer its subclass.
     """
-
-    capabilities: t.ClassVar[Capability] = Capability.TOUCH
-
-    def __init__(
-        self, client: t.Any, *, key_prefix: str = "session:", owns_client: bool = False
-    ) -> None:
-        super().__init__(client, key_prefix=key_prefix, owns_client=owns_client)
-        self._write_options = {}
-        self._key_limit = MAX_KEY_LENGTH
-        self._has_gats = False  # load_and_touch (not declared) then loads and touches
 
     def load(self, sid: str) -> Record | None:
         key = self.key(sid)
-        value = self._run("get", key, lambda: self.client.get(key))
+        value = self._run("load a session", key, lambda: self.client.get(key))
         return None if value is None else Record(_as_bytes(value))
 
-    def close(self) -> None:
-        """Disconnect the client when the store built it."""
-        if self._owns_client:
-            self.client.disconnect_all()
-
-
-def _get_and_touch(client: t.Any, key: str, exptime: int) -> tuple[t.Any, t.Any] | None:
-    """Run memcached's ``gats`` (get, touch and return the cas token) through ``client``.
-
-    pymemcache releases after 4.0 have ``gats``; 4.0 has the command's parsing but no method,
-    so its internal fetch is used, with the same connection handling as its ``gets``.
-    """
-    if callable(getattr(client, "gats", None)):
-        return t.cast("tuple[t.Any, t.Any]", client.gats(key, exptime))
-    if isinstance(client, HashClient):
-        node = client._get_client(key)
-        if node is None:
-            return None
-        return t.cast(
-            "tuple[t.Any, t.Any] | None",
-            client._safely_run_func(node, _get_and_touch, None, node, key, exptime),
-        )
-    if isinstance(client, PooledClient):
-        with client.client_pool.get_and_release(destroy_on_fail=True) as one:
-            return _get_and_touch(one, key, exptime)
-    command = b"gats %d" % exptime
-    found = client._fetch_cmd(command, [key], True, key_prefix=client.key_prefix)
-    return t.cast("tuple[t.Any, t.Any] | None", found.get(key))
+    def _close_client(self, client: t.Any) -> None:
+        client.disconnect_all()
 
 
 def _record(found: tuple[t.Any, t.Any] | None) -> Record | None:

@@ -9,3 +9,9 @@ from __future__ import annotations
 from .store import MongoDBStore
 
 __all__ = ["MongoDBStore"]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type):
+        _obj.__module__ = __name__
+del _name, _obj

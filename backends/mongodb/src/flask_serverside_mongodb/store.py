@@ -45,10 +45,12 @@ from pymongo.errors import DuplicateKeyError
 from pymongo.errors import PyMongoError
 
 from flask_serverside import Capability
+from flask_serverside import ClientErrors
+from flask_serverside import ClientHandle
+from flask_serverside import ConfigurationError
 from flask_serverside import Record
-from flask_serverside.exceptions import ConfigurationError
-from flask_serverside.exceptions import StoreError
-from flask_serverside.exceptions import StoreUnavailable
+from flask_serverside import StoreError
+from flask_serverside import StoreUnavailable
 
 if t.TYPE_CHECKING:
     from pymongo.collection import Collection
@@ -82,6 +84,23 @@ INDEXES: tuple[pymongo.IndexModel, ...] = (
 )
 
 _PROJECTION = {"_id": False, "val": True, "version": True}
+_errors = ClientErrors(
+    "MongoDB", unavailable=(ConnectionFailure,), failed=(PyMongoError, BSONError)
+)
+
+
+@contextlib.contextmanager
+def _translated(doing: str) -> c.Iterator[None]:
+    """pymongo's errors in the core's terms. A timeout is an outage whatever its class:
+    pymongo marks it on the exception (``exc.timeout``), and a write past its time limit is
+    an ``OperationFailure``."""
+    with _errors(doing):
+        try:
+            yield
+        except PyMongoError as exc:
+            if exc.timeout and not isinstance(exc, ConnectionFailure):
+                raise StoreUnavailable(f"MongoDB timed out, could not {doing}: {exc}") from exc
+            raise
 
 
 def _now() -> datetime.datetime:
@@ -125,7 +144,7 @@ class MongoDBStore:
         self.key_prefix = key_prefix
         #: Seconds each operation may take, or ``None``.
         self.timeout = timeout
-        self._owns_client = owns_client
+        self._client = ClientHandle(collection.database.client, owned=owns_client)
         self._indexes_pending = False
         if create_indexes:
             try:
@@ -181,22 +200,19 @@ class MongoDBStore:
             )
         owns = url is not None
         try:
-            database = _name(config, "SESSION_MONGODB_DB", database)
-            collection = _name(config, "SESSION_MONGODB_COLLECT", DEFAULT_COLLECTION)
-            timeout = config.get("SESSION_MONGODB_TIMEOUT", DEFAULT_TIMEOUT)
-            if timeout is not None and (
-                isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
-            ):
-                raise ConfigurationError(
-                    "SESSION_MONGODB_TIMEOUT must be a positive number of seconds (default"
-                    f" {DEFAULT_TIMEOUT}) or None to use the client's own timeouts,"
-                    f" not {timeout!r}."
-                )
+            database = settings.text("SESSION_MONGODB_DB", database)
+            collection = settings.text("SESSION_MONGODB_COLLECT", DEFAULT_COLLECTION)
+            # None, set explicitly, leaves the time limit to the client's own timeouts.
+            timeout = (
+                None
+                if "SESSION_MONGODB_TIMEOUT" in config and config["SESSION_MONGODB_TIMEOUT"] is None
+                else settings.seconds("SESSION_MONGODB_TIMEOUT", DEFAULT_TIMEOUT)
+            )
             return cls(
                 client[database][collection],
                 key_prefix=settings.key_prefix,
                 timeout=timeout,
-                create_indexes=bool(config.get("SESSION_MONGODB_CREATE_INDEXES", True)),
+                create_indexes=settings.flag("SESSION_MONGODB_CREATE_INDEXES", True),
                 owns_client=owns,
             )
         except BaseException:
@@ -207,18 +223,15 @@ class MongoDBStore:
     # -- plumbing ---------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _call(self) -> c.Iterator[None]:
+    def _call(self, doing: str) -> c.Iterator[None]:
         """Run one operation under the timeout, translating pymongo's errors."""
         deadline: t.ContextManager[None] = (
             contextlib.nullcontext() if self.timeout is None else pymongo.timeout(self.timeout)
         )
-        try:
-            with deadline:
-                if self._indexes_pending:
-                    self._create_late_indexes()
-                yield
-        except (PyMongoError, BSONError) as exc:
-            raise _store_error(exc) from exc
+        with _translated(doing), deadline:
+            if self._indexes_pending:
+                self._create_late_indexes()
+            yield
 
     def create_indexes(self) -> None:
         """Create the indexes the store relies on (a no-op for those that exist): a unique
@@ -228,10 +241,8 @@ class MongoDBStore:
         :raises StoreError: when they cannot be created (for instance, when a collection
             Flask-Session filled holds two documents with one ``id``).
         """
-        try:
+        with _translated("create the session indexes"):
             self.collection.create_indexes(list(INDEXES))
-        except PyMongoError as exc:
-            raise _store_error(exc) from exc
         self._indexes_pending = False
 
     def _create_late_indexes(self) -> None:
@@ -280,7 +291,7 @@ class MongoDBStore:
     # -- the protocol -----------------------------------------------------------------------
 
     def load(self, sid: str) -> Record | None:
-        with self._call():
+        with self._call("load a session"):
             document = self.collection.find_one(
                 {"id": self.key_prefix + sid, "expiration": {"$gt": _now()}}, _PROJECTION
             )
@@ -289,7 +300,7 @@ class MongoDBStore:
     def save(self, sid: str, data: bytes, ttl: int, *, user_id: str | None = None) -> None:
         key = self.key_prefix + sid
         update = self._update(key, data, _now(), ttl, user_id)
-        with self._call():
+        with self._call("save a session"):
             try:
                 self.collection.update_one({"id": key}, update, upsert=True)
             except DuplicateKeyError:
@@ -297,12 +308,12 @@ class MongoDBStore:
                 self.collection.update_one({"id": key}, update, upsert=True)
 
     def delete(self, sid: str) -> None:
-        with self._call():
+        with self._call("delete a session"):
             self.collection.delete_many({"id": self.key_prefix + sid})
 
     def touch(self, sid: str, ttl: int) -> bool:
         now = _now()
-        with self._call():
+        with self._call("refresh a session"):
             result = self.collection.update_one(
                 {"id": self.key_prefix + sid, "expiration": {"$gt": now}},
                 {"$set": {"expiration": now + datetime.timedelta(seconds=ttl)}},
@@ -311,7 +322,7 @@ class MongoDBStore:
 
     def load_and_touch(self, sid: str, ttl: int) -> Record | None:
         now = _now()
-        with self._call():
+        with self._call("load a session"):
             document = self.collection.find_one_and_update(
                 {"id": self.key_prefix + sid, "expiration": {"$gt": now}},
                 {"$set": {"expiration": now + datetime.timedelta(seconds=ttl)}},
@@ -331,7 +342,7 @@ class MongoDBStore:
         key = self.key_prefix + sid
         now = _now()
         update = self._update(key, data, now, ttl, user_id)
-        with self._call():
+        with self._call("save a session"):
             if expected is None:
                 # Replaces an expired document or inserts; a live one makes the insert hit
                 # the unique index on ``id``.
@@ -348,7 +359,7 @@ class MongoDBStore:
         return result.matched_count > 0
 
     def purge_expired(self) -> int:
-        with self._call():
+        with self._call("purge expired sessions"):
             result = self.collection.delete_many(
                 {**self._prefix_filter(), "expiration": {"$lte": _now()}}
             )
@@ -358,7 +369,7 @@ class MongoDBStore:
         return {**self._prefix_filter(), **fields, "expiration": {"$gt": _now()}}
 
     def count(self) -> int:
-        with self._call():
+        with self._call("count sessions"):
             return self.collection.count_documents(self._live_filter())
 
     def iter_sids(self) -> c.Iterator[str]:
@@ -367,7 +378,7 @@ class MongoDBStore:
         try:
             while True:
                 # Each batch is fetched under the timeout; none is held across a yield.
-                with self._call():
+                with self._call("list sessions"):
                     document = next(cursor, None)
                 if document is None:
                     return
@@ -377,7 +388,7 @@ class MongoDBStore:
 
     def user_sids(self, user_id: str) -> list[str]:
         start = len(self.key_prefix)
-        with self._call():
+        with self._call("list a user's sessions"):
             documents = list(
                 self.collection.find(self._live_filter(user=user_id), {"_id": False, "id": True})
             )
@@ -386,14 +397,7 @@ class MongoDBStore:
     def close(self) -> None:
         """Close the client when the store built it from a URL; a client the application
         passed in stays open."""
-        if self._owns_client:
-            self.collection.database.client.close()
-
-
-def _store_error(exc: PyMongoError | BSONError) -> StoreError:
-    if isinstance(exc, PyMongoError) and (isinstance(exc, ConnectionFailure) or exc.timeout):
-        return StoreUnavailable(f"MongoDB is unavailable: {exc}")
-    return StoreError(f"MongoDB failed: {exc}")
+        self._client.close()
 
 
 def _client_from_url(url: str) -> pymongo.MongoClient[Document]:
@@ -414,12 +418,3 @@ def _redact(url: str) -> str:
     if "@" not in parts.netloc:
         return url
     return parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
-
-
-def _name(config: c.Mapping[str, t.Any], key: str, default: str) -> str:
-    value = config.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, str) or not value:
-        raise ConfigurationError(f"{key} must be a non-empty string (default {default!r}).")
-    return value

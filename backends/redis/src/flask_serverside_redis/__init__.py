@@ -9,12 +9,14 @@
 
 from __future__ import annotations
 
+from ._record import Version
 from .store import RedisStore
-from .store import Version
 from .urls import connect_url
 
 __all__ = ["RedisStore", "Version", "connect_url"]
 
-for _cls in (RedisStore, Version):
-    _cls.__module__ = __name__
-del _cls
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type):
+        _obj.__module__ = __name__
+del _name, _obj

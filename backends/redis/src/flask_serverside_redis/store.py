@@ -11,12 +11,9 @@ or a URL in ``SESSION_TYPE`` (or ``SESSION_REDIS``): ``redis://``, ``rediss://``
 ``redis+cluster://host:port[,host:port]`` (``rediss+...`` for TLS).
 
 Records: one string key per session, ``SESSION_KEY_PREFIX + sid``, expiring through Redis's own
-expiry. Its value is a header (:data:`HEADER`: ``0xC1 0x01``, an 8-byte random version, the user
-index deadline and the user id) followed by the session bytes. ``0xC1`` is never the first byte
-of a MessagePack map, JSON text or pickle, so a record written by Flask-Session 0.7/0.8 under the
-same prefix (no header) is told apart and still loads; its version is the SHA-1 of its value,
-which the compare-and-set script computes the same way. Flask-Session cannot read this store's
-records, so moving to it is one way.
+expiry. Its value is a header (the version and the user index entry) followed by the session
+bytes (see :mod:`._record`); a record Flask-Session 0.7/0.8 wrote under the same prefix still
+loads. Flask-Session cannot read this store's records, so moving to it is one way.
 
 Round trips: ``load``, ``load_and_touch`` (``GETEX``), ``touch``, ``delete``, ``save`` and
 ``save_if`` (one Lua script that compares the version and writes) cost one each.
@@ -34,12 +31,7 @@ hash slot than the session, a second call updates it first, so it never misses a
 from __future__ import annotations
 
 import collections.abc as c
-import contextlib
-import hashlib
 import logging
-import os
-import struct
-import threading
 import time
 import typing as t
 
@@ -48,16 +40,20 @@ from redis.cluster import RedisCluster
 from redis.exceptions import AuthenticationError
 from redis.exceptions import AuthorizationError
 from redis.exceptions import ClusterDownError
-from redis.exceptions import NoScriptError
 from redis.exceptions import RedisClusterException
 from redis.exceptions import TryAgainError
 
 from flask_serverside import Capability
+from flask_serverside import ClientErrors
+from flask_serverside import ClientHandle
 from flask_serverside import ConfigurationError
 from flask_serverside import Record
 from flask_serverside import StoreError
-from flask_serverside import StoreUnavailable
 
+from . import _record
+from ._record import CLOCK_SKEW
+from ._record import Script
+from ._record import Version
 from .urls import Client
 from .urls import connect_url
 
@@ -65,165 +61,61 @@ if t.TYPE_CHECKING:
     from flask_serverside import StoreSettings
 
 
-log = logging.getLogger("flask_serverside")
+log = logging.getLogger("flask_serverside.redis")
 
-#: The first bytes of every value this store writes.
-MAGIC = b"\xc1\x01"
-#: The header: :data:`MAGIC`, an 8-byte random version, the user index deadline (Unix time,
-#: 0 without a user) and the length of the user id that follows it.
-HEADER = struct.Struct(">2s8sIH")
-#: Seconds of clock difference between application servers that the user index tolerates.
-CLOCK_SKEW = 60
-
-# Keep sid in the user index set `key` (scored by the time until which the entry is good),
-# drop entries past their time and let the set expire with its last entry.
-_INDEX_FUNCTION = """
-local function index(key, sid, deadline, now)
-  local score = redis.call('ZSCORE', key, sid)
-  if not score or tonumber(score) < tonumber(deadline) then
-    redis.call('ZADD', key, deadline, sid)
-  end
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (tonumber(now) - SKEW))
-  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-  redis.call('EXPIREAT', key, tonumber(last[2]) + SKEW)
-end
-""".replace("SKEW", str(CLOCK_SKEW))
-# KEYS[1] the session key, KEYS[2] (optional) the user's index in the same slot; ARGV: the
-# expected version ('' for no live record, '*' for none expected), the value, the time to live,
-# and with KEYS[2] the session id, the index deadline, the time now.
-_SAVE = (
-    _INDEX_FUNCTION
-    + """
-if ARGV[1] == '' then
-  if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[3]) then return 0 end
-else
-  if ARGV[1] ~= '*' then
-    local version
-    local head = redis.call('GETRANGE', KEYS[1], 0, 15)
-    if #head == 16 and string.sub(head, 1, 2) == '\\193\\001' then
-      version = string.sub(head, 3, 10)
-    else
-      local value = redis.call('GET', KEYS[1])
-      if not value then return 0 end
-      version = 'sha1:' .. redis.sha1hex(value)
-    end
-    if version ~= ARGV[1] then return 0 end
-  end
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-end
-if KEYS[2] then index(KEYS[2], ARGV[4], ARGV[5], ARGV[6]) end
-return 1
-"""
-)
-# KEYS[1] the user's index; ARGV: the session id, the index deadline, the time now.
-_INDEX = _INDEX_FUNCTION + "index(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) return 1"
-# Move a record's index deadline on, unless it was saved again meanwhile. KEYS[1] the session
-# key, KEYS[2] (optional) the user's index; ARGV: the version, the packed deadline, the session
-# id, the deadline, the time now.
-_REFRESH = (
-    _INDEX_FUNCTION
-    + """
-if redis.call('GETRANGE', KEYS[1], 2, 9) ~= ARGV[1] then return 0 end
-redis.call('SETRANGE', KEYS[1], 10, ARGV[2])
-if KEYS[2] then index(KEYS[2], ARGV[3], ARGV[4], ARGV[5]) end
-return 1
-"""
-)
-# EXPIRE that also returns the record's header.
-_TOUCH = """
-if redis.call('EXPIRE', KEYS[1], ARGV[1]) == 0 then return false end
-return redis.call('GETRANGE', KEYS[1], 0, 15)
-"""
-# GETEX for servers older than Redis 6.2.
-_GET_AND_EXPIRE = """
-local value = redis.call('GET', KEYS[1])
-if value then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return value
-"""
-
-
-@contextlib.contextmanager
-def _errors(what: str) -> c.Iterator[None]:
-    """Translate the client's exceptions into the store's."""
-    try:
-        yield
-    except (AuthenticationError, AuthorizationError) as exc:
-        raise StoreError(f"Redis refused to {what}: {exc}") from exc
-    except (
+#: redis-py's exceptions in the core's terms: a server that cannot be reached, timed out or is
+#: a Cluster without quorum is unavailable; a refused login (an ``AuthenticationError`` is a
+#: ``ConnectionError`` in redis-py) and every other error is a failure.
+_errors = ClientErrors(
+    "Redis",
+    unavailable=(
         redis.ConnectionError,
         redis.TimeoutError,
         ClusterDownError,
         TryAgainError,
         RedisClusterException,
-    ) as exc:
-        raise StoreUnavailable(f"Redis is unavailable, could not {what}: {exc}") from exc
-    except redis.RedisError as exc:
-        raise StoreError(f"Redis failed to {what}: {exc}") from exc
-
-
-class Version(t.NamedTuple):
-    """The version of a record this store returns (opaque to the core): what its header says."""
-
-    #: The random version of the save, or ``sha1:`` and the value's SHA-1 for a record without
-    #: header (Flask-Session's); what the compare-and-set script compares.
-    token: bytes
-    #: The user id the record is indexed under, or empty.
-    user: bytes = b""
-    #: Until when (Unix time) the record's user index entry is good.
-    deadline: int = 0
-
-
-def _parse(raw: bytes) -> Record:
-    if len(raw) >= HEADER.size and raw[:2] == MAGIC:
-        _, token, deadline, size = HEADER.unpack_from(raw)
-        start = HEADER.size + size
-        return Record(raw[start:], Version(token, raw[HEADER.size : start], deadline))
-    return Record(raw, Version(b"sha1:" + hashlib.sha1(raw).hexdigest().encode()))
-
-
-class _Script:
-    """A Lua script run with ``EVALSHA``, loaded when the server does not know it yet (first
-    use, a restart, a failover): redis-py's ``Script`` without its per-call overhead."""
-
-    def __init__(self, client: t.Any, source: str) -> None:
-        self.client = client
-        self.source = source
-        self.sha = hashlib.sha1(source.encode()).hexdigest()
-
-    def __call__(self, keys: list[t.Any], args: list[t.Any]) -> t.Any:
-        try:
-            return self.client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            self.client.script_load(self.source)
-            return self.client.evalsha(self.sha, len(keys), *keys, *args)
+    ),
+    failed=(AuthenticationError, AuthorizationError, redis.RedisError),
+)
 
 
 class _Bound:
-    """A client and the scripts for it."""
+    """A client and the scripts for it.
+
+    :raises ConfigurationError: when the client decodes responses.
+    """
 
     def __init__(self, client: Client) -> None:
+        if client.get_encoder().decode_responses:
+            raise ConfigurationError(
+                "SESSION_REDIS must not decode responses: sessions are bytes. Make the client"
+                " without decode_responses=True."
+            )
         self.client: t.Any = client
         self.cluster = isinstance(client, RedisCluster)
-        self.save = _Script(client, _SAVE)
-        self.index = _Script(client, _INDEX)
-        self.refresh = _Script(client, _REFRESH)
-        self.touch = _Script(client, _TOUCH)
-        self.get_and_expire = _Script(client, _GET_AND_EXPIRE)
+        self.save = Script(client, _record.SAVE)
+        self.index = Script(client, _record.INDEX)
+        self.refresh = Script(client, _record.REFRESH)
+        self.touch = Script(client, _record.TOUCH)
+        self.get_and_expire = Script(client, _record.GET_AND_EXPIRE)
 
 
 class RedisStore:
     """Sessions in Redis (a server, a Sentinel-managed master or a Cluster).
 
     :param client: a ``redis.Redis`` (also what ``Sentinel.master_for`` returns) or a
-        ``redis.cluster.RedisCluster``, without ``decode_responses``; or a callable returning
-        one, called on first use (so an application starts while Redis is down).
+        ``redis.cluster.RedisCluster``, without ``decode_responses``: the application's, never
+        closed by the store. Or a :class:`~flask_serverside.ClientHandle` of one, which may
+        make it on first use (so an application starts while Redis is down) and says whether
+        :meth:`close` closes it (:func:`connect_url` returns such a handle).
     :param key_prefix: prepended to every session id.
-    :param closing: what :meth:`close` closes: the clients this store owns (a client the
-        application passed in is its own to close). It is read when :meth:`close` runs, so a
-        connect function may add the client it makes.
     :param clock: returns the Unix time, for the user index deadlines; tests pass a fake one.
 
     .. versionadded:: 0.1
+
+    .. versionchanged:: 0.2
+        ``client`` may be a :class:`~flask_serverside.ClientHandle`, which replaces the
+        connect function and the ``closing`` list.
     """
 
     capabilities: t.ClassVar[Capability] = (
@@ -236,25 +128,18 @@ class RedisStore:
 
     def __init__(
         self,
-        client: Client | c.Callable[[], Client],
+        client: Client | ClientHandle[Client],
         *,
         key_prefix: str = "session:",
-        closing: list[t.Any] | None = None,
         clock: c.Callable[[], float] = time.time,
     ) -> None:
         #: Prepended to every session id.
         self.key_prefix = key_prefix
-        self._closing = closing if closing is not None else []
         self._clock = clock
-        self._lock = threading.Lock()
-        self._bound: _Bound | None = None
-        self._connect: c.Callable[[], Client] | None = None
+        self._handle = client if isinstance(client, ClientHandle) else ClientHandle.given(client)
+        self._bound = _Bound(self._handle.client) if self._handle.connected else None
         #: Whether the server knows GETEX (Redis 6.2+); found out on first use.
         self.has_getex = True
-        if isinstance(client, (redis.Redis, RedisCluster)):
-            self._bound = _bind(client)
-        else:
-            self._connect = client
 
     @classmethod
     def from_url(cls, url: str, *, key_prefix: str = "session:") -> RedisStore:
@@ -263,8 +148,7 @@ class RedisStore:
 
         :raises ConfigurationError: when the URL is malformed.
         """
-        connect, closing = connect_url(url)
-        return cls(connect, key_prefix=key_prefix, closing=closing)
+        return cls(connect_url(url), key_prefix=key_prefix)
 
     @classmethod
     def from_settings(cls, settings: StoreSettings) -> RedisStore:
@@ -300,12 +184,11 @@ class RedisStore:
     @property
     def bound(self) -> _Bound:
         """The client and its scripts, connecting first when built from a URL."""
-        if self._bound is None:
-            with self._lock, _errors("connect"):
-                if self._bound is None and self._connect is not None:
-                    self._bound = _bind(self._connect())
-        assert self._bound is not None
-        return self._bound
+        bound = self._bound
+        if bound is None:
+            with _errors("connect"):
+                bound = self._bound = _Bound(self._handle.client)
+        return bound
 
     @property
     def client(self) -> Client:
@@ -318,7 +201,7 @@ class RedisStore:
         """``GET``; see :meth:`flask_serverside.SessionStore.load`."""
         with _errors("load a session"):
             raw = self.bound.client.get(self.key_prefix + sid)
-        return None if raw is None else _parse(raw)
+        return None if raw is None else _record.parse(raw)
 
     def save(self, sid: str, data: bytes, ttl: int, *, user_id: str | None = None) -> None:
         """``SET ... EX`` and the user index entry, in one script (two calls on a Cluster)."""
@@ -341,10 +224,9 @@ class RedisStore:
             head = self.bound.touch(keys=[self.key_prefix + sid], args=[ttl])
         if head is None:
             return False
-        if len(head) == HEADER.size and head[:2] == MAGIC:
-            _, _, deadline, size = HEADER.unpack(head)
-            if size and deadline < self._clock() + ttl:  # rare: the index entry is due
-                self.load_and_touch(sid, ttl)
+        deadline = _record.index_deadline(head)
+        if deadline is not None and deadline < self._clock() + ttl:  # rare: the entry is due
+            self.load_and_touch(sid, ttl)
         return True
 
     def load_and_touch(self, sid: str, ttl: int) -> Record | None:
@@ -366,7 +248,7 @@ class RedisStore:
                 raw = bound.get_and_expire(keys=[key], args=[ttl])
         if raw is None:
             return None
-        record = _parse(raw)
+        record = _record.parse(raw)
         version = t.cast(Version, record.version)
         now = int(self._clock())
         if version.user and version.deadline < now + ttl:
@@ -437,11 +319,7 @@ class RedisStore:
             user_id = None  # its entry is good
         else:
             deadline = now + 2 * ttl
-        try:
-            head = HEADER.pack(MAGIC, os.urandom(8), deadline, len(user))
-        except struct.error:
-            raise StoreError(f"the user id {user[:40]!r}... is too long to index") from None
-        args: list[t.Any] = [token, head + user + data, ttl]
+        args: list[t.Any] = [token, _record.pack(data, user, deadline), ttl]
         with _errors("save a session"):
             if user_id is not None:
                 index = self.user_key(user_id)
@@ -482,18 +360,9 @@ class RedisStore:
         return [member.decode() for member in members]
 
     def close(self) -> None:
-        """Close the clients this store made; a client passed in is left open."""
-        for resource in self._closing:
-            resource.close()
-
-
-def _bind(client: Client) -> _Bound:
-    if client.get_encoder().decode_responses:
-        raise ConfigurationError(
-            "SESSION_REDIS must not decode responses: sessions are bytes. Make the client"
-            " without decode_responses=True."
-        )
-    return _Bound(client)
+        """Close the client when the store made it (from a URL); a client passed in is left
+        open."""
+        self._handle.close()
 
 
 def _glob_escape(text: bytes) -> bytes:

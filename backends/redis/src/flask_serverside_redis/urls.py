@@ -26,6 +26,7 @@ from redis.cluster import RedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
+from flask_serverside import ClientHandle
 from flask_serverside import ConfigurationError
 
 #: A client the store works with.
@@ -44,20 +45,24 @@ def default_retry() -> Retry:
     )
 
 
-def connect_url(url: str) -> tuple[c.Callable[[], Client], list[t.Any]]:
-    """Parse ``url`` and return a function that makes its client, and the resources the
-    store must close (filled in once the client is made).
+def connect_url(url: str) -> ClientHandle[Client]:
+    """Parse ``url`` and return a handle of its client, which the store owns: a Cluster's is
+    made on first use (so an application starts while the Cluster is down), and closing a
+    Sentinel's also closes the clients of its sentinels.
+
+    .. versionchanged:: 0.2
+        Returns a :class:`~flask_serverside.ClientHandle`, not a connect function and a list
+        of what to close.
 
     :raises ConfigurationError: when the URL is malformed.
     """
     scheme = url.partition("://")[0].lower()
-    closing: list[t.Any] = []
     if scheme in ("redis", "rediss", "unix"):
         try:
             client = redis.Redis.from_url(url, retry=default_retry(), **DEFAULT_TIMEOUTS)
         except ValueError as exc:
             raise ConfigurationError(f"Invalid Redis URL {url!r}: {exc}") from exc
-        return (lambda: client), [client]
+        return ClientHandle.built(client)
     base, _, topology = scheme.partition("+")
     if base not in ("redis", "rediss") or topology not in ("sentinel", "cluster"):
         raise ConfigurationError(
@@ -93,13 +98,10 @@ def connect_url(url: str) -> tuple[c.Callable[[], Client], list[t.Any]]:
     if topology == "cluster":
 
         def cluster() -> Client:
-            client = RedisCluster(
-                startup_nodes=[t.cast(t.Any, ClusterNode)(h, p) for h, p in nodes], **kwargs
-            )
-            closing.append(client)
-            return client
+            startup_nodes = [t.cast(t.Any, ClusterNode)(host, port) for host, port in nodes]
+            return RedisCluster(startup_nodes=startup_nodes, **kwargs)
 
-        return cluster, closing
+        return ClientHandle.built(connect=cluster)
     path = [part for part in parts.path.split("/") if part]
     if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
         raise ConfigurationError(
@@ -111,8 +113,13 @@ def connect_url(url: str) -> tuple[c.Callable[[], Client], list[t.Any]]:
         sentinel_kwargs["password"] = options["sentinel_password"]
     sentinel: t.Any = t.cast(t.Any, Sentinel)(nodes, sentinel_kwargs=sentinel_kwargs)
     db = int(path[1]) if len(path) == 2 else 0
-    client = sentinel.master_for(path[0], db=db, retry=default_retry(), **kwargs)
-    return (lambda: client), [client, *sentinel.sentinels]
+    master: Client = sentinel.master_for(path[0], db=db, retry=default_retry(), **kwargs)
+
+    def close(client: Client) -> None:
+        for each in (client, *sentinel.sentinels):
+            each.close()
+
+    return ClientHandle.built(master, closer=close)
 
 
 def _host_port(text: str, default: int, url: str) -> tuple[str, int]:

@@ -3,9 +3,13 @@ SQLAlchemy (SQLite, PostgreSQL, MySQL and MariaDB)."""
 
 from __future__ import annotations
 
+from ._table import define_table
 from .store import SQLAlchemyStore
-from .store import define_table
 
 __all__ = ["SQLAlchemyStore", "define_table"]
 
-SQLAlchemyStore.__module__ = __name__
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -20,8 +20,6 @@ engines the store makes from MySQL URLs, so no ``BEGIN``/``COMMIT`` round trips 
 from __future__ import annotations
 
 import datetime
-import importlib.util
-import inspect
 import secrets
 import time
 import typing as t
@@ -33,10 +31,16 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 
 from flask_serverside import Capability
+from flask_serverside import ClientErrors
+from flask_serverside import ClientHandle
 from flask_serverside import ConfigurationError
 from flask_serverside import Record
 from flask_serverside import StoreError
-from flask_serverside import StoreUnavailable
+
+from ._engine import autocommits
+from ._engine import engine_for
+from ._table import define_table
+from ._table import upgrade_message
 
 if t.TYPE_CHECKING:
     import collections.abc as c
@@ -51,64 +55,30 @@ DEFAULT_REFRESH_INTERVAL = 600
 DEFAULT_PURGE_BATCH = 1000
 #: The columns a save writes.
 _WRITTEN = ("data", "expiry", "version", "user_id")
-#: A driver to use for a URL that names none, when SQLAlchemy's default one is not installed.
-_DRIVERS = {
-    "postgresql": (("psycopg2", "psycopg2"), ("psycopg", "psycopg")),
-    "mysql": (("MySQLdb", "mysqldb"), ("pymysql", "pymysql")),
-    "mariadb": (("MySQLdb", "mysqldb"), ("pymysql", "pymysql")),
-}
-#: Whether ``create_engine`` takes ``skip_autocommit_rollback`` (SQLAlchemy 2.0.43+).
-_SKIP_AUTOCOMMIT_ROLLBACK = (
-    "skip_autocommit_rollback" in inspect.signature(sa.engine.default.DefaultDialect).parameters
-)
 #: Error codes after which the transaction was rolled back and may be tried again: MySQL's
 #: lock wait timeout and deadlock, PostgreSQL's serialization failure and deadlock, SQLite's
 #: busy and locked (a lock upgrade SQLite refuses at once rather than wait for).
 _RETRYABLE = {1205, 1213, "40001", "40P01", "sqlite:5", "sqlite:6"}
 
 
-def define_table(
-    metadata: sa.MetaData,
-    name: str = "sessions",
-    *,
-    schema: str | None = None,
-    sequence: str | None = None,
-) -> sa.Table:
-    """Define the sessions table in ``metadata``, so migrations (Alembic, Flask-Migrate) can
-    create it: ``define_table(db.metadata)``.
+def _describe(exc: BaseException) -> str:
+    """The error's message without the statement and its parameters, which hold session ids
+    and data."""
+    text = str(exc.args[0] if isinstance(exc, sa.exc.StatementError) and exc.args else exc)
+    return f"{type(exc).__name__}: {text[:300]}"
 
-    ``session_id`` is unique and case-sensitive (binary collation on MySQL); ``expiry`` (naive
-    UTC) and ``user_id`` are indexed; ``data`` holds up to 4 GB on MySQL (``LONGBLOB``).
 
-    :param name: ``SESSION_SQLALCHEMY_TABLE``.
-    :param schema: ``SESSION_SQLALCHEMY_SCHEMA``.
-    :param sequence: ``SESSION_SQLALCHEMY_SEQUENCE``: a sequence for ``id`` on databases that
-        need one.
-    """
-    id_type = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-    id_default = [sa.Sequence(sequence, schema=schema)] if sequence else []
-    return sa.Table(
-        name,
-        metadata,
-        sa.Column("id", id_type, *id_default, primary_key=True, autoincrement=True),
-        sa.Column("session_id", sa.String(512), nullable=False, unique=True),
-        sa.Column(
-            "data",
-            sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb"),
-            nullable=False,
-        ),
-        sa.Column(
-            "expiry",
-            sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb"),
-            nullable=False,
-            index=True,
-        ),
-        sa.Column("version", sa.BigInteger),
-        sa.Column("user_id", sa.String(255), index=True),
-        schema=schema,
-        mysql_charset="utf8mb4",
-        mysql_collate="utf8mb4_bin",
-    )
+_errors = ClientErrors(
+    "The session database",
+    unavailable=(
+        sa.exc.OperationalError,
+        sa.exc.InterfaceError,
+        sa.exc.DisconnectionError,
+        sa.exc.TimeoutError,
+    ),
+    failed=(sa.exc.SQLAlchemyError,),
+    describe=_describe,
+)
 
 
 def _utcnow() -> datetime.datetime:
@@ -161,16 +131,16 @@ class SQLAlchemyStore:
         self.table = define_table(sa.MetaData(), table, schema=schema, sequence=sequence)
         self.refresh_interval = refresh_interval
         self.purge_batch = purge_batch
-        self._dispose = dispose_engine
+        self._owned = ClientHandle(engine, owned=dispose_engine, closer=sa.Engine.dispose)
         self._dialect = engine.dialect.name
         # Each operation is one statement (bar the portable upsert), so it may run in autocommit
         # mode, its own transaction, with no BEGIN/COMMIT round trips: on PostgreSQL always (the
         # drivers switch it on the client side), elsewhere when the engine is in that mode (the
         # engines the store makes from MySQL URLs are).
-        self._autocommit = self._dialect == "postgresql" or _autocommits(engine)
+        self._autocommit = self._dialect == "postgresql" or autocommits(engine)
         self._engine = (
             engine.execution_options(isolation_level="AUTOCOMMIT")
-            if self._autocommit and not _autocommits(engine)
+            if self._autocommit and not autocommits(engine)
             else engine
         )
         if isinstance(engine.pool, (sa.pool.StaticPool, sa.pool.SingletonThreadPool)):
@@ -218,32 +188,20 @@ class SQLAlchemyStore:
                     " SESSION_TYPE = 'sqlalchemy' to use SESSION_SQLALCHEMY, or remove it."
                 )
             target = settings.url
-        engine, owned = _engine_for(target, config.get("SESSION_SQLALCHEMY_BIND_KEY"), settings)
-        numbers = {}
-        for key, default in (
-            ("SESSION_SQLALCHEMY_REFRESH_INTERVAL", DEFAULT_REFRESH_INTERVAL),
-            ("SESSION_SQLALCHEMY_PURGE_BATCH", DEFAULT_PURGE_BATCH),
-        ):
-            value = config.get(key, default)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigurationError(
-                    f"{key} must be a whole number of at least 0, not {value!r}."
-                )
-            numbers[key] = value
-        if numbers["SESSION_SQLALCHEMY_PURGE_BATCH"] < 1:
-            raise ConfigurationError("SESSION_SQLALCHEMY_PURGE_BATCH must be at least 1.")
+        options: dict[str, t.Any] = {
+            "key_prefix": settings.key_prefix,
+            "table": settings.text("SESSION_SQLALCHEMY_TABLE", "sessions"),
+            "schema": config.get("SESSION_SQLALCHEMY_SCHEMA"),
+            "sequence": config.get("SESSION_SQLALCHEMY_SEQUENCE"),
+            "create_table": settings.flag("SESSION_SQLALCHEMY_CREATE_TABLE", True),
+            "refresh_interval": settings.integer(
+                "SESSION_SQLALCHEMY_REFRESH_INTERVAL", DEFAULT_REFRESH_INTERVAL, minimum=0
+            ),
+            "purge_batch": settings.integer("SESSION_SQLALCHEMY_PURGE_BATCH", DEFAULT_PURGE_BATCH),
+        }
+        engine, owned = engine_for(target, config.get("SESSION_SQLALCHEMY_BIND_KEY"), settings)
         try:
-            return cls(
-                engine,
-                key_prefix=settings.key_prefix,
-                table=config.get("SESSION_SQLALCHEMY_TABLE") or "sessions",
-                schema=config.get("SESSION_SQLALCHEMY_SCHEMA"),
-                sequence=config.get("SESSION_SQLALCHEMY_SEQUENCE"),
-                create_table=bool(config.get("SESSION_SQLALCHEMY_CREATE_TABLE", True)),
-                refresh_interval=numbers["SESSION_SQLALCHEMY_REFRESH_INTERVAL"],
-                purge_batch=numbers["SESSION_SQLALCHEMY_PURGE_BATCH"],
-                dispose_engine=owned,
-            )
+            return cls(engine, dispose_engine=owned, **options)
         except BaseException:
             if owned:
                 engine.dispose()
@@ -254,22 +212,19 @@ class SQLAlchemyStore:
     def _run(self, work: c.Callable[[sa.Connection], T], *, write: bool = True) -> T:
         """Run ``work`` on a connection of its own: in a transaction committed at the end when
         ``write``, else with no commit. A dropped connection, a deadlock or a lock timeout is
-        tried once more; :class:`~sqlalchemy.exc.IntegrityError` escapes as it is."""
-        for attempt in (1, 2):
-            try:
-                if write and not self._autocommit:
-                    with self._engine.begin() as conn:
+        tried once more. A duplicate key is a :class:`StoreError` caused by an
+        :class:`~sqlalchemy.exc.IntegrityError` (see :func:`_duplicate`)."""
+        with _errors("run a statement"):
+            for attempt in (1, 2):
+                try:
+                    if write and not self._autocommit:
+                        with self._engine.begin() as conn:
+                            return work(conn)
+                    with self._engine.connect() as conn:
                         return work(conn)
-                with self._engine.connect() as conn:
-                    return work(conn)
-            except sa.exc.IntegrityError:
-                raise
-            except sa.exc.DBAPIError as exc:
-                if attempt == 1 and (exc.connection_invalidated or _code(exc) in _RETRYABLE):
-                    continue
-                raise _translate(exc) from exc
-            except sa.exc.SQLAlchemyError as exc:
-                raise _translate(exc) from exc
+                except sa.exc.DBAPIError as exc:
+                    if attempt == 2 or not (exc.connection_invalidated or _code(exc) in _RETRYABLE):
+                        raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _execute(self, statement: sa.Executable, params: dict[str, t.Any] | None = None) -> int:
@@ -299,7 +254,7 @@ class SQLAlchemyStore:
 
     def _create_table(self) -> None:
         name, schema = self.table.name, self.table.schema
-        try:
+        with _errors("create the session table"):
             try:
                 self.table.create(self.engine, checkfirst=True)
             except sa.exc.DBAPIError:  # another process created it first
@@ -310,13 +265,9 @@ class SQLAlchemyStore:
             if all(col.name in columns for col in self.table.c):
                 return
             indexed = {index["column_names"][0] for index in inspector.get_indexes(name, schema)}
-        except sa.exc.SQLAlchemyError as exc:
-            raise _translate(exc) from exc
         missing = [col for col in self.table.c if col.name not in columns]
         indexes = [ix for ix in self.table.indexes if next(iter(ix.columns)).name not in indexed]
-        raise ConfigurationError(
-            _upgrade_message(self.table, missing, indexes, self.engine.dialect)
-        )
+        raise ConfigurationError(upgrade_message(self.table, missing, indexes, self.engine.dialect))
 
     # -- the three operations ----------------------------------------------------------------
 
@@ -351,7 +302,9 @@ class SQLAlchemyStore:
 
             try:
                 self._run(upsert_portably)
-            except sa.exc.IntegrityError:
+            except StoreError as exc:
+                if not _duplicate(exc):
+                    raise
                 self._execute(update)
 
     def delete(self, sid: str) -> None:
@@ -402,7 +355,9 @@ class SQLAlchemyStore:
                 try:
                     self._execute(self._insert, values)
                     return True
-                except sa.exc.IntegrityError:
+                except StoreError as exc:
+                    if not _duplicate(exc):
+                        raise
                     if attempt == 2:
                         return False
                 # The id is taken: by a live row (a conflict) or by an expired one (removed).
@@ -480,8 +435,7 @@ class SQLAlchemyStore:
     def close(self) -> None:
         """Dispose of the engine when the store made it from a URL; an engine or ``db``
         given by the application is left to it."""
-        if self._dispose:
-            self.engine.dispose()
+        self._owned.close()
 
 
 def _code(exc: sa.exc.DBAPIError) -> object:
@@ -497,123 +451,6 @@ def _code(exc: sa.exc.DBAPIError) -> object:
     return args[0] if args else None
 
 
-def _translate(exc: sa.exc.SQLAlchemyError) -> StoreError:
-    unreachable = (
-        sa.exc.OperationalError,
-        sa.exc.InterfaceError,
-        sa.exc.DisconnectionError,
-        sa.exc.TimeoutError,
-    )
-    if isinstance(exc, unreachable):
-        return StoreUnavailable(f"the session database is unavailable: {exc}")
-    return StoreError(f"the session database failed: {exc}")
-
-
-def _engine_for(
-    target: object, bind_key: str | None, settings: StoreSettings
-) -> tuple[sa.Engine, bool]:
-    """Return the engine ``target`` names, and whether the store made it."""
-    if target is None:
-        raise ConfigurationError(
-            "The sqlalchemy session store needs a database: set SESSION_SQLALCHEMY to your"
-            " Flask-SQLAlchemy db, a SQLAlchemy Engine or a URL such as"
-            " 'postgresql+psycopg://user@host/db' or 'sqlite:///sessions.db' (or set"
-            " SESSION_TYPE to such a URL)."
-        )
-    is_db = hasattr(type(target), "engines")  # Flask-SQLAlchemy 3
-    if bind_key is not None and not is_db:
-        raise ConfigurationError(
-            "SESSION_SQLALCHEMY_BIND_KEY names a bind of a Flask-SQLAlchemy db: set"
-            " SESSION_SQLALCHEMY to that db, or remove the bind key."
-        )
-    if isinstance(target, sa.Engine):
-        return target, False
-    if isinstance(target, (str, sa.URL)):
-        return _engine_from_url(target), True
-    if is_db:
-        if settings.app is None:
-            raise ConfigurationError(
-                "SESSION_SQLALCHEMY is a Flask-SQLAlchemy db, which needs the application:"
-                " set up the store through Session(app)."
-            )
-        try:
-            with settings.app.app_context():
-                engines: c.Mapping[str | None, sa.Engine] = t.cast(t.Any, target).engines
-                return engines[bind_key], False
-        except KeyError:
-            binds = ", ".join(repr(key) for key in engines if key is not None) or "none"
-            raise ConfigurationError(
-                f"SESSION_SQLALCHEMY_BIND_KEY is {bind_key!r}, which is not in"
-                f" SQLALCHEMY_BINDS (binds: {binds})."
-            ) from None
-        except RuntimeError as exc:
-            raise ConfigurationError(
-                f"SESSION_SQLALCHEMY's db is not set up on this application ({exc}): call"
-                " db.init_app(app) before Session(app)."
-            ) from exc
-    raise ConfigurationError(
-        "SESSION_SQLALCHEMY must be a Flask-SQLAlchemy db, a SQLAlchemy Engine or a database"
-        f" URL, not {type(target).__name__}."
-    )
-
-
-def _engine_from_url(value: str | sa.URL) -> sa.Engine:
-    try:
-        url = sa.make_url(value)
-    except sa.exc.ArgumentError as exc:
-        raise ConfigurationError(f"SESSION_SQLALCHEMY is not a database URL: {exc}") from exc
-    if url.drivername.startswith("postgres") and not url.drivername.startswith("postgresql"):
-        url = url.set(drivername="postgresql" + url.drivername[len("postgres") :])
-    if url.drivername in _DRIVERS:
-        found = [driver for module, driver in _DRIVERS[url.drivername] if _installed(module)]
-        if found:
-            url = url.set(drivername=f"{url.drivername}+{found[0]}")
-    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
-        raise ConfigurationError(
-            "An in-memory SQLite database is not shared between threads: give a file"
-            " ('sqlite:///sessions.db'), or use SESSION_TYPE = 'memory' for tests."
-        )
-    # Every operation is one statement: in autocommit mode it needs no COMMIT, and (on MySQL,
-    # with SQLAlchemy 2.0.43+) no ROLLBACK when the connection goes back to the pool.
-    options: dict[str, t.Any] = {}
-    if url.get_backend_name() in ("postgresql", "mysql", "mariadb"):
-        options["isolation_level"] = "AUTOCOMMIT"
-    if url.get_backend_name() in ("mysql", "mariadb") and _SKIP_AUTOCOMMIT_ROLLBACK:
-        options["skip_autocommit_rollback"] = True
-    try:
-        return sa.create_engine(url, **options)
-    except (ImportError, sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
-        raise ConfigurationError(
-            f"Cannot use the database URL {url.render_as_string()!r}: {exc}. Install its"
-            " driver (for example: pip install 'psycopg[binary]' or pymysql)."
-        ) from exc
-
-
-def _autocommits(engine: sa.Engine) -> bool:
-    return getattr(engine.dialect, "isolation_level", None) == "AUTOCOMMIT"
-
-
-def _installed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
-
-
-def _upgrade_message(
-    table: sa.Table, missing: list[sa.Column[t.Any]], indexes: list[sa.Index], dialect: t.Any
-) -> str:
-    """Say how to bring an existing table (such as Flask-Session's) up to date."""
-    name = table.fullname
-    statements = [
-        f"ALTER TABLE {name} ADD COLUMN {col.name} {col.type.compile(dialect=dialect)};"
-        for col in missing
-    ]
-    statements += [
-        str(sa.schema.CreateIndex(index).compile(dialect=dialect)).strip() + ";"
-        for index in indexes
-    ]
-    names = ", ".join(col.name for col in missing)
-    return (
-        f"The session table {name!r} lacks the columns {names} (a table made by Flask-Session"
-        " needs two more). Add them, keeping the sessions it holds: "
-        + " ".join(statements)
-        + " Or set SESSION_SQLALCHEMY_TABLE to a new table name."
-    )
+def _duplicate(exc: StoreError) -> bool:
+    """Whether ``exc`` is a duplicate key (or another integrity violation)."""
+    return isinstance(exc.__cause__, sa.exc.IntegrityError)

@@ -1,0 +1,116 @@
+"""The engine the store uses when it is given a URL or a Flask-SQLAlchemy ``db``, and whether
+an engine runs each statement in autocommit mode."""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import typing as t
+
+import sqlalchemy as sa
+
+from flask_serverside import ConfigurationError
+
+if t.TYPE_CHECKING:
+    import collections.abc as c
+
+    from flask_serverside import StoreSettings
+
+#: A driver to use for a URL that names none, when SQLAlchemy's default one is not installed.
+_DRIVERS = {
+    "postgresql": (("psycopg2", "psycopg2"), ("psycopg", "psycopg")),
+    "mysql": (("MySQLdb", "mysqldb"), ("pymysql", "pymysql")),
+    "mariadb": (("MySQLdb", "mysqldb"), ("pymysql", "pymysql")),
+}
+#: Whether ``create_engine`` takes ``skip_autocommit_rollback`` (SQLAlchemy 2.0.43+).
+_SKIP_AUTOCOMMIT_ROLLBACK = (
+    "skip_autocommit_rollback" in inspect.signature(sa.engine.default.DefaultDialect).parameters
+)
+
+
+def engine_for(
+    target: object, bind_key: str | None, settings: StoreSettings
+) -> tuple[sa.Engine, bool]:
+    """Return the engine ``target`` names, and whether the store made it."""
+    if target is None:
+        raise ConfigurationError(
+            "The sqlalchemy session store needs a database: set SESSION_SQLALCHEMY to your"
+            " Flask-SQLAlchemy db, a SQLAlchemy Engine or a URL such as"
+            " 'postgresql+psycopg://user@host/db' or 'sqlite:///sessions.db' (or set"
+            " SESSION_TYPE to such a URL)."
+        )
+    is_db = hasattr(type(target), "engines")  # Flask-SQLAlchemy 3
+    if bind_key is not None and not is_db:
+        raise ConfigurationError(
+            "SESSION_SQLALCHEMY_BIND_KEY names a bind of a Flask-SQLAlchemy db: set"
+            " SESSION_SQLALCHEMY to that db, or remove the bind key."
+        )
+    if isinstance(target, sa.Engine):
+        return target, False
+    if isinstance(target, (str, sa.URL)):
+        return engine_from_url(target), True
+    if is_db:
+        if settings.app is None:
+            raise ConfigurationError(
+                "SESSION_SQLALCHEMY is a Flask-SQLAlchemy db, which needs the application:"
+                " set up the store through Session(app)."
+            )
+        try:
+            with settings.app.app_context():
+                engines: c.Mapping[str | None, sa.Engine] = t.cast(t.Any, target).engines
+                return engines[bind_key], False
+        except KeyError:
+            binds = ", ".join(repr(key) for key in engines if key is not None) or "none"
+            raise ConfigurationError(
+                f"SESSION_SQLALCHEMY_BIND_KEY is {bind_key!r}, which is not in"
+                f" SQLALCHEMY_BINDS (binds: {binds})."
+            ) from None
+        except RuntimeError as exc:
+            raise ConfigurationError(
+                f"SESSION_SQLALCHEMY's db is not set up on this application ({exc}): call"
+                " db.init_app(app) before Session(app)."
+            ) from exc
+    raise ConfigurationError(
+        "SESSION_SQLALCHEMY must be a Flask-SQLAlchemy db, a SQLAlchemy Engine or a database"
+        f" URL, not {type(target).__name__}."
+    )
+
+
+def engine_from_url(value: str | sa.URL) -> sa.Engine:
+    try:
+        url = sa.make_url(value)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigurationError(f"SESSION_SQLALCHEMY is not a database URL: {exc}") from exc
+    if url.drivername.startswith("postgres") and not url.drivername.startswith("postgresql"):
+        url = url.set(drivername="postgresql" + url.drivername[len("postgres") :])
+    if url.drivername in _DRIVERS:
+        found = [driver for module, driver in _DRIVERS[url.drivername] if _installed(module)]
+        if found:
+            url = url.set(drivername=f"{url.drivername}+{found[0]}")
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        raise ConfigurationError(
+            "An in-memory SQLite database is not shared between threads: give a file"
+            " ('sqlite:///sessions.db'), or use SESSION_TYPE = 'memory' for tests."
+        )
+    # Every operation is one statement: in autocommit mode it needs no COMMIT, and (on MySQL,
+    # with SQLAlchemy 2.0.43+) no ROLLBACK when the connection goes back to the pool.
+    options: dict[str, t.Any] = {}
+    if url.get_backend_name() in ("postgresql", "mysql", "mariadb"):
+        options["isolation_level"] = "AUTOCOMMIT"
+    if url.get_backend_name() in ("mysql", "mariadb") and _SKIP_AUTOCOMMIT_ROLLBACK:
+        options["skip_autocommit_rollback"] = True
+    try:
+        return sa.create_engine(url, **options)
+    except (ImportError, sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+        raise ConfigurationError(
+            f"Cannot use the database URL {url.render_as_string()!r}: {exc}. Install its"
+            " driver (for example: pip install 'psycopg[binary]' or pymysql)."
+        ) from exc
+
+
+def autocommits(engine: sa.Engine) -> bool:
+    return getattr(engine.dialect, "isolation_level", None) == "AUTOCOMMIT"
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
