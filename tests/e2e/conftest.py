@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from serverside_testservers import free_port
+from serverside_testservers._process import missing
 
 if t.TYPE_CHECKING:
     import collections.abc as c
@@ -45,12 +46,17 @@ CHROMIUM_FLAGS = (
 START_TIMEOUT = 20.0
 
 
-def _missing(what: str) -> t.NoReturn:
-    """Skip (or fail under ``CI=true``) when the browser is not installed."""
-    reason = f"{what}; run scripts/install-servers (it installs chromium and chromium-driver)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
+def find_browser() -> tuple[str, str]:
+    """Return the paths of Chromium and chromedriver. When one is missing, skip the test (fail
+    it under ``CI=true``), as the store tests do for a missing server binary."""
+    hint = "run scripts/install-servers (it installs chromium and chromium-driver)"
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        missing("the 'chromium' browser was not found", hint)
+    chromedriver = shutil.which("chromedriver")
+    if chromedriver is None:
+        missing("'chromedriver' (package chromium-driver) was not found", hint)
+    return chromium, chromedriver
 
 
 class DemoServer:
@@ -70,9 +76,17 @@ class DemoServer:
             sys.executable, "-m", "demo", "--port", str(self.port),
             "--instance", str(self.instance), "--store", self.sessions.as_uri(),
         ]  # fmt: skip
+        # Flask reads FLASK_* variables, and other tests of this session (Flask's CLI runner
+        # sets FLASK_RUN_FROM_CLI) may have left some: the demo gets none of them.
+        env = {key: value for key, value in os.environ.items() if not key.startswith("FLASK_")}
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                command,
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
             )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -122,14 +136,15 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def browser_lookup() -> c.Callable[[], tuple[str, str]]:
+    """:func:`find_browser`, for the test of its outcome when the browser is missing."""
+    return find_browser
+
+
+@pytest.fixture
 def browser() -> c.Iterator[c.Callable[[], Chrome]]:
     """A factory of headless Chromium sessions, each with a fresh profile of its own."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        _missing("the 'chromium' browser was not found")
-    chromedriver = shutil.which("chromedriver")
-    if chromedriver is None:
-        _missing("'chromedriver' (package chromium-driver) was not found")
+    chromium, chromedriver = find_browser()
     webdriver = pytest.importorskip("selenium.webdriver")
     started: list[Chrome] = []
     profiles: list[tempfile.TemporaryDirectory[str]] = []

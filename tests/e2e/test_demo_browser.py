@@ -70,7 +70,7 @@ def count(driver: Chrome) -> int:
 
 
 def test_demo_in_a_browser(
-    demo_server: DemoServer, browser: c.Callable[[], Chrome], artifacts: Path
+    browser: c.Callable[[], Chrome], demo_server: DemoServer, artifacts: Path
 ) -> None:
     from selenium.webdriver.common.by import By
 
