@@ -40,6 +40,7 @@ CHROMIUM_FLAGS = (
     "--disable-component-update",
     "--disable-sync",
     "--disable-dev-shm-usage",
+    "--hide-scrollbars",
     "--window-size=1000,1500",
 )
 #: Seconds the demo server gets to answer after it starts.
