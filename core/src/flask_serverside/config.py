@@ -4,24 +4,24 @@ Keys and meanings are those of Flask-Session 0.8 and of Flask itself, so moving 
 Flask-Session is a one-line import change. Store plugins read their own keys
 (``SESSION_REDIS``, ``SESSION_FILE_DIR``, ...) from the same config; the core knows none of them.
 
-=================================  ==============  ============================================
-key                                default         meaning
-=================================  ==============  ============================================
-``SESSION_TYPE``                   ``filesystem``  the store's name, or a URL whose scheme names it
-``SESSION_PERMANENT``              ``True``        new sessions are permanent (cookie with expiry)
-``SESSION_USE_SIGNER``             ``False``       sign the id in the cookie with ``SECRET_KEY``
-``SESSION_KEY_PREFIX``             ``session:``    prepended to every id in the store
-``SESSION_ID_LENGTH``              ``32``          random bytes per id (16 to 192)
-``SESSION_SERIALIZATION_FORMAT``   ``msgpack``     ``msgpack`` or ``json``; both are always read
-``SESSION_CLEANUP_N_REQUESTS``     ``None``        purge expired records every N requests
-``SESSION_ON_STORE_ERROR``         ``unavailable`` ``unavailable``: a request that needs the
-                                                   session answers 503; ``empty``: it starts
-                                                   with an empty session instead
-``SESSION_USER_ID_KEY``            ``_user_id``    the session key naming the user (Flask-Login's)
-``SESSION_BREAKER_WINDOW``         ``5``           seconds store calls fail fast after an outage
-                                                   before one request probes again (``0``: off);
-                                                   also the 503's ``Retry-After``
-=================================  ==============  ============================================
+================================  ===============  ============================================
+key                               default           meaning
+================================  ===============  ============================================
+``SESSION_TYPE``                  ``filesystem``    the store's name, or a URL whose scheme names it
+``SESSION_PERMANENT``             ``True``          new sessions are permanent (cookie with expiry)
+``SESSION_USE_SIGNER``            ``False``         sign the id in the cookie with ``SECRET_KEY``
+``SESSION_KEY_PREFIX``            ``session:``      prepended to every id in the store
+``SESSION_ID_LENGTH``             ``32``            random bytes per id (16 to 192)
+``SESSION_SERIALIZATION_FORMAT``  ``msgpack``       ``msgpack`` or ``json``; both are always read
+``SESSION_CLEANUP_N_REQUESTS``    ``None``          purge expired records every N requests
+``SESSION_ON_STORE_ERROR``        ``unavailable``   ``unavailable``: a request that needs the
+                                                    session answers 503; ``empty``: it starts
+                                                    with an empty session instead
+``SESSION_USER_ID_KEY``           ``_user_id``      the session key naming the user (Flask-Login's)
+``SESSION_BREAKER_WINDOW``        ``5``             seconds store calls fail fast after an outage
+                                                    before one request probes again (``0``: off);
+                                                    also the 503's ``Retry-After``
+================================  ===============  ============================================
 
 Flask's own keys keep their meaning: ``SECRET_KEY``, ``SECRET_KEY_FALLBACKS``,
 ``PERMANENT_SESSION_LIFETIME``, ``SESSION_REFRESH_EACH_REQUEST`` and every

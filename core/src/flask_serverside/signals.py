@@ -17,19 +17,19 @@ or session data. Count them to feed a metrics system::
         counts["write_conflicted"] += 1
         counts["write_retries"] += attempts - 1
 
-=======================  ======================================================================
-signal                   sent when, with
-=======================  ======================================================================
-:data:`store_failed`     a store call failed (``operation``: the method name, ``error``: the
-                         :class:`~flask_serverside.StoreError`); a call refused by the open
-                         breaker is not sent again
-:data:`write_conflicted` a conditional save lost to another writer at least once
-                         (``attempts``: saves tried, ``saved``: whether it landed in the end)
-:data:`record_corrupt`   a stored record could not be decoded and was dropped (``error``: the
-                         :class:`~flask_serverside.CorruptRecord`)
-:data:`breaker_opened`   the circuit breaker opened after an outage (``window``: seconds)
-:data:`breaker_closed`   the store answered a probe; the breaker closed
-=======================  ======================================================================
+=========================  ====================================================================
+signal                     sent when, with
+=========================  ====================================================================
+:data:`store_failed`       a store call failed (``operation``: the method name, ``error``: the
+                           :class:`~flask_serverside.StoreError`); a call refused by the open
+                           breaker is not sent again
+:data:`write_conflicted`   a conditional save lost to another writer at least once
+                           (``attempts``: saves tried, ``saved``: whether it landed in the end)
+:data:`record_corrupt`     a stored record could not be decoded and was dropped (``error``: the
+                           :class:`~flask_serverside.CorruptRecord`)
+:data:`breaker_opened`     the circuit breaker opened after an outage (``window``: seconds)
+:data:`breaker_closed`     the store answered a probe; the breaker closed
+=========================  ====================================================================
 
 Log lines are sent as before, at their usual levels; the signals are for counting.
 
