@@ -191,6 +191,12 @@ class MemcachedStore:
     capabilities: t.ClassVar[Capability] = (
         Capability.TOUCH | Capability.LOAD_AND_TOUCH | Capability.CONDITIONAL_SAVE
     )
+    url_schemes = ("memcached", "memcache")
+    config_keys = (
+        "SESSION_MEMCACHED",
+        "SESSION_MEMCACHED_TIMEOUT",
+        "SESSION_MEMCACHED_DEAD_TIMEOUT",
+    )
 
     def __init__(
         self, client: t.Any, *, key_prefix: str = "session:", owns_client: bool = False
