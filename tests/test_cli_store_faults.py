@@ -35,7 +35,9 @@ def _flask(app: Flask, args: list[str]):
 
 def _app(**config) -> Flask:
     app = Flask("cli_faults")
-    app.config.update(SECRET_KEY="cli-faults", **config)
+    # No circuit breaker: each command reaches the store, rather than failing fast after the
+    # first (a real `flask session` command is one process, with one attempt).
+    app.config.update(SECRET_KEY="cli-faults", SESSION_BREAKER_WINDOW=0, **config)
     Session(app)
     return app
 

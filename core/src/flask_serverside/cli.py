@@ -118,7 +118,7 @@ def _session_id(state: SessionState, value: str) -> str:
 
     :raises click.ClickException: when ``value`` is none of those.
     """
-    ids, signer, prefix = state.ids, state.signer, state.config.key_prefix
+    ids, signer, prefix = state.ids, state.signer(), state.config.key_prefix
     if signer is None and ids.is_valid(value):
         return value
     if signer is not None:
