@@ -22,6 +22,7 @@ import configparser
 import contextlib
 import dataclasses
 import email.parser
+import importlib.machinery
 import importlib.util
 import json
 import os
@@ -30,6 +31,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
+import types
 import zipfile
 from pathlib import Path
 
@@ -140,6 +143,8 @@ class Wheel:
     store_names: tuple[str, ...]
     #: Top-level import packages.
     packages: tuple[str, ...]
+    #: The sdist built with it (the wheel is built from it).
+    sdist: Path | None = None
 
     @classmethod
     def read(cls, path: Path) -> Wheel:
@@ -207,16 +212,18 @@ class Wheels:
 
 @pytest.fixture(scope="session")
 def wheels(uv: list[str], tmp_path_factory: pytest.TempPathFactory) -> Wheels:
-    """Every distribution of the repository that the tests install, built once, in parallel."""
+    """Every distribution of the repository that the tests install, built once (an sdist and
+    the wheel from it), in parallel."""
     out = tmp_path_factory.mktemp("wheels")
     directories = [CORE, ROOT / "testservers", *BACKENDS, EXAMPLE]
 
     def build(directory: Path) -> Wheel | str:
         target = out / directory.name
-        try:
-            _run([*uv, "build", "--quiet", "--wheel", "--out-dir", str(target), str(directory)])
+        try:  # the sdist, then the wheel from it: a file the sdist lacks breaks the wheel
+            _run([*uv, "build", "--quiet", "--out-dir", str(target), str(directory)])
             (path,) = target.glob("*.whl")
-            return Wheel.read(path)
+            (sdist,) = target.glob("*.tar.gz")
+            return dataclasses.replace(Wheel.read(path), sdist=sdist)
         except BaseException as exc:  # pytest.fail raises a BaseException
             return str(exc)
 
@@ -569,10 +576,10 @@ def test_done_when_a_fresh_virtualenv_serves_sessions_from_the_example(
 # -- the author's guide, followed literally ------------------------------------------------------
 
 
-def test_the_guides_example_steps_work_as_written(example_steps, guide_output) -> None:
+def test_the_guides_example_steps_work_as_written(background_steps, guide_output) -> None:
     """``docs/authoring.md``'s "Try it": pip installs the core and the example from the
     checkout, runs the example's tests, and serves an application's sessions from it."""
-    output = example_steps.wait()
+    output = background_steps.wait()
     assert "visit 1\nvisit 2\nvisit 3\n1\n" in output
     printed = {" ".join(line.split()) for line in output.splitlines()}
     for line in guide_output["example"].splitlines():
@@ -581,20 +588,34 @@ def test_the_guides_example_steps_work_as_written(example_steps, guide_output) -
         )
 
 
+def _collected(env: Env, cwd: Path) -> int:
+    collected = _run(
+        [str(env.python), "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q"],
+        cwd=cwd,
+    )
+    count = re.search(r"(\d+) tests? collected", collected)
+    assert count is not None, collected
+    return int(count[1])
+
+
 def test_the_guides_template_steps_make_a_store_that_installs(
     guide_steps, uv: list[str], wheels: Wheels, tmp_path: Path
 ) -> None:
-    """ "A new store in this repository": the copy-and-rename steps, run on a copy of
-    ``_template``, give a distribution that builds, installs with the core alone, is found by
-    ``SESSION_TYPE`` and says which key to set, and whose tests collect."""
+    """ "A new store in this repository": ``scripts/new-store --first-party``, run on a copy of
+    the checkout's template, gives a distribution named for this project that builds, ships
+    the project's licence, installs with the core alone, is found by ``SESSION_TYPE``, says
+    which key to set, and whose tests collect."""
     checkout = tmp_path / "checkout"
-    shutil.copytree(
-        ROOT / "_template", checkout / "_template", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(ROOT / "_template", checkout / "_template", ignore=ignore)
+    (checkout / "scripts").mkdir()
+    shutil.copy2(ROOT / "scripts" / "new-store", checkout / "scripts" / "new-store")
+    shutil.copy2(ROOT / "LICENSE", checkout / "LICENSE")
     (checkout / "backends").mkdir()
     output = guide_steps.start("template", cwd=checkout).wait()
     assert "all markers replaced" in output
     (store,) = (checkout / "backends").iterdir()
+    assert (store / "LICENSE").read_text() == (ROOT / "LICENSE").read_text()
     _run([*uv, "build", "--quiet", "--wheel", "--out-dir", str(tmp_path / "wheel"), str(store)])
     built = wheels.adding(store, Wheel.read(next((tmp_path / "wheel").glob("*.whl"))))
     env = _make_env(uv, built, store, tmp_path / "venv", ["pytest>=8"])
@@ -604,18 +625,140 @@ def test_the_guides_template_steps_make_a_store_that_installs(
     result = results[store.name]
     assert result.get("raised by the store"), result
     assert f"SESSION_{store.name.upper()}_URL" in result["configuration error"]
-    collected = _run(
-        [
-            str(env.python),
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "--collect-only",
-            "-q",
-            "tests",
-        ],
-        cwd=store,
+    assert _collected(env, store) > 20
+
+
+#: Store names of the core and of every first-party store's entry points.
+def _first_party_names() -> set[str]:
+    names = {"memory"}
+    for backend in BACKENDS:
+        names |= set(_declared(backend)[1])
+    return names
+
+
+def test_a_store_of_your_own_from_the_template_passes_its_tests_with_the_core_wheel_alone(
+    uv: list[str], wheels: Wheels, tmp_path: Path
+) -> None:
+    """The outsider's path: ``scripts/new-store`` makes a third-party package, named by the
+    guide's rule, that installs into a fresh virtualenv with nothing of this repository but
+    the core's wheel, whose store ``SESSION_TYPE`` finds, and whose own tests (the
+    conformance kit on the template's stand-in backend) pass there with only what PyPI has."""
+    output = _run(
+        [sys.executable, str(ROOT / "scripts" / "new-store"), "acme", "--into", str(tmp_path)]
     )
-    count = re.search(r"(\d+) tests? collected", collected)
-    assert count is not None and int(count[1]) > 20, collected
+    assert "all markers replaced" in output
+    store = tmp_path / "serverside-acme-store"
+    _run([*uv, "build", "--quiet", "--out-dir", str(tmp_path / "dist"), str(store)])
+    wheel = Wheel.read(next((tmp_path / "dist").glob("*.whl")))
+    assert wheel.name == "serverside-acme-store" and not wheel.name.startswith("flask-serverside")
+    assert wheel.store_names == ("acme",) and "acme" not in _first_party_names()
+    assert wheel.packages == ("serverside_acme_store",)
+    assert _license_of_wheel(wheel.path) is not None
+    requirements = _test_requirements(store, wheels)
+    assert requirements == ["pytest>=8"]  # nothing that is not on PyPI
+    env = _make_env(uv, wheels.adding(store, wheel), store, tmp_path / "venv", requirements)
+    found = json.loads(env.python_script(_INSTALLED, "[]", GROUP, cwd=tmp_path))
+    assert {n for n in found["distributions"] if "serverside" in n} == {
+        "flask-serverside",
+        "serverside-acme-store",
+    }
+    results = json.loads(env.python_script(_PICK_UP, *wheel.packages, "acme", cwd=tmp_path))
+    assert "SESSION_ACME_URL" in results["acme"]["configuration error"]
+    ran = _run(
+        [str(env.python), "-m", "pytest", "-p", "no:cacheprovider", "-q", "tests"], cwd=store
+    )
+    assert re.search(r"\d+ passed", ran) and "failed" not in ran and "error" not in ran, ran
+
+
+def _new_store_script() -> types.ModuleType:
+    path = str(ROOT / "scripts" / "new-store")
+    loader = importlib.machinery.SourceFileLoader("new_store", path)
+    module = types.ModuleType("new_store")
+    module.__file__ = path
+    loader.exec_module(module)
+    return module
+
+
+def test_new_store_reserves_exactly_the_projects_store_names() -> None:
+    from flask_serverside.registry import KNOWN_DISTRIBUTIONS
+
+    reserved = _new_store_script().RESERVED
+    assert reserved == {"memory", *KNOWN_DISTRIBUTIONS}
+    assert _first_party_names() <= reserved
+
+
+@pytest.mark.parametrize("name", ["redis", "memory", "sqlite", "file"])
+def test_new_store_refuses_the_projects_store_names(name: str, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "new-store"), name, "--into", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2 and "is a store name of flask-serverside itself" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_guides_outsider_steps_work_as_written(background_steps) -> None:
+    """``docs/authoring.md``'s "Your own store", run as written: the package it makes passes
+    its tests in a virtualenv with the core from the checkout."""
+    output = background_steps.wait()
+    assert "created" in output and "serverside-couchdb-store" in output
+    assert re.search(r"\d+ passed", output) and "failed" not in output, output
+
+
+# -- licence and install ------------------------------------------------------------------------
+
+
+def _license_of_wheel(path: Path) -> str | None:
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            parts = name.split("/")
+            if parts[0].endswith(".dist-info") and parts[-1] == "LICENSE":
+                return archive.read(name).decode("utf-8")
+    return None
+
+
+@pytest.mark.parametrize("directory", [*DISTRIBUTIONS, ROOT / "testservers"], ids=_rel)
+def test_every_distribution_ships_the_license(directory: Path, wheels: Wheels) -> None:
+    """The BSD-3-Clause text every package declares, in its sdist and its wheel."""
+    wheel = wheels[directory]
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert text.startswith("BSD 3-Clause License")
+    assert _license_of_wheel(wheel.path) == text
+    with zipfile.ZipFile(wheel.path) as archive:
+        info = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        metadata = email.parser.Parser().parsestr(archive.read(info).decode("utf-8"))
+    assert metadata["License-Expression"] == "BSD-3-Clause"
+    assert metadata.get_all("License-File") == ["LICENSE"]
+    assert wheel.sdist is not None
+    with tarfile.open(wheel.sdist) as sdist:
+        (member,) = [
+            m for m in sdist.getmembers() if m.name.count("/") == 1 and m.name.endswith("/LICENSE")
+        ]
+        extracted = sdist.extractfile(member)
+        assert extracted is not None and extracted.read().decode("utf-8") == text
+
+
+def _installed(output: str) -> dict[str, list[str]]:
+    line = next(line for line in output.splitlines() if line.startswith("INSTALLED "))
+    return json.loads(line.removeprefix("INSTALLED "))
+
+
+def test_the_readmes_install_from_a_clone_works_as_written(background_steps) -> None:
+    """README's first install line, in a fresh virtualenv in a copy of the checkout."""
+    installed = _installed(background_steps.wait())
+    assert installed["ours"] == ["flask-serverside", "flask-serverside-redis"]
+    assert {"memory", "redis", "rediss"} <= set(installed["stores"])
+
+
+def test_the_readmes_install_from_wheels_works_as_written(background_steps) -> None:
+    """README's wheels: built once, then the store's wheel alone installs, finding the core
+    among the wheels with ``--find-links``."""
+    installed = _installed(background_steps.wait())
+    assert installed["ours"] == ["flask-serverside", "flask-serverside-redis"]
+    assert {"memory", "redis"} <= set(installed["stores"])
+    built = sorted(
+        p.name.split("-")[0] for p in (background_steps.workdir / "checkout" / "wheels").iterdir()
+    )
+    assert built == ["flask_serverside", "flask_serverside_redis"]

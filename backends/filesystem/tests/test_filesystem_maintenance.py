@@ -171,7 +171,7 @@ def test_the_cli_counts_lists_and_purges(tmp_path, clock):
     client.post("/login/alice")
     runner = app.test_cli_runner()
     assert runner.invoke(session_cli, ["count"]).output.strip() == "1"
-    sid = runner.invoke(session_cli, ["list"]).output.strip()
+    sid = runner.invoke(session_cli, ["list", "--full"]).output.strip()
     assert store.load(sid) is not None
     clock.advance(61)
     assert runner.invoke(session_cli, ["purge"]).output.strip() == "purged 1 expired sessions"

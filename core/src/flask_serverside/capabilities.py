@@ -31,6 +31,11 @@ CAPABILITY_METHODS: c.Mapping[Capability, tuple[str, ...]] = {
 }
 
 
+#: Optional class attributes of a store class that list names (see
+#: :class:`~flask_serverside.store.StoreFactory`).
+OPTIONAL_NAME_LISTS = ("url_schemes", "config_keys")
+
+
 def protocol_methods(capabilities: Capability) -> list[str]:
     """Return the methods a store declaring ``capabilities`` must have."""
     needed = list(REQUIRED_METHODS)
@@ -59,8 +64,12 @@ def capability_names(capabilities: Capability) -> list[str]:
 
 def check_store_class(name: str, factory: object) -> None:
     """Check that ``factory`` (what an entry point or :func:`~.register_store` names) is a
-    store class: a ``from_settings`` class method, a ``capabilities`` flag set, and every
-    method the protocol and those capabilities need.
+    store class: a ``from_settings`` class method, a ``capabilities`` flag set, every method
+    the protocol and those capabilities need, and, when present, ``url_schemes`` and
+    ``config_keys`` as tuples of strings.
+
+    .. versionchanged:: 0.2
+        Checks ``url_schemes`` and ``config_keys``.
 
     :raises StorePluginError: naming what is wrong.
     """
@@ -70,6 +79,12 @@ def check_store_class(name: str, factory: object) -> None:
         raise StorePluginError(
             name, factory, "its 'capabilities' attribute is not a flask_serverside.Capability"
         )
+    for attribute in OPTIONAL_NAME_LISTS:
+        value = getattr(factory, attribute, ())
+        if not isinstance(value, tuple) or not all(isinstance(item, str) for item in value):
+            raise StorePluginError(
+                name, factory, f"its {attribute!r} attribute is not a tuple of strings"
+            )
     check_store(name, factory)
 
 

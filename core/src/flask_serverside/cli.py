@@ -1,27 +1,53 @@
-"""The ``flask session`` command group.
+"""The ``flask session`` command group, and Flask-Session's ``flask session_cleanup``.
 
 =========================  ==============================================  ===================
 command                    does                                            store needs
 =========================  ==============================================  ===================
-``stores``                 list installed stores, their distribution,      (nothing)
-                           version and capabilities
+``stores``                 list installed stores (store names and URL      (nothing)
+                           schemes apart), and what start-up would refuse
+``check``                  connect once: the store, its capabilities and   (nothing)
+                           the time of one round trip
 ``count``                  count live sessions                             ``ENUMERATE``
-``list``                   print live session ids                          ``ENUMERATE``
+``list``                   print live session ids (shortened; ``--full``)  ``ENUMERATE``
 ``purge``                  delete expired records                          ``PURGE``
-``show SID``               print one session, decoded, as JSON             (nothing)
+``show SID``               print one session as JSON (``--raw``: the       (nothing)
+                           record's bytes)
 ``delete SID``             delete one session                              (nothing)
 ``delete-user USER_ID``    delete every session of one user                ``USER_INDEX``
 =========================  ==============================================  ===================
+
+``flask session_cleanup``, the command Flask-Session documents for cron, is ``flask session
+purge`` under that name. Both groups are registered through the ``flask.commands`` entry point.
+
+``SID`` is the id that ``flask session list --full`` prints. The session cookie's value is
+accepted too (for signed ids, its signature is checked with the application's keys), and so is
+the store key (``SESSION_KEY_PREFIX`` and the id); the command says which it took.
+
+A store that fails (down, timing out) makes any command print one line saying what failed and
+exit with status 1, never a traceback.
+
+.. versionchanged:: 0.2
+    ``check``, ``session_cleanup``, ``list --full``, ``show --raw``; ids from cookies and store
+    keys; ``delete`` of a missing session fails; store faults are one line.
 """
 
 from __future__ import annotations
 
+import base64
+import collections.abc as c
+import contextlib
+import datetime
 import json
+import time
 import typing as t
+import uuid
 
 import click
 from flask.cli import AppGroup
+from flask.cli import with_appcontext
 
+from .capabilities import capability_names
+from .clients import MAX_MESSAGE
 from .exceptions import ConfigurationError
 from .exceptions import CorruptRecord
 from .exceptions import SessionError
@@ -48,10 +74,33 @@ def _state() -> SessionState:
         raise click.ClickException(str(exc)) from None
 
 
-def _check_sid(state: SessionState, sid: str) -> None:
-    """Refuse an argument that is not a well-formed id before any store sees it."""
-    if not state.ids.is_valid(sid):
-        raise click.ClickException("that is not a well-formed session id")
+def _short(sid: str) -> str:
+    """An id as logs show it: enough to tell ids apart, not enough to use one."""
+    return f"{sid[:6]}…"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+@contextlib.contextmanager
+def _store_faults(state: SessionState, doing: str) -> c.Iterator[None]:
+    """Turn a store's failure into one line and exit status 1, never a traceback."""
+    try:
+        yield
+    except ConfigurationError as exc:  # not a fault: the store cannot do this at all
+        raise click.ClickException(str(exc)) from None
+    except SessionError as exc:
+        message = _first_line(exc)
+        cause = exc.__cause__
+        if cause is not None and str(cause) and _first_line(cause) not in message:
+            message += f" ({type(cause).__name__}: {_first_line(cause)})"
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE] + "…"
+        raise click.ClickException(
+            f"could not {doing}: the {state.store_name!r} session store failed: {message}"
+        ) from None
 
 
 def _require(state: SessionState, capability: Capability, doing: str) -> None:
@@ -63,31 +112,152 @@ def _require(state: SessionState, capability: Capability, doing: str) -> None:
         )
 
 
+def _session_id(state: SessionState, value: str) -> str:
+    """Return the session id ``value`` stands for: the id itself, the session cookie's value
+    (signed or not) or the store key. Say on stderr what was taken, or explain what to pass.
+
+    :raises click.ClickException: when ``value`` is none of those.
+    """
+    ids, signer, prefix = state.ids, state.signer(), state.config.key_prefix
+    if signer is None and ids.is_valid(value):
+        return value
+    if signer is not None:
+        sid = signer.unsign(value)
+        if sid is not None and ids.is_valid(sid):
+            click.echo(f"checked the cookie's signature: session {_short(sid)}", err=True)
+            return sid
+        if ids.is_valid(value):
+            return value  # the bare id, as `flask session list --full` prints it
+    if prefix and value.startswith(prefix) and ids.is_valid(value[len(prefix) :]):
+        sid = value[len(prefix) :]
+        click.echo(f"took the store key's id (without {prefix!r}): session {_short(sid)}", err=True)
+        return sid
+    expected = (
+        f"a session id: the {ids.length} characters of [A-Za-z0-9_-] that `flask session list"
+        " --full` prints"
+    )
+    signed_looking = ids.is_valid(value.rpartition(".")[0])
+    if signed_looking and signer is None:
+        reason = (
+            "it looks like a signed cookie value, but this application does not sign session"
+            " ids (SESSION_USE_SIGNER is off): the id is the part before the '.'"
+        )
+    elif signed_looking:
+        reason = (
+            "its signature does not match this application's SECRET_KEY (nor SECRET_KEY_FALLBACKS)"
+        )
+    elif value.endswith("…"):
+        reason = "it is shortened, as `flask session list` prints ids without --full"
+    elif ids.is_valid(value.rpartition(":")[2]):
+        reason = f"it is a store key, but not with this application's key prefix {prefix!r}"
+    else:
+        reason = f"it is not {ids.length} characters of [A-Za-z0-9_-]"
+    forms = ", or the session cookie's value"
+    if prefix:
+        forms = f", the session cookie's value, or the store key ({prefix!r} and the id)"
+    raise click.ClickException(f"that is not a session id: {reason}. Pass {expected}{forms}.")
+
+
+def _jsonable(value: object) -> object:
+    """Return ``value`` (as the serializer decodes it) in JSON's types: bytes as base64,
+    tuples as lists, datetimes in ISO 8601, UUIDs and markup as strings."""
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, str):
+        return str(value)  # Markup is a str subclass: its text
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return repr(value)
+
+
 @session_cli.command("stores", with_appcontext=False)
 def stores_command() -> None:
-    """List the installed session stores."""
-    groups: dict[tuple[str, str | None], list[StoreInfo]] = {}
-    for info in installed_stores():
-        groups.setdefault((info.target, info.distribution), []).append(info)
-    for infos in sorted(groups.values(), key=lambda group: _primary(group).name):
-        main = _primary(infos)
-        where = f"{main.distribution} {main.version}" if main.distribution else "registered in code"
-        click.echo(f"{main.name:<14} {where:<36} {main.target}")
-        aliases = sorted(info.name for info in infos if info is not main)
-        if aliases:
-            click.echo(f"{'':<14} also named: {', '.join(aliases)}")
-        if main.error:
-            click.echo(f"{'':<14} BROKEN: {main.error}")
-        else:
-            click.echo(f"{'':<14} capabilities: {', '.join(main.capabilities) or 'none'}")
+    """List the installed session stores, and the names start-up would refuse."""
+    infos = installed_stores()
+    rows = [
+        (info, f"{info.distribution} {info.version}" if info.distribution else "(in code)")
+        for info in infos
+    ]
+    name_width = max((len(info.name) for info in infos), default=0) + 2
+    where_width = max((len(where) for _, where in rows), default=0) + 2
+    indent = " " * name_width
+    for info, where in rows:
+        click.echo(f"{info.name:<{name_width}}{where:<{where_width}}{info.target}")
+        if info.aliases:
+            click.echo(f"{indent}also named: {', '.join(info.aliases)}")
+        if info.url_schemes:
+            schemes = ", ".join(f"{scheme}://" for scheme in info.url_schemes)
+            click.echo(f"{indent}URL schemes: {schemes}")
+        for line in _problems(info):
+            click.echo(f"{indent}BROKEN: {line}")
+        if len(info.errors) < len(info.names):
+            click.echo(f"{indent}capabilities: {', '.join(info.capabilities) or 'none'}")
+    broken = sum(1 for info in infos if info.errors)
+    if broken:
+        click.echo(
+            f"{broken} of {len(infos)} stores have names that Session(app) refuses: each BROKEN"
+            " line is the error it raises."
+        )
 
 
-def _primary(infos: list[StoreInfo]) -> StoreInfo:
-    """The name a store goes by: the one its distribution is named after, else the first."""
-    for info in infos:
-        if info.distribution and info.distribution.endswith(f"-{info.name}"):
-            return info
-    return min(infos, key=lambda info: info.name)
+def _problems(info: StoreInfo) -> list[str]:
+    """The start-up error of each of the store's names, once per reason."""
+    by_reason: dict[str, list[str]] = {}
+    for name, error in info.errors.items():
+        by_reason.setdefault(error.reason, []).append(name)
+    lines = []
+    for names in by_reason.values():
+        line = str(info.errors[names[0]])
+        if len(names) > 1:
+            line += f" (the same for: {', '.join(names[1:])})"
+        lines.append(line)
+    return lines
+
+
+#: Loads ``check`` times after the first (which includes connecting).
+CHECK_LOADS = 5
+
+
+@session_cli.command("check")
+def check_command() -> None:
+    """Reach the store: print it, its capabilities and the time of a round trip (loads of a
+    random id), or one line saying what failed (exit status 1).
+
+    Start-up never connects (an application may start before its store); run this at deploy
+    time to find a wrong host, port or password at once.
+    """
+    state = _state()
+    store = state.store
+    wrapped = getattr(store, "wrapped", store)
+    kind = f"{type(wrapped).__module__}.{type(wrapped).__qualname__}"
+    sid = state.ids.generate()
+    timings = []
+    with _store_faults(state, "reach the session store"):
+        for _ in range(1 + CHECK_LOADS):
+            started = time.perf_counter()
+            record = store.load(sid)
+            timings.append((time.perf_counter() - started) * 1000)
+            if record is not None:
+                raise click.ClickException(
+                    f"the {state.store_name!r} session store returned a record for a new random"
+                    " id: it does not keep records apart by id"
+                )
+    first, rest = timings[0], sorted(timings[1:])
+    click.echo(f"store: {state.store_name} ({kind})")
+    click.echo(f"capabilities: {', '.join(capability_names(store.capabilities)) or 'none'}")
+    click.echo(
+        f"round trip: {first:.1f} ms for the first load (connecting included), then"
+        f" {rest[len(rest) // 2]:.1f} ms (median of {len(rest)}); a load of a random id"
+    )
+    click.echo("ok")
 
 
 @session_cli.command("count")
@@ -95,46 +265,72 @@ def count_command() -> None:
     """Print how many live sessions the store holds."""
     state = _state()
     _require(state, Capability.ENUMERATE, "count sessions")
-    click.echo(t.cast("Enumerable", state.store).count())
+    with _store_faults(state, "count sessions"):
+        click.echo(t.cast("Enumerable", state.store).count())
 
 
 @session_cli.command("list")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Print at most N ids.")
-def list_command(limit: int | None) -> None:
-    """Print the ids of live sessions."""
+@click.option(
+    "--full", is_flag=True, help="Print whole ids (they are bearer tokens: keep them private)."
+)
+def list_command(limit: int | None, full: bool) -> None:
+    """Print the ids of live sessions, shortened unless --full."""
     state = _state()
     _require(state, Capability.ENUMERATE, "list sessions")
-    for number, sid in enumerate(t.cast("Enumerable", state.store).iter_sids(), start=1):
-        click.echo(sid)
-        if limit is not None and number >= limit:
-            break
+    with _store_faults(state, "list sessions"):
+        sids = t.cast("Enumerable", state.store).iter_sids()
+        for number, sid in enumerate(sids, start=1):
+            click.echo(sid if full else _short(sid))
+            if limit is not None and number >= limit:
+                break
+
+
+def _purge() -> None:
+    state = _state()
+    if Capability.PURGE not in state.store.capabilities:
+        click.echo(f"the {state.store_name!r} store expires sessions itself; nothing to purge")
+        return
+    with _store_faults(state, "purge expired sessions"):
+        removed = t.cast("Purgeable", state.store).purge_expired()
+    click.echo(f"purged {removed} expired sessions")
 
 
 @session_cli.command("purge")
 def purge_command() -> None:
     """Delete expired session records (for stores without native expiry)."""
-    state = _state()
-    if Capability.PURGE not in state.store.capabilities:
-        click.echo(f"the {state.store_name!r} store expires sessions itself; nothing to purge")
-        return
-    removed = t.cast("Purgeable", state.store).purge_expired()
-    click.echo(f"purged {removed} expired sessions")
+    _purge()
+
+
+@click.command("session_cleanup")
+@with_appcontext
+def session_cleanup_command() -> None:
+    """Delete expired session records: Flask-Session's cron command, the same as
+    `flask session purge`."""
+    _purge()
 
 
 @session_cli.command("show", context_settings=_TAKES_DASHED_IDS)
 @click.argument("sid")
-def show_command(sid: str) -> None:
-    """Print one session's data as JSON."""
+@click.option("--raw", is_flag=True, help="Write the record's bytes as stored, undecoded.")
+def show_command(sid: str, raw: bool) -> None:
+    """Print one session's data as JSON (bytes in base64)."""
     state = _state()
-    _check_sid(state, sid)
-    record = state.store.load(sid)
+    sid = _session_id(state, sid)
+    with _store_faults(state, "load the session"):
+        record = state.store.load(sid)
     if record is None:
         raise click.ClickException("no such session (or it has expired)")
+    if raw:
+        click.echo(record.data, nl=False)  # bytes go to the binary stream, unchanged
+        return
     try:
         data = state.serializer.loads(record.data)
     except CorruptRecord as exc:
-        raise click.ClickException(f"the record is corrupt: {exc}") from None
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=repr))
+        raise click.ClickException(
+            f"the record is corrupt: {exc} (--raw writes its bytes as stored)"
+        ) from None
+    click.echo(json.dumps(_jsonable(data), indent=2, sort_keys=True, ensure_ascii=False))
 
 
 @session_cli.command("delete", context_settings=_TAKES_DASHED_IDS)
@@ -142,9 +338,12 @@ def show_command(sid: str) -> None:
 def delete_command(sid: str) -> None:
     """Delete one session."""
     state = _state()
-    _check_sid(state, sid)
-    state.store.delete(sid)
-    click.echo("deleted")
+    sid = _session_id(state, sid)
+    with _store_faults(state, "delete the session"):
+        if state.store.load(sid) is None:
+            raise click.ClickException("no such session (or it has expired): nothing deleted")
+        state.store.delete(sid)
+    click.echo(f"deleted session {_short(sid)}")
 
 
 @session_cli.command("delete-user", context_settings=_TAKES_DASHED_IDS)
@@ -152,8 +351,6 @@ def delete_command(sid: str) -> None:
 def delete_user_command(user_id: str) -> None:
     """Delete every session of one user ("log out everywhere")."""
     state = _state()
-    try:
+    with _store_faults(state, "delete the user's sessions"):
         deleted = state.revoke_user(user_id)
-    except (ConfigurationError, SessionError) as exc:
-        raise click.ClickException(str(exc)) from None
     click.echo(f"deleted {deleted} sessions of user {user_id}")

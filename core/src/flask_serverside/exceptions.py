@@ -4,7 +4,8 @@
 
     SessionError
     ├── ConfigurationError          fails at init_app; the message says how to fix it
-    │   ├── StoreNotFound           no store of that name or URL scheme is installed
+    │   ├── StoreNotFound           no store of that name or URL scheme is installed (also a
+    │   │                           ValueError, as in Flask-Session)
     │   └── StorePluginError        a store plugin failed to import, or is not a store
     ├── StoreError                  a store could not do what was asked (raised by stores)
     │   └── StoreUnavailable        the backend is unreachable or timed out
@@ -40,21 +41,47 @@ class ConfigurationError(SessionError):
     """
 
 
-class StoreNotFound(ConfigurationError):
+class StoreNotFound(ConfigurationError, ValueError):
     """``SESSION_TYPE`` names a store that is not installed.
 
+    It is also a :class:`ValueError`, which Flask-Session raised for an unknown
+    ``SESSION_TYPE``, so code written for Flask-Session catches it unchanged.
+
     :param name: the store name or URL scheme asked for.
-    :param installed: the names that are installed.
+    :param installed: the store names that are installed.
     :param hint: the distribution that provides ``name``, when it is a known one.
+    :param schemes: the URL schemes that are installed.
+    :param suggestions: installed names close to ``name`` (a likely misspelling).
+
+    .. versionchanged:: 0.2
+        Also a :class:`ValueError`; lists store names and URL schemes apart, and suggests
+        close names.
     """
 
-    def __init__(self, name: str, installed: c.Iterable[str], hint: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        installed: c.Iterable[str],
+        hint: str | None = None,
+        *,
+        schemes: c.Iterable[str] = (),
+        suggestions: c.Iterable[str] = (),
+    ) -> None:
         #: The store name or URL scheme that was asked for.
         self.name = name
         #: The store names that are installed.
         self.installed = sorted(installed)
-        listing = ", ".join(self.installed) or "none"
-        message = f"No session store named {name!r} is installed (installed stores: {listing})."
+        #: The URL schemes that are installed.
+        self.schemes = sorted(schemes)
+        #: Installed names close to :attr:`name`, closest first.
+        self.suggestions = list(suggestions)
+        message = f"No session store named {name!r} is installed."
+        if self.suggestions:
+            message += f" Did you mean {' or '.join(map(repr, self.suggestions))}?"
+        message += f" Installed stores: {', '.join(self.installed) or 'none'}"
+        if self.schemes:
+            message += f"; URL schemes: {', '.join(self.schemes)}"
+        message += "."
         if hint:
             message += f" Install it with: pip install {hint}"
         super().__init__(message)
@@ -72,6 +99,8 @@ class StorePluginError(ConfigurationError):
         self.name = name
         #: What the entry point points at.
         self.plugin = plugin
+        #: What is wrong with it.
+        self.reason = reason
         super().__init__(f"Session store plugin {name!r} ({plugin}) is broken: {reason}")
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import typing as t
 
 from .config import SessionConfig
+from .hints import warn_about_misspelt_keys
 from .interface import ServerSideSessionInterface
 from .loader import build_store
 from .serialization import SessionSerializer
@@ -44,10 +45,17 @@ class Session:
     def init_app(self, app: Flask) -> None:
         """Set up server-side sessions on ``app``.
 
+        A ``SESSION_*`` key that nothing reads but that is close to one that is read is
+        logged as a warning (:mod:`~flask_serverside.hints`).
+
         :raises ConfigurationError: when the configuration is wrong or the store is missing.
+
+        .. versionchanged:: 0.2
+            Warns about misspelt configuration keys.
         """
         config = SessionConfig.from_app(app)
         name, store = build_store(config, app)
+        warn_about_misspelt_keys(app.config, name, store)
         state = SessionState(
             app,
             config,

@@ -50,6 +50,9 @@ class MemoryStore:
         | Capability.ENUMERATE
         | Capability.USER_INDEX
     )
+    #: Named only by its store name; it reads no configuration key of its own.
+    url_schemes: t.ClassVar[tuple[str, ...]] = ()
+    config_keys: t.ClassVar[tuple[str, ...]] = ()
 
     _versions = itertools.count(1)
 

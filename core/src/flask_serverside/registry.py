@@ -16,13 +16,13 @@ Every class found is checked with :func:`~.capabilities.check_store_class`, here
 
 from __future__ import annotations
 
+import collections.abc as c
 import dataclasses
 import importlib.metadata
 import types
 import typing as t
 
 from stevedore import DriverManager
-from stevedore import ExtensionManager
 from stevedore.exception import MultipleMatches
 from stevedore.exception import NoMatches
 
@@ -30,11 +30,10 @@ from .capabilities import capability_names
 from .capabilities import check_store_class
 from .exceptions import StoreNotFound
 from .exceptions import StorePluginError
+from .hints import close_matches
 from .store import Capability
 
 if t.TYPE_CHECKING:
-    import collections.abc as c
-
     from .store import StoreFactory
 
 #: The entry-point group stores register in.
@@ -105,7 +104,8 @@ def resolve_store(store: str) -> tuple[str, StoreFactory]:
     """Find and check the store class a ``SESSION_TYPE`` value names.
 
     :returns: the name that matched and the store class.
-    :raises StoreNotFound: listing the installed stores and what to install.
+    :raises StoreNotFound: listing the installed store names and URL schemes, the close ones
+        first ("did you mean"), and for a first-party store what to install.
     :raises StorePluginError: when the plugin fails to import, is registered by several
         distributions, or is not a store class.
     """
@@ -114,23 +114,51 @@ def resolve_store(store: str) -> tuple[str, StoreFactory]:
         if name in _registered:
             return name, _registered[name]
     for name in names:
-        factory = _load_entry_point(name)
+        factory = load_store_class(name)
         if factory is not None:
-            check_store_class(name, factory)
             return name, factory
     hint = next((KNOWN_DISTRIBUTIONS[n] for n in names if n in KNOWN_DISTRIBUTIONS), None)
+    stores = installed_stores()
+    store_names = {n for info in stores for n in info.store_names}
+    schemes = {n for info in stores for n in info.url_schemes}
     raise StoreNotFound(
         names[0],
-        installed_store_names(),
+        store_names,
         hint=f"flask-serverside-{hint}  (or: pip install 'flask-serverside[{hint}]')"
         if hint
         else None,
+        schemes=schemes,
+        suggestions=close_matches(names[0], store_names | schemes),
     )
 
 
-def _load_entry_point(name: str) -> StoreFactory | None:
+def load_store_class(name: str) -> StoreFactory | None:
+    """Load and check the class the entry point ``name`` names, as start-up does.
+
+    :returns: the class, or ``None`` when no installed distribution registers ``name``.
+    :raises StorePluginError: when several distributions register ``name``, its module fails
+        to import, or what it names is not a store class.
+
+    .. versionadded:: 0.2
+    """
+    return _load(name, _registrations())
+
+
+def _load(name: str, installed: list[_Registration]) -> StoreFactory | None:
+    registrations = [r for r in installed if r.name == name]
+    if not registrations:
+        return None
+    if len(registrations) > 1:
+        raise StorePluginError(
+            name,
+            "; ".join(f"{r.target} from {r.distribution}" for r in registrations),
+            _DUPLICATE,
+        )
+
     def on_failure(manager: object, entry_point: t.Any, exc: BaseException) -> None:
-        raise StorePluginError(name, entry_point.value, _import_failure(exc)) from exc
+        raise StorePluginError(
+            name, entry_point.value, f"importing it raised {type(exc).__name__}: {exc}"
+        ) from exc
 
     try:
         manager: DriverManager[StoreFactory] = DriverManager(
@@ -143,101 +171,157 @@ def _load_entry_point(name: str) -> StoreFactory | None:
     except NoMatches:
         return None
     except MultipleMatches as exc:
-        raise StorePluginError(name, _duplicate_targets(name), _DUPLICATE) from exc
-    return t.cast("StoreFactory", manager.driver)
+        raise StorePluginError(name, registrations[0].target, _DUPLICATE) from exc
+    factory = t.cast("StoreFactory", manager.driver)
+    check_store_class(name, factory)
+    return factory
 
 
 _DUPLICATE = "several installed distributions register this name; uninstall all but one"
 
 
-def _import_failure(exc: BaseException) -> str:
-    return f"importing it raised {type(exc).__name__}: {exc}"
-
-
-def _duplicate_targets(name: str) -> str:
-    entries = _manager().list_entry_points()
-    return ", ".join(ep.value for ep in entries if ep.name == name)
-
-
-def _manager(
-    on_failure: c.Callable[[t.Any, t.Any, BaseException], None] | None = None,
-) -> ExtensionManager[StoreFactory]:
-    return ExtensionManager(NAMESPACE, invoke_on_load=False, on_load_failure_callback=on_failure)
-
-
 def installed_store_names() -> list[str]:
-    """Return every store name available: registered in code or as an entry point."""
-    return sorted(set(_manager().entry_points_names()) | set(_registered))
+    """Return every name ``SESSION_TYPE`` can select: store names and URL schemes, registered
+    in code or as entry points (without loading any plugin)."""
+    return sorted({r.name for r in _registrations()} | set(_registered))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Registration:
+    """One entry point of the group, with the distribution that declares it."""
+
+    name: str
+    target: str
+    distribution: str
+    version: str
+
+
+def _registrations() -> list[_Registration]:
+    """Every entry point of the group, with its distribution (read from the installed
+    metadata: stevedore's entry points do not say which distribution declared them). A
+    distribution found twice on ``sys.path`` counts once, as for the import system."""
+    found = []
+    for ep in importlib.metadata.entry_points(group=NAMESPACE):
+        dist = ep.dist
+        name = dist.name if dist is not None else "?"
+        version = dist.version if dist is not None else "?"
+        found.append(_Registration(ep.name, ep.value, name, version))
+    return found
 
 
 @dataclasses.dataclass(frozen=True)
 class StoreInfo:
-    """One installed store name, as ``flask session stores`` lists it."""
+    """One installed store, as ``flask session stores`` lists it: a class, registered by one
+    distribution (or in code) under one or more names.
 
-    #: The name ``SESSION_TYPE`` (or a URL scheme) selects it by.
+    .. versionchanged:: 0.2
+        One entry per store class with all its names, store names and URL schemes apart,
+        and the start-up error of each name.
+    """
+
+    #: The store's name: what ``SESSION_TYPE`` usually says.
     name: str
-    #: ``module:attribute`` the entry point names, or the class's qualified name.
+    #: Its other store names.
+    aliases: tuple[str, ...]
+    #: Its names that are URL schemes (``SESSION_TYPE = "<scheme>://..."``).
+    url_schemes: tuple[str, ...]
+    #: ``module:attribute`` the entry points name, or the class's qualified name.
     target: str
     #: The distribution that provides it, ``None`` for a store registered in code.
     distribution: str | None
     version: str | None
-    #: Capability names, empty when the plugin failed to load.
+    #: Capability names, empty when the class could not be loaded or checked.
     capabilities: tuple[str, ...]
-    #: Why start-up would refuse it (the message it would give), else ``None``.
-    error: str | None = None
+    #: For each of its names that ``Session(app)`` would refuse: the error it would raise.
+    errors: c.Mapping[str, StorePluginError] = dataclasses.field(default_factory=dict)
+
+    @property
+    def store_names(self) -> tuple[str, ...]:
+        """:attr:`name` and :attr:`aliases`."""
+        return (self.name, *self.aliases)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name it is registered under, each once."""
+        return tuple(dict.fromkeys((*self.store_names, *self.url_schemes)))
 
 
 def installed_stores() -> list[StoreInfo]:
-    """Describe every available store name, loading each plugin and checking it as start-up
-    does; a plugin start-up would refuse is listed with that error instead of raising."""
-    errors: dict[str, str] = {}
+    """Describe every installed store, loading and checking each of its names exactly as
+    start-up does (:func:`load_store_class`): a name ``Session(app)`` would refuse carries
+    that error instead of raising it.
 
-    def on_failure(manager: object, entry_point: t.Any, exc: BaseException) -> None:
-        errors[entry_point.name] = str(
-            StorePluginError(entry_point.name, entry_point.value, _import_failure(exc))
-        )
-
-    manager = _manager(on_failure)
-    provenance = _provenance()
-    names = [ep.name for ep in manager.list_entry_points()]
-    loaded = {ext.entry_point.value: ext for ext in manager}
+    :returns: one :class:`StoreInfo` per store class and distribution, by name.
+    """
+    installed = _registrations()
+    groups: dict[tuple[str, str], list[_Registration]] = {}
+    for registration in installed:
+        if registration.name not in _registered:  # a store registered in code wins
+            key = (registration.target, registration.distribution)
+            groups.setdefault(key, []).append(registration)
     infos = []
-    for ep in manager.list_entry_points():
-        if ep.name in _registered:
-            continue
-        distribution, version = provenance.get((ep.name, ep.value), (None, None))
-        error = errors.get(ep.name)
-        capabilities: tuple[str, ...] = ()
-        extension = loaded.get(ep.value)
-        if names.count(ep.name) > 1:
-            error = str(StorePluginError(ep.name, _duplicate_targets(ep.name), _DUPLICATE))
-        if extension is not None:
-            declared = getattr(extension.plugin, "capabilities", None)
-            if isinstance(declared, Capability):
-                capabilities = tuple(capability_names(declared))
+    for (target, distribution), registrations in groups.items():
+        names = sorted({r.name for r in registrations})
+        errors: dict[str, StorePluginError] = {}
+        factory: object = None
+        for name in names:
             try:
-                check_store_class(ep.name, extension.plugin)
+                factory = _load(name, installed) or factory
             except StorePluginError as exc:
-                error = error or str(exc)
-        infos.append(StoreInfo(ep.name, ep.value, distribution, version, capabilities, error))
-    for name, factory in _registered.items():
+                errors[name] = exc
         infos.append(
-            StoreInfo(
-                name,
-                f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', '?')}",
-                None,
-                None,
-                tuple(capability_names(factory.capabilities)),
-            )
+            _describe(names, factory, target, distribution, registrations[0].version, errors)
         )
+    in_code: dict[int, tuple[StoreFactory, list[str]]] = {}
+    for name, registered in _registered.items():
+        in_code.setdefault(id(registered), (registered, []))[1].append(name)
+    for registered, names in in_code.values():
+        where = f"{registered.__module__}.{getattr(registered, '__qualname__', '?')}"
+        infos.append(_describe(sorted(names), registered, where, None, None, {}))
     return sorted(infos, key=lambda info: (info.name, info.target))
 
 
-def _provenance() -> dict[tuple[str, str], tuple[str, str]]:
-    """The distribution and version behind each entry point ``(name, target)``: stevedore's
-    entry points do not carry them, so they are read from the installed metadata."""
-    found = {}
-    for ep in importlib.metadata.entry_points(group=NAMESPACE):
-        if ep.dist is not None:
-            found[(ep.name, ep.value)] = (ep.dist.name, ep.dist.version)
-    return found
+def _describe(
+    names: list[str],
+    factory: object,
+    target: str,
+    distribution: str | None,
+    version: str | None,
+    errors: dict[str, StorePluginError],
+) -> StoreInfo:
+    """Sort a class's names into store names and URL schemes, by its ``url_schemes``
+    attribute, or without one by the convention that its main name is the store's name."""
+    declared = getattr(factory, "url_schemes", None) if factory is not None else None
+    if isinstance(declared, tuple):
+        schemes = [name for name in declared if name in names]
+        stores = [name for name in names if name not in declared] or [
+            _main_name(names, distribution)
+        ]
+    else:
+        main = _main_name(names, distribution)
+        stores, schemes = [main], [name for name in names if name != main]
+    main = _main_name(stores, distribution)
+    declared_capabilities = getattr(factory, "capabilities", None)
+    capabilities = (
+        tuple(capability_names(declared_capabilities))
+        if isinstance(declared_capabilities, Capability)
+        else ()
+    )
+    return StoreInfo(
+        name=main,
+        aliases=tuple(name for name in stores if name != main),
+        url_schemes=tuple(schemes),
+        target=target,
+        distribution=distribution,
+        version=version,
+        capabilities=capabilities,
+        errors=errors,
+    )
+
+
+def _main_name(names: list[str], distribution: str | None) -> str:
+    """The name a store goes by: the one its distribution is named after, else the first."""
+    for name in names:
+        if distribution and distribution.lower().endswith(f"-{name}"):
+            return name
+    return min(names)

@@ -198,7 +198,30 @@ class UserIndexed(SessionStore, t.Protocol):
 
 class StoreFactory(t.Protocol):
     """What a ``flask_serverside.stores`` entry point names: a store class with a
-    ``from_settings`` class method and its declared capabilities."""
+    ``from_settings`` class method and its declared capabilities.
+
+    Two more class attributes are optional; ``flask session stores``, the "not installed"
+    message and ``init_app``'s check of the configuration read them:
+
+    ``url_schemes: tuple[str, ...]``
+        Which of the class's entry-point names are URL schemes (``SESSION_TYPE =
+        "redis://..."``) rather than store names (``SESSION_TYPE = "redis"``). A name may be
+        both: list it here and it is shown as a scheme, and as the store's name when the class
+        has no other. Without it, the store's main name (the one its distribution is named
+        after, else the first in alphabetical order) is its store name and every other name a
+        URL scheme, as ``docs/authoring.md`` recommends registering them.
+    ``config_keys: tuple[str, ...]``
+        Every configuration key the store reads (``("SESSION_REDIS",)``). ``init_app`` logs a
+        warning for a ``SESSION_*`` key that neither the core, Flask nor the store reads but is
+        close to one that is (``SESSION_REDIS_URL``: did you mean ``SESSION_REDIS``?). Without
+        it, only the core's and Flask's keys are known.
+
+    Both must be tuples of strings when present; anything else is refused like a missing
+    ``from_settings``.
+
+    .. versionchanged:: 0.2
+        The optional ``url_schemes`` and ``config_keys`` attributes.
+    """
 
     capabilities: Capability
 

@@ -62,6 +62,10 @@ class _Sessions:
     """
 
     capabilities: t.ClassVar[Capability] = Capability.NONE
+    #: Its entry-point name is also a URL scheme: ``SESSION_TYPE = "sqlite3:///sessions.db"``.
+    url_schemes: t.ClassVar[tuple[str, ...]] = ("sqlite3",)
+    #: The keys ``from_settings`` reads: ``Session(app)`` reports misspellings of them.
+    config_keys: t.ClassVar[tuple[str, ...]] = ("SESSION_SQLITE3_PATH", "SESSION_SQLITE3_TIMEOUT")
 
     def __init__(
         self, path: str | os.PathLike[str], *, key_prefix: str = "session:", timeout: float = 5.0

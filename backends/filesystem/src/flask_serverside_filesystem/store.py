@@ -132,6 +132,13 @@ class FileSystemStore:
         | Capability.ENUMERATE
         | Capability.USER_INDEX
     )
+    url_schemes = ("file",)
+    config_keys = (
+        "SESSION_FILE_DIR",
+        "SESSION_FILE_THRESHOLD",
+        "SESSION_FILE_MODE",
+        "SESSION_FILE_FSYNC",
+    )
 
     def __init__(
         self,

@@ -115,6 +115,12 @@ class _Memcached:
     capabilities: t.ClassVar[Capability] = Capability.TOUCH
     #: Keyword arguments of every write.
     _write_options: t.ClassVar[dict[str, t.Any]] = {}
+    url_schemes = ("memcached", "memcache")
+    config_keys = (
+        "SESSION_MEMCACHED",
+        "SESSION_MEMCACHED_TIMEOUT",
+        "SESSION_MEMCACHED_DEAD_TIMEOUT",
+    )
 
     def __init__(
         self, client: t.Any, *, key_prefix: str = "session:", owns_client: bool = False

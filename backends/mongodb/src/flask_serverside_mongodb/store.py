@@ -128,6 +128,14 @@ class MongoDBStore:
         | Capability.ENUMERATE
         | Capability.USER_INDEX
     )
+    url_schemes = ("mongodb", "mongodb+srv")
+    config_keys = (
+        "SESSION_MONGODB",
+        "SESSION_MONGODB_DB",
+        "SESSION_MONGODB_COLLECT",
+        "SESSION_MONGODB_TIMEOUT",
+        "SESSION_MONGODB_CREATE_INDEXES",
+    )
 
     def __init__(
         self,

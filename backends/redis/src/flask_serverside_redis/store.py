@@ -125,6 +125,16 @@ class RedisStore:
         | Capability.ENUMERATE
         | Capability.USER_INDEX
     )
+    url_schemes = (
+        "redis",
+        "rediss",
+        "unix",
+        "redis+sentinel",
+        "rediss+sentinel",
+        "redis+cluster",
+        "rediss+cluster",
+    )
+    config_keys = ("SESSION_REDIS",)
 
     def __init__(
         self,

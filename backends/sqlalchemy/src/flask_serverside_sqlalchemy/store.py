@@ -110,6 +110,17 @@ class SQLAlchemyStore:
         | Capability.ENUMERATE
         | Capability.USER_INDEX
     )
+    url_schemes = ("sqlite", "postgresql", "postgres", "mysql", "mariadb")
+    config_keys = (
+        "SESSION_SQLALCHEMY",
+        "SESSION_SQLALCHEMY_TABLE",
+        "SESSION_SQLALCHEMY_SCHEMA",
+        "SESSION_SQLALCHEMY_SEQUENCE",
+        "SESSION_SQLALCHEMY_BIND_KEY",
+        "SESSION_SQLALCHEMY_CREATE_TABLE",
+        "SESSION_SQLALCHEMY_REFRESH_INTERVAL",
+        "SESSION_SQLALCHEMY_PURGE_BATCH",
+    )
 
     def __init__(
         self,
