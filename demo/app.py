@@ -87,8 +87,8 @@ def create_app(store: str | None = None, instance_path: str | None = None) -> Fl
     def index() -> str:
         user = current_user()
         record = None
-        if user is not None and session.sid and session.record:  # type: ignore[attr-defined]
-            record = sessions.describe(state, session.sid, session.record)  # type: ignore[attr-defined]
+        if user is not None and session.key and session.record:  # type: ignore[attr-defined]
+            record = sessions.describe(state, session.key, session.record)  # type: ignore[attr-defined]
         return render_template(
             "index.html",
             user=user,
@@ -102,7 +102,7 @@ def create_app(store: str | None = None, instance_path: str | None = None) -> Fl
     def _devices(user: str | None) -> list[dict[str, t.Any]] | None:
         if user is None or not sessions.has_user_index(state):
             return None
-        return sessions.devices(state, user, session.sid)  # type: ignore[attr-defined]
+        return sessions.devices(state, user, session.key)  # type: ignore[attr-defined]
 
     @app.post("/login")
     def login() -> Response:
@@ -154,7 +154,7 @@ def create_app(store: str | None = None, instance_path: str | None = None) -> Fl
         sid = sessions.find_device(state, user, device)
         if sid is None:
             flash("That device is already logged out.", "warning")
-        elif sid == session.sid:  # type: ignore[attr-defined]
+        elif sid == session.key:  # type: ignore[attr-defined]
             return logout()
         else:
             state.store.delete(sid)

@@ -1,6 +1,7 @@
 """What the demo shows about sessions, composed from flask-serverside's public API only:
-``get_state(app).store`` (the store behind its fault boundary), ``.serializer`` (record bytes
-to data), ``.writer.user_id`` (the user a session's data names) and ``.config``.
+``get_state(app).store`` (the store behind its fault boundary, addressed by store keys: keyed
+hashes of the ids), ``.decode`` (a record to its data), ``.writer.user_id`` (the user a
+session's data names) and ``.config``.
 
 Session ids are bearer tokens: a page shows at most the first six characters of one, and names
 another session (a device to log out) by a one-way handle, never by its id.
@@ -59,10 +60,12 @@ def capabilities(state: SessionState) -> list[str]:
     return [cap.name.lower() for cap in Capability if cap.value and cap in caps and cap.name]
 
 
-def describe(state: SessionState, sid: str, record: Record) -> dict[str, t.Any]:
-    """The record of session ``sid`` as the store holds it: key, format, size, decoded data."""
+def describe(state: SessionState, key: str, record: Record) -> dict[str, t.Any]:
+    """The record under store key ``key`` as the store holds it: key, format, size, decoded
+    data."""
+    sid = key
     try:
-        data: dict[str, t.Any] | None = state.serializer.loads(record.data)
+        data: dict[str, t.Any] | None = state.decode(key, record)
     except CorruptRecord:
         data = None
     return {
@@ -118,7 +121,7 @@ def _sessions_of(state: SessionState, user_id: str) -> c.Iterator[tuple[str, dic
         if record is None:
             continue
         try:
-            data = state.serializer.loads(record.data)
+            data = state.decode(sid, record)
         except CorruptRecord:
             continue
         if state.writer.user_id(data) == user_id:

@@ -194,7 +194,9 @@ def test_the_csrf_token_lives_in_the_server_side_session(make_app):
     token = client.get("/form").text
     assert client.get_cookie("session") is not None
     sid = client.get_cookie("session").value
-    stored = get_state(app).serializer.loads(get_state(app).store.load(sid).data)
+    state = get_state(app)
+    key = state.store_key(sid)
+    stored = state.decode(key, state.store.load(key))
     assert "csrf_token" in stored and token not in (sid,)
     assert client.post("/login", data={"name": "bob", "csrf_token": token}).status_code == 200
     missing = client.post("/login", data={"name": "bob"})

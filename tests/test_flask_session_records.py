@@ -31,13 +31,15 @@ def test_a_flask_session_08_record_is_read_and_rewritten_in_our_format(fmt):
     def me():
         return {"user": session.get("user_id"), "cart": session.get("cart")}
 
-    sid = get_state(app).ids.generate()
-    store = get_state(app).store
-    store.save(sid, record, 60)
+    state = get_state(app)
+    sid = state.ids.generate()
+    store = state.store
+    store.save(sid, record, 60)  # under the raw id, as Flask-Session keys it
     client = app.test_client()
     client.set_cookie("session", sid)
     assert client.get("/me").get_json() == {"user": 42, "cart": ["apple"]}
-    assert session_is_permanent(store.load(sid).data, app)
+    assert store.load(sid) is None  # moved to its hashed key, in our format
+    assert session_is_permanent(store.load(state.store_key(sid)).data, app)
 
 
 def session_is_permanent(raw, app):

@@ -204,7 +204,8 @@ def test_the_empty_policy_never_overwrites_a_record_it_could_not_load(app, flaky
         app.session_interface.save_session(app, ctx.session, response)
     new_sid = ctx.session.sid
     assert new_sid is not None and new_sid != old_sid
-    old = state.serializer.loads(state.store.load(old_sid).data)
+    old_key = state.store_key(old_sid)
+    old = state.decode(old_key, state.store.load(old_key))
     assert old["user"] == "alice" and "note" not in old
 
 

@@ -58,26 +58,36 @@ def test_stores_lists_the_memory_store(app, flask_cli):
 
 def test_count_list_show_delete(app, flask_cli):
     alice, bob = _login(app, "alice", "bob")
+    key = get_state(app).store_key
     assert flask_cli(app, "session", "count").output.strip() == "2"
     listed = flask_cli(app, "session", "list", "--full").output.split()
-    assert sorted(listed) == sorted([alice, bob])
+    assert sorted(listed) == sorted([key(alice), key(bob)])  # store keys: not the ids
+    assert alice not in listed and bob not in listed
     assert len(flask_cli(app, "session", "list", "--full", "--limit", "1").output.split()) == 1
     shown = flask_cli(app, "session", "show", alice)
     assert shown.exit_code == 0
     assert json.loads(shown.stdout)["_user_id"] == "alice"
+    assert "took it as a session id" in shown.stderr
+    by_key = flask_cli(app, "session", "show", key(bob))
+    assert by_key.exit_code == 0 and "took it as a store key" in by_key.stderr
     deleted = flask_cli(app, "session", "delete", alice)
-    assert deleted.exit_code == 0 and deleted.output.strip() == f"deleted session {alice[:6]}…"
+    assert deleted.exit_code == 0
+    assert deleted.stdout.strip() == f"deleted session {key(alice)[:6]}…"
     assert flask_cli(app, "session", "count").output.strip() == "1"
     missing = flask_cli(app, "session", "show", alice)
     assert missing.exit_code == 1 and "no such session" in missing.output
 
 
-def test_list_shortens_ids_unless_full(app, flask_cli):
+def test_list_shortens_ids_unless_full(make_app, flask_cli):
+    app = _with_views(make_app(SESSION_HASH_IDS=False))  # keys are the ids: bearer tokens
     alice, bob = _login(app, "alice", "bob")
     result = flask_cli(app, "session", "list")
     assert result.exit_code == 0
     assert sorted(result.output.split()) == sorted([alice[:6] + "…", bob[:6] + "…"])
     assert alice not in result.output and bob not in result.output
+    assert sorted(flask_cli(app, "session", "list", "--full").output.split()) == sorted(
+        [alice, bob]
+    )
 
 
 def test_show_prints_json_with_bytes_as_base64(app, flask_cli):
@@ -100,7 +110,8 @@ def test_show_raw_writes_the_records_bytes(app, flask_cli):
     sid = client.get_cookie("session").value
     result = flask_cli(app, "session", "show", "--raw", sid)
     assert result.exit_code == 0
-    assert result.stdout_bytes == get_state(app).store.load(sid).data
+    state = get_state(app)
+    assert result.stdout_bytes == state.store.load(state.store_key(sid)).data
 
 
 @pytest.fixture
@@ -120,7 +131,8 @@ def test_show_and_delete_take_the_signed_cookie_value(signed_app, flask_cli):
     assert sid not in shown.output
     assert flask_cli(signed_app, "session", "show", sid).exit_code == 0  # the bare id too
     assert flask_cli(signed_app, "session", "delete", cookie).exit_code == 0
-    assert get_state(signed_app).store.load(sid) is None
+    state = get_state(signed_app)
+    assert state.store.load(state.store_key(sid)) is None
 
 
 def test_a_tampered_signature_is_explained(signed_app, flask_cli):
@@ -146,11 +158,12 @@ def test_a_signed_value_on_an_app_that_does_not_sign_is_explained(app, flask_cli
 def test_show_takes_a_store_key(make_app, flask_cli):
     app = _with_views(make_app(SESSION_KEY_PREFIX="myapp:"))
     (sid,) = _login(app, "alice")
-    result = flask_cli(app, "session", "show", f"myapp:{sid}")
+    key = get_state(app).store_key(sid)
+    result = flask_cli(app, "session", "show", f"myapp:{key}")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["_user_id"] == "alice"
-    assert f"took the store key's id (without 'myapp:'): session {sid[:6]}…" in result.stderr
-    other = flask_cli(app, "session", "show", f"session:{sid}")
+    assert f"took it as a store key: store key {key[:6]}…" in result.stderr
+    other = flask_cli(app, "session", "show", f"session:{key}")
     assert other.exit_code == 1
     assert "not with this application's key prefix 'myapp:'" in other.output
 
@@ -166,7 +179,9 @@ def test_malformed_ids_are_refused_saying_what_to_pass(app, flask_cli):
     result = flask_cli(app, "session", "show", "../../etc/passwd")
     assert result.exit_code == 1
     assert "that is not a session id: it is not 43 characters of [A-Za-z0-9_-]" in result.output
-    assert "the session cookie's value, or the store key ('session:' and the id)" in result.output
+    assert (
+        "the session cookie's value, or a store key as `flask session list --full`" in result.output
+    )
     assert "passwd" not in result.output
     assert len(result.output.strip().splitlines()) == 1
 

@@ -198,7 +198,7 @@ def test_a_session_deleted_meanwhile_is_not_resurrected():
     store = app.extensions["serverside"].store
     with app.test_request_context("/", headers={"Cookie": cookie}) as ctx:
         ctx.session["theme"] = "dark"
-        store.delete(ctx.session.sid)  # another request logs out meanwhile
+        store.delete(ctx.session.key)  # another request logs out meanwhile
         response = app.response_class()
         app.session_interface.save_session(app, ctx.session, response)
     assert store.count() == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flask_serverside import MemoryStore
+from flask_serverside import get_state
 from flask_serverside.testing import SessionFlowContract
 from flask_serverside.testing import StoreContract
 
@@ -24,3 +25,14 @@ class TestMemoryStoreWithFlask(SessionFlowContract):
     @pytest.fixture
     def session_config(self):
         return {"SESSION_TYPE": "memory"}
+
+    @pytest.fixture
+    def backend_dump(self):
+        def dump(app):
+            entries = get_state(app).store.wrapped._entries
+            return b"".join(
+                key.encode() + entry.data + (entry.user_id or "").encode()
+                for key, entry in entries.items()
+            )
+
+        return dump

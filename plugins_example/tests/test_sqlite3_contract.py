@@ -27,3 +27,12 @@ class TestSQLite3StoreWithFlask(SessionFlowContract):
     @pytest.fixture
     def session_config(self, tmp_path):
         return {"SESSION_TYPE": "sqlite3", "SESSION_SQLITE3_PATH": str(tmp_path / "sessions.db")}
+
+    @pytest.fixture
+    def backend_dump(self, tmp_path):
+        """The database file, byte for byte (its write-ahead log too, if any)."""
+
+        def dump(app):
+            return b"".join(path.read_bytes() for path in sorted(tmp_path.glob("sessions.db*")))
+
+        return dump

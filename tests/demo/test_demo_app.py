@@ -14,6 +14,7 @@ from demo.app import create_app
 from demo.sessions import handle
 from flask_serverside import Capability
 from flask_serverside import MemoryStore
+from flask_serverside import get_state
 from flask_serverside import register_store
 from flask_serverside import unregister_store
 
@@ -92,7 +93,8 @@ def test_the_page_shows_the_record_and_never_a_whole_id(app: Flask) -> None:
     page = log_in(client, "ada")
     sid = sid_of(client)
     assert sid not in page
-    assert f'<code id="record-key">session:{sid[:6]}…</code>' in page
+    key = get_state(app).store_key(sid)  # the store holds a keyed hash of the id
+    assert f'<code id="record-key">session:{key[:6]}…</code>' in page
     size = int(re.search(r'id="record-size">(\d+)<', page).group(1))  # type: ignore[union-attr]
     assert size > 0
     assert 'data-seconds="1800"' in page
@@ -116,15 +118,16 @@ def test_log_out_one_device_from_another(app: Flask) -> None:
     log_in(laptop, "ada")
     log_in(phone, "ada", agent="Mozilla/5.0 (Linux; Android 14) Chrome/130 Mobile Safari")
     phone_sid = sid_of(phone)
+    phone_key = get_state(app).store_key(phone_sid)
     page = laptop.get("/").get_data(as_text=True)
     assert page.count("Log out this device") == 2
     handles = re.findall(r'action="/devices/([0-9a-f]{16})/logout"', page)
     assert len(handles) == 2
     assert phone_sid not in page
-    phone_handle = handle(phone_sid)
+    phone_handle = handle(phone_key)
     assert phone_handle in handles
     response = laptop.post(f"/devices/{phone_handle}/logout", follow_redirects=True)
-    assert f"Logged out the device with key {phone_sid[:6]}…" in response.get_data(as_text=True)
+    assert f"Logged out the device with key {phone_key[:6]}…" in response.get_data(as_text=True)
     assert 'id="user"' not in phone.get("/").get_data(as_text=True)
     assert 'id="user"' in laptop.get("/").get_data(as_text=True)
     # A handle that names no session of this user changes nothing.

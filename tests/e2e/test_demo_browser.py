@@ -86,8 +86,10 @@ def test_demo_in_a_browser(
     assert cookie["sameSite"] == "Lax"
     assert "session=" not in first.execute_script("return document.cookie")
     sid = cookie["value"].split(".")[0]
-    # The page shows the store key shortened, never the whole id.
-    assert by_id(first, "record-key").text == f"session:{sid[:6]}…"
+    # The page shows the store key (a keyed hash of the id) shortened, never the whole id.
+    shown = by_id(first, "record-key").text
+    assert re.fullmatch(r"session:[A-Za-z0-9_-]{6}…", shown), shown
+    assert shown != f"session:{sid[:6]}…"
     assert sid not in first.page_source
 
     # Two tabs of one session: each press lands, whichever tab it comes from.

@@ -56,6 +56,20 @@ class TestFileSystemStoreWithFlask(SessionFlowContract):
     def session_config(self, tmp_path):
         return {"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": str(tmp_path)}
 
+    @pytest.fixture
+    def backend_dump(self, tmp_path):
+        """Every path under the session directory and every file's bytes (a copy of it)."""
+
+        def dump(app):
+            found = []
+            for path in sorted(tmp_path.rglob("*")):
+                found.append(str(path.relative_to(tmp_path)).encode())
+                if path.is_file():
+                    found.append(path.read_bytes())
+            return b"".join(found)
+
+        return dump
+
 
 class TestFileUrlWithFlask(SessionFlowContract):
     @pytest.fixture

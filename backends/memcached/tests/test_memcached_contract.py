@@ -4,7 +4,9 @@ plain pymemcache Client passed in, and python-memcached's client (as Flask-Sessi
 from __future__ import annotations
 
 import collections.abc as c
+import socket
 import typing as t
+import urllib.parse
 
 import memcache
 import pytest
@@ -99,6 +101,33 @@ class TestFlaskOnAURL(SessionFlowContract):
     @pytest.fixture
     def session_config(self, memcached_server: MemcachedServer) -> dict[str, t.Any]:
         return {"SESSION_TYPE": memcached_server.url}
+
+    @pytest.fixture
+    def backend_dump(self, memcached_server: MemcachedServer) -> t.Any:
+        """Every key the server holds (``lru_crawler metadump all``) and its value."""
+
+        def dump(app: t.Any) -> bytes:
+            address = (memcached_server.host, memcached_server.port)
+            with socket.create_connection(address, timeout=5) as conn:
+                conn.sendall(b"lru_crawler metadump all\r\n")
+                listing = b""
+                while not listing.endswith(b"END\r\n"):
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    listing += chunk
+            keys = [
+                urllib.parse.unquote_to_bytes(line.split(b" ", 1)[0][len(b"key=") :])
+                for line in listing.splitlines()
+                if line.startswith(b"key=")
+            ]
+            client = Client(address)
+            try:
+                return b"".join(key + (client.get(key) or b"") for key in keys)
+            finally:
+                client.close()
+
+        return dump
 
 
 class TestFlaskOnThreeServers(SessionFlowContract):

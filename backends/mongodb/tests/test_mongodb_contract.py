@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections.abc as c
 import typing as t
 
+import bson
 import pymongo
 import pytest
 
@@ -73,3 +74,13 @@ class TestMongoDBSessionFlow(SessionFlowContract):
             "SESSION_MONGODB_DB": DATABASE,
             "SESSION_MONGODB_COLLECT": "flow_sessions",
         }
+
+    @pytest.fixture
+    def backend_dump(self, mongo_client: pymongo.MongoClient[t.Any]) -> t.Any:
+        """Every document of the collection, BSON-encoded as a database dump holds it."""
+
+        def dump(app: t.Any) -> bytes:
+            collection = mongo_client[DATABASE]["flow_sessions"]
+            return b"".join(bson.encode(document) for document in collection.find())
+
+        return dump

@@ -79,8 +79,9 @@ def make_app(extension: t.Any, **config: t.Any) -> Flask:
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Flask-Session 0.8's utcnow()
+@pytest.mark.parametrize("hashed", [True, False], ids=["hashed-keys", "raw-keys"])
 def test_sessions_of_flask_session_are_read_and_carried_on(
-    mongo_client: pymongo.MongoClient[t.Any], database: str
+    mongo_client: pymongo.MongoClient[t.Any], database: str, hashed: bool
 ) -> None:
     config = {"SESSION_MONGODB": mongo_client, "SESSION_MONGODB_DB": database}
     old = make_app(flask_session.Session, **config)
@@ -90,7 +91,7 @@ def test_sessions_of_flask_session_are_read_and_carried_on(
     document = mongo_client[database]["sessions"].find_one()
     assert document is not None and set(document) == {"_id", "id", "val", "expiration"}
 
-    new = make_app(Session, **config)
+    new = make_app(Session, SESSION_HASH_IDS=hashed, **config)
     cookie = browser.get_cookie("session")
     assert cookie is not None
     client = new.test_client()
@@ -99,7 +100,11 @@ def test_sessions_of_flask_session_are_read_and_carried_on(
     client.post("/add")
     assert client.get("/read").get_json() == {"user": "alice", "cart": ["apple", "pear"]}
     assert mongo_client[database]["sessions"].count_documents({}) == 1
+    key = new.extensions["serverside"].store_key(cookie.value)
+    assert mongo_client[database]["sessions"].find_one({"id": "session:" + key}) is not None
     new.extensions["serverside"].close()
+    if hashed:
+        return  # moved to its hashed key: going back needs the compatibility mode
     # and back: the documents keep Flask-Session's fields, so a rollback still reads them
     assert browser.get("/read").get_json() == {"user": "alice", "cart": ["apple", "pear"]}
 

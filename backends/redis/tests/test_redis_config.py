@@ -247,11 +247,13 @@ def test_seeds_configuration_end_to_end(redis_server):
     for browser in browsers:
         browser.post("/login")
         assert browser.get("/me").get_json() == {"user": "alice"}
+    state = flask_serverside.get_state(app)
     sids = {app.session_interface.open_session(app, _request(app, b)).sid for b in browsers}
-    for sid in sids:
-        assert client.get("seed-app:" + sid)[:2] == b"\xc1\x01"
-        assert 0 < client.ttl("seed-app:" + sid) <= 31 * 24 * 3600
-    assert set(client.zrange("seed-app:user:alice", 0, -1)) == {sid.encode() for sid in sids}
+    keys = {state.store_key(sid) for sid in sids}
+    for key in keys:
+        assert client.get("seed-app:" + key)[:2] == b"\xc1\x01"
+        assert 0 < client.ttl("seed-app:" + key) <= 31 * 24 * 3600
+    assert set(client.zrange("seed-app:user:alice", 0, -1)) == {key.encode() for key in keys}
     assert flask_serverside.revoke_user_sessions("alice", app) == 2
     for browser in browsers:
         assert browser.get("/me").get_json() == {"user": None}

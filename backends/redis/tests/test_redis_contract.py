@@ -102,6 +102,17 @@ class TestFlaskOnRedisServer(SessionFlowContract):
     def session_config(self, redis_client):
         return {"SESSION_TYPE": "redis", "SESSION_REDIS": redis_client}
 
+    @pytest.fixture
+    def backend_dump(self, redis_client):
+        """Every key of the server and its value, as DUMP serializes it (what an RDB holds)."""
+
+        def dump(app):
+            return b"".join(
+                key + (redis_client.dump(key) or b"") for key in redis_client.scan_iter(count=1000)
+            )
+
+        return dump
+
 
 class TestFlaskOnRedisUrl(SessionFlowContract):
     @pytest.fixture

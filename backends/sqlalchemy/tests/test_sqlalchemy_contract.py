@@ -8,6 +8,7 @@ import typing as t
 import pytest
 import sqlalchemy as sa
 
+from flask_serverside import get_state
 from flask_serverside.testing import SessionFlowContract
 from flask_serverside.testing import StoreContract
 from flask_serverside_sqlalchemy import SQLAlchemyStore
@@ -45,6 +46,22 @@ class TestPostgreSQLFlow(SessionFlowContract):
     @pytest.fixture
     def session_config(self, postgresql_server: t.Any) -> dict[str, t.Any]:
         return {"SESSION_TYPE": postgresql_server.url}
+
+    @pytest.fixture
+    def backend_dump(self) -> t.Any:
+        """Every row of the session table, every column, as a backup holds it."""
+
+        def dump(app: t.Any) -> bytes:
+            store = get_state(app).store
+            with store.engine.connect() as connection:
+                rows = connection.execute(sa.select(store.table)).all()
+            return b"".join(
+                value if isinstance(value, bytes) else str(value).encode()
+                for row in rows
+                for value in row
+            )
+
+        return dump
 
 
 class TestMariaDBFlow(SessionFlowContract):

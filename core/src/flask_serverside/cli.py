@@ -38,6 +38,7 @@ import collections.abc as c
 import contextlib
 import datetime
 import json
+import re
 import time
 import typing as t
 import uuid
@@ -60,6 +61,10 @@ if t.TYPE_CHECKING:
     from .state import SessionState
     from .store import Enumerable
     from .store import Purgeable
+    from .store import Record
+
+#: The form of a store key with SESSION_HASH_IDS: an HMAC-SHA256 in URL-safe base64.
+_HASHED_KEY = re.compile(r"[A-Za-z0-9_-]{43}")
 
 session_cli = AppGroup("session", help="Inspect and maintain server-side sessions.")
 
@@ -112,29 +117,35 @@ def _require(state: SessionState, capability: Capability, doing: str) -> None:
         )
 
 
-def _session_id(state: SessionState, value: str) -> str:
-    """Return the session id ``value`` stands for: the id itself, the session cookie's value
-    (signed or not) or the store key. Say on stderr what was taken, or explain what to pass.
+def _candidates(state: SessionState, value: str) -> list[tuple[str, str]]:
+    """The store keys ``value`` may stand for, each with what it was taken as: a session id
+    (the id itself or the session cookie's value, signed or not: its keys, current and older),
+    or a store key (with or without the key prefix, as `flask session list` prints them).
 
-    :raises click.ClickException: when ``value`` is none of those.
+    :raises click.ClickException: when ``value`` is none of those, explaining what to pass.
     """
     ids, signer, prefix = state.ids, state.signer(), state.config.key_prefix
-    if signer is None and ids.is_valid(value):
-        return value
+    sid = None
     if signer is not None:
-        sid = signer.unsign(value)
-        if sid is not None and ids.is_valid(sid):
+        unsigned = signer.unsign(value)
+        if unsigned is not None and ids.is_valid(unsigned):
+            sid = unsigned
             click.echo(f"checked the cookie's signature: session {_short(sid)}", err=True)
-            return sid
-        if ids.is_valid(value):
-            return value  # the bare id, as `flask session list --full` prints it
-    if prefix and value.startswith(prefix) and ids.is_valid(value[len(prefix) :]):
-        sid = value[len(prefix) :]
-        click.echo(f"took the store key's id (without {prefix!r}): session {_short(sid)}", err=True)
-        return sid
+    if sid is None and ids.is_valid(value):
+        sid = value
+    found: dict[str, str] = {}
+    if sid is not None:
+        keys = state.keys()
+        for key in (keys.key(sid), *keys.older_keys(sid)):
+            found.setdefault(key, "session id")
+    bare = value[len(prefix) :] if prefix and value.startswith(prefix) else value
+    if _HASHED_KEY.fullmatch(bare) if state.config.hash_ids else ids.is_valid(bare):
+        found[bare] = "store key"
+    if found:
+        return list(found.items())
     expected = (
-        f"a session id: the {ids.length} characters of [A-Za-z0-9_-] that `flask session list"
-        " --full` prints"
+        f"a session id ({ids.length} characters of [A-Za-z0-9_-]), the session cookie's value,"
+        " or a store key as `flask session list --full` prints it"
     )
     signed_looking = ids.is_valid(value.rpartition(".")[0])
     if signed_looking and signer is None:
@@ -147,15 +158,24 @@ def _session_id(state: SessionState, value: str) -> str:
             "its signature does not match this application's SECRET_KEY (nor SECRET_KEY_FALLBACKS)"
         )
     elif value.endswith("…"):
-        reason = "it is shortened, as `flask session list` prints ids without --full"
+        reason = "it is shortened, as `flask session list` prints keys without --full"
     elif ids.is_valid(value.rpartition(":")[2]):
         reason = f"it is a store key, but not with this application's key prefix {prefix!r}"
     else:
         reason = f"it is not {ids.length} characters of [A-Za-z0-9_-]"
-    forms = ", or the session cookie's value"
-    if prefix:
-        forms = f", the session cookie's value, or the store key ({prefix!r} and the id)"
-    raise click.ClickException(f"that is not a session id: {reason}. Pass {expected}{forms}.")
+    raise click.ClickException(f"that is not a session id: {reason}. Pass {expected}.")
+
+
+def _find(state: SessionState, value: str) -> tuple[str, Record | None]:
+    """Load the record ``value`` names (see :func:`_candidates`); say on stderr what it was
+    taken as. Returns the store key tried first and ``None`` when there is no such record."""
+    candidates = _candidates(state, value)
+    for key, taken_as in candidates:
+        record = state.store.load(key)
+        if record is not None:
+            click.echo(f"took it as a {taken_as}: store key {_short(key)}", err=True)
+            return key, record
+    return candidates[0][0], None
 
 
 def _jsonable(value: object) -> object:
@@ -272,10 +292,12 @@ def count_command() -> None:
 @session_cli.command("list")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Print at most N ids.")
 @click.option(
-    "--full", is_flag=True, help="Print whole ids (they are bearer tokens: keep them private)."
+    "--full",
+    is_flag=True,
+    help="Print whole keys (without SESSION_HASH_IDS they are the ids, bearer tokens).",
 )
 def list_command(limit: int | None, full: bool) -> None:
-    """Print the ids of live sessions, shortened unless --full."""
+    """Print the store keys of live sessions, shortened unless --full."""
     state = _state()
     _require(state, Capability.ENUMERATE, "list sessions")
     with _store_faults(state, "list sessions"):
@@ -316,16 +338,15 @@ def session_cleanup_command() -> None:
 def show_command(sid: str, raw: bool) -> None:
     """Print one session's data as JSON (bytes in base64)."""
     state = _state()
-    sid = _session_id(state, sid)
     with _store_faults(state, "load the session"):
-        record = state.store.load(sid)
+        key, record = _find(state, sid)
     if record is None:
         raise click.ClickException("no such session (or it has expired)")
     if raw:
         click.echo(record.data, nl=False)  # bytes go to the binary stream, unchanged
         return
     try:
-        data = state.serializer.loads(record.data)
+        data = state.decode(key, record)
     except CorruptRecord as exc:
         raise click.ClickException(
             f"the record is corrupt: {exc} (--raw writes its bytes as stored)"
@@ -338,12 +359,12 @@ def show_command(sid: str, raw: bool) -> None:
 def delete_command(sid: str) -> None:
     """Delete one session."""
     state = _state()
-    sid = _session_id(state, sid)
     with _store_faults(state, "delete the session"):
-        if state.store.load(sid) is None:
+        key, record = _find(state, sid)
+        if record is None:
             raise click.ClickException("no such session (or it has expired): nothing deleted")
-        state.store.delete(sid)
-    click.echo(f"deleted session {_short(sid)}")
+        state.store.delete(key)
+    click.echo(f"deleted session {_short(key)}")
 
 
 @session_cli.command("delete-user", context_settings=_TAKES_DASHED_IDS)

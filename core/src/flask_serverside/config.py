@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 
+from .codec import parse_key
 from .exceptions import ConfigurationError
 from .expiry import ttl_seconds
 from .serialization import FORMATS
@@ -58,6 +59,12 @@ DEFAULTS: c.Mapping[str, t.Any] = {
     "SESSION_ON_STORE_ERROR": "unavailable",
     "SESSION_USER_ID_KEY": "_user_id",
     "SESSION_BREAKER_WINDOW": 5,
+    "SESSION_HASH_IDS": True,
+    "SESSION_ID_HASH_KEY": None,
+    "SESSION_ID_HASH_KEY_FALLBACKS": [],
+    "SESSION_HASH_IDS_MIGRATION": True,
+    "SESSION_ENCRYPTION_KEY": None,
+    "SESSION_ENCRYPTION_MIGRATION": False,
 }
 
 
@@ -79,6 +86,14 @@ class SessionConfig:
     ttl: int
     #: ``SESSION_BREAKER_WINDOW``: seconds store calls fail fast after an outage.
     breaker_window: float
+    #: ``SESSION_HASH_IDS``: records are stored under keyed hashes of their ids.
+    hash_ids: bool
+    #: ``SESSION_HASH_IDS_MIGRATION``: older keys and raw ids are looked up too.
+    hash_migration: bool
+    #: ``SESSION_ENCRYPTION_KEY``, parsed: the keys, the sealing one first; empty for none.
+    encryption_keys: tuple[bytes, ...]
+    #: ``SESSION_ENCRYPTION_MIGRATION``: plain records are accepted too.
+    encryption_migration: bool
 
     @classmethod
     def from_app(cls, app: Flask) -> SessionConfig:
@@ -129,6 +144,36 @@ class SessionConfig:
                 "SESSION_BREAKER_WINDOW must be a number of seconds, 0 to turn the circuit"
                 f" breaker off (5 is the default), not {window!r}."
             )
+        for key in (
+            "SESSION_HASH_IDS",
+            "SESSION_HASH_IDS_MIGRATION",
+            "SESSION_ENCRYPTION_MIGRATION",
+        ):
+            if not isinstance(config[key], bool):
+                raise ConfigurationError(f"{key} must be True or False, not {config[key]!r}.")
+        hash_key = config["SESSION_ID_HASH_KEY"]
+        hash_fallbacks = config["SESSION_ID_HASH_KEY_FALLBACKS"] or []
+        if hash_key is not None and (not isinstance(hash_key, (str, bytes)) or not hash_key):
+            raise ConfigurationError(
+                "SESSION_ID_HASH_KEY must be a non-empty string or bytes (a random secret of"
+                f" its own), or None to derive one from SECRET_KEY, not {hash_key!r}."
+            )
+        if not isinstance(hash_fallbacks, (list, tuple)) or not all(
+            isinstance(key, (str, bytes)) and key for key in hash_fallbacks
+        ):
+            raise ConfigurationError(
+                "SESSION_ID_HASH_KEY_FALLBACKS must be a list of the previous"
+                " SESSION_ID_HASH_KEY values, most recent first."
+            )
+        encryption = config["SESSION_ENCRYPTION_KEY"]
+        if encryption is None:
+            encryption_keys: tuple[bytes, ...] = ()
+        elif isinstance(encryption, (list, tuple)):
+            if not encryption:
+                raise ConfigurationError("SESSION_ENCRYPTION_KEY is an empty list.")
+            encryption_keys = tuple(parse_key(key) for key in encryption)
+        else:
+            encryption_keys = (parse_key(encryption),)
         use_signer = bool(config["SESSION_USE_SIGNER"])
         if use_signer and not app.secret_key:
             raise ConfigurationError(
@@ -149,6 +194,10 @@ class SessionConfig:
             refresh_each_request=bool(config["SESSION_REFRESH_EACH_REQUEST"]),
             ttl=ttl_seconds(lifetime),
             breaker_window=float(window),
+            hash_ids=config["SESSION_HASH_IDS"],
+            hash_migration=config["SESSION_HASH_IDS_MIGRATION"],
+            encryption_keys=encryption_keys,
+            encryption_migration=config["SESSION_ENCRYPTION_MIGRATION"],
         )
 
 

@@ -1,8 +1,9 @@
 """The session object behind :data:`flask.session`.
 
 It is a dict with Flask's session attributes (``permanent``, ``modified``, ``accessed``,
-``new``), and it carries what the interface needs to save it: its id, the record it was loaded
-from, and the id it replaced after :meth:`ServerSideSession.regenerate`.
+``new``), and it carries what the interface needs to save it: its id (the cookie's), the key its
+record is stored under (:mod:`~flask_serverside.keys`), the record it was loaded from, and the
+key it replaced after :meth:`ServerSideSession.regenerate`.
 
 **Loaded on first access.** A session opened from a cookie holds only its id until the view
 first touches it; then its record is loaded, in one round trip. A view that never touches the
@@ -46,6 +47,7 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
 
     :param initial: the decoded data, for a session loaded from the store.
     :param sid: its id; ``None`` until the session is first saved.
+    :param key: the key its record is stored under (``None`` with ``sid``).
     :param record: the record it was loaded from, ``None`` for a new session.
     :param loader: called with the session on its first access, to fill it from the store;
         ``None`` for a session that is complete already.
@@ -59,6 +61,7 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
         initial: c.Mapping[str, t.Any] | None = None,
         *,
         sid: str | None = None,
+        key: str | None = None,
         record: Record | None = None,
         loader: c.Callable[[ServerSideSession], None] | None = None,
     ) -> None:
@@ -71,15 +74,24 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
         super().__init__(initial, on_update)
         #: The session id, without prefix or signature; ``None`` until first saved.
         self.sid = sid
+        #: The key the session's record is stored under (a keyed hash of :attr:`sid`, or the
+        #: id itself); ``None`` until first saved.
+        self.key = key
         #: The record the session was loaded from; ``None`` for a new session.
         self.record = record
+        #: The plain (decrypted) bytes of :attr:`record`, which a save compares with.
+        self.plain: bytes | None = None
+        #: For a record found under an older key (a raw id, a rotated hashing key; then
+        #: :attr:`key` is that older key): its current key, where the end of this request moves it.
+        self.rekey: str | None = None
         #: ``True`` for a session not loaded from the store.
         self.new = record is None
         #: Set when the top-level dict changed. Changes inside nested values are found when
         #: the session is saved, so they need no ``modified = True`` by hand.
         self.modified = False
-        #: The id this session had before :meth:`regenerate`, deleted when it is saved.
-        self.replaced_sid: str | None = None
+        #: The key this session had before :meth:`regenerate` or :meth:`destroy`, retired
+        #: when it is saved.
+        self.replaced_key: str | None = None
         #: Set by :meth:`destroy`.
         self.destroyed = False
         #: Set when the request's cookie named no usable session; the cookie is removed
@@ -122,13 +134,23 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
             self._loader = loader  # a failed load fails every later access too
             raise
 
-    def fill(self, data: c.Mapping[str, t.Any], *, sid: str | None, record: Record | None) -> None:
-        """Set the data, id and record of a session being loaded, without counting it as a
-        change. For loaders only."""
+    def fill(
+        self,
+        data: c.Mapping[str, t.Any],
+        *,
+        sid: str | None,
+        key: str | None = None,
+        record: Record | None = None,
+        plain: bytes | None = None,
+    ) -> None:
+        """Set the data, id, key and record of a session being loaded, without counting it as
+        a change. For loaders only."""
         dict.clear(self)
         dict.update(self, data)
         self.sid = sid
+        self.key = key
         self.record = record
+        self.plain = plain
         self.new = record is None
 
     # -- reads ---------------------------------------------------------------------------------
@@ -227,7 +249,7 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
         """Return whether the session provably holds what it was loaded with: nothing was
         set or deleted, and no value that can change in place (a list, a dict) was handed
         out. Saving such a session needs no encoding to find out whether it changed."""
-        return not self.modified and not self.exposed and self.replaced_sid is None
+        return not self.modified and not self.exposed and self.replaced_key is None
 
     def data(self) -> dict[str, t.Any]:
         """Return the session's contents as a plain dict, without counting as access."""
@@ -246,9 +268,9 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
         .. versionadded:: 0.1
         """
         self._read()
-        if self.sid is not None and self.replaced_sid is None:
-            self.replaced_sid = self.sid
-        self.sid = None
+        if self.key is not None and self.replaced_key is None:
+            self.replaced_key = self.key
+        self.sid = self.key = self.rekey = None
         self.modified = True
 
     def destroy(self) -> None:
@@ -260,8 +282,8 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
         """
         self._read()
         dict.clear(self)
-        if self.sid is not None and self.replaced_sid is None:
-            self.replaced_sid = self.sid
-        self.sid = None
+        if self.key is not None and self.replaced_key is None:
+            self.replaced_key = self.key
+        self.sid = self.key = self.rekey = None
         self.destroyed = True
         self.modified = True

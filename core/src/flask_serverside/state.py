@@ -2,23 +2,29 @@
 machinery.
 
 :class:`SessionState` owns the store (behind its fault boundary and circuit breaker), the
-serializer, the id generator, the signers and the writer. The session interface, the CLI and the
-conformance kit's spy read them from it, so replacing one (``state.store = spy``) replaces it
-everywhere.
+serializer, the id generator, the store keys, the record codec, the signers and the writer.
+The session interface, the CLI and the conformance kit's spy read them from it, so replacing
+one (``state.store = spy``) replaces it everywhere.
 """
 
 from __future__ import annotations
 
+import logging
 import typing as t
 
 from flask import current_app
 
 from . import signals
 from .breaker import CircuitBreaker
+from .codec import RecordCodec
 from .exceptions import ConfigurationError
+from .exceptions import CorruptRecord
 from .guard import GuardedStore
+from .keys import StoreKeys
+from .keys import derive_key
 from .signing import SidSigner
 from .writer import SessionWriter
+from .writer import forward_target
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -27,7 +33,10 @@ if t.TYPE_CHECKING:
     from .exceptions import StoreError
     from .serialization import SessionSerializer
     from .sid import SessionIds
+    from .store import Record
     from .store import SessionStore
+
+log = logging.getLogger("flask_serverside")
 
 #: The key of this extension in ``app.extensions``.
 EXTENSION_KEY = "serverside"
@@ -71,9 +80,70 @@ class SessionState:
         self.serializer = serializer
         #: Generates and validates ids.
         self.ids = ids
+        #: Seals and opens records (``SESSION_ENCRYPTION_KEY``).
+        self.codec = RecordCodec(config.encryption_keys, accept_plain=config.encryption_migration)
         #: Applies the write and concurrency policy.
         self.writer = SessionWriter(self)
         self._signers: dict[tuple[str | bytes, ...], SidSigner] = {}
+        self._keys: dict[tuple[t.Any, ...], StoreKeys] = {}
+        if config.hash_ids and not self._hash_secrets():
+            log.info(
+                "session ids are stored as unkeyed SHA-256 hashes: set SECRET_KEY or"
+                " SESSION_ID_HASH_KEY for keyed ones"
+            )
+
+    def _hash_secrets(self) -> list[str | bytes]:
+        """The secrets of the hashing keys, current first: ``SESSION_ID_HASH_KEY`` and its
+        fallbacks, else ``SECRET_KEY`` and its fallbacks."""
+        config = self.app.config
+        dedicated = config.get("SESSION_ID_HASH_KEY")
+        if dedicated:
+            return [dedicated, *(config.get("SESSION_ID_HASH_KEY_FALLBACKS") or ())]
+        if not self.app.secret_key:
+            return []
+        return [self.app.secret_key, *(config.get("SECRET_KEY_FALLBACKS") or ())]
+
+    def keys(self) -> StoreKeys:
+        """The mapping from session ids to store keys for the application's current keys (see
+        :mod:`~flask_serverside.keys`); built once per set of keys.
+
+        .. versionadded:: 0.2
+        """
+        secrets = self._hash_secrets() if self.config.hash_ids else []
+        dedicated = bool(self.app.config.get("SESSION_ID_HASH_KEY"))
+        cache_key = (dedicated, *secrets)
+        keys = self._keys.get(cache_key)
+        if keys is None:
+            keys = self._keys[cache_key] = StoreKeys(
+                hashing=self.config.hash_ids,
+                keys=[
+                    (secret.encode() if isinstance(secret, str) else secret)
+                    if dedicated
+                    else derive_key(secret)
+                    for secret in secrets
+                ],
+                migration=self.config.hash_migration,
+            )
+        return keys
+
+    def store_key(self, sid: str) -> str:
+        """The key the record of session ``sid`` is written under: ``keys().key(sid)``.
+
+        .. versionadded:: 0.2
+        """
+        return self.keys().key(sid)
+
+    def decode(self, key: str, record: Record) -> dict[str, t.Any]:
+        """The session data of a record loaded under store key ``key``.
+
+        :raises CorruptRecord: when it cannot be opened or decoded, or is a forwarding record.
+
+        .. versionadded:: 0.2
+        """
+        plain = self.codec.open(key, record.data)
+        if forward_target(plain) is not None:
+            raise CorruptRecord("the record forwards to a regenerated session")
+        return self.serializer.loads(plain)
 
     def signer(self) -> SidSigner | None:
         """The signer for the application's current ``SECRET_KEY`` and

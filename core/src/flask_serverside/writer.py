@@ -178,110 +178,116 @@ class SessionWriter:
                 return Outcome.NOTHING  # leave the cookie: the new one is on its way
             raise SessionRenewed()
         if session.is_empty():
-            for sid in (session.sid if session.record else None, session.replaced_sid):
-                if sid is not None:
-                    store.delete(sid)
-            if session.record or session.destroyed or session.stale_cookie or session.replaced_sid:
+            for key in (session.key if session.record else None, session.replaced_key):
+                if key is not None:
+                    store.delete(key)
+            if session.record or session.destroyed or session.stale_cookie or session.replaced_key:
                 return Outcome.DELETED
             return Outcome.NOTHING
-        record = session.record
         ttl = self.state.config.ttl
-        if record is not None and session.sid is not None and session.unchanged():
-            payload, changed = record.data, False
+        if session.rekey is not None:  # found under an older key: move it, changed or not
+            plain = self.state.serializer.dumps(session.data())
+            return self._move(session, plain, ttl, self.user_id(session.data()))
+        if session.record is not None and session.key is not None and session.unchanged():
+            changed = False
         else:
-            payload = self.state.serializer.dumps(session.data())
-            changed = session.sid is None or record is None or payload != record.data
+            plain = self.state.serializer.dumps(session.data())
+            changed = session.key is None or session.record is None or plain != session.plain
         if not changed:
             if self.state.config.refresh_each_request and not session.touched:
-                self.refresh(session, payload, ttl)
+                self.refresh(session, ttl)
             return Outcome.KEPT
         user_id = self.user_id(session.data())
-        if session.sid is None:
-            replaced = session.replaced_sid
+        if session.key is None:
+            replaced = session.replaced_key
             if replaced is None:
-                self._create(session, payload, ttl, user_id)
+                self._create(session, plain, ttl, user_id)
                 return Outcome.SAVED
             with self._locks(replaced):
-                self._create(session, payload, ttl, user_id)
+                self._create(session, plain, ttl, user_id)
                 self._retire(session, replaced, ttl)
             return Outcome.SAVED
         if not self.conditional:
-            store.save(session.sid, payload, ttl, user_id=user_id)
+            store.save(session.key, self.state.codec.seal(session.key, plain), ttl, user_id=user_id)
             return Outcome.SAVED
-        with self._locks(session.sid):
-            return self._apply(session.sid, session, payload, user_id, ttl)
+        with self._locks(session.key):
+            return self._apply(session.key, session, plain, user_id, ttl, session.record)
 
-    def refresh(self, session: ServerSideSession, payload: bytes, ttl: int) -> None:
+    def refresh(self, session: ServerSideSession, ttl: int) -> None:
         """Refresh the expiry of an unchanged session: ``touch`` where the store can, else a
         rewrite of the same bytes (conditional where the store can, so that it cannot erase
         a concurrent write; one that loses needs no retry, since the winner's write refreshed
         the expiry too)."""
-        sid = t.cast(str, session.sid)
+        key = t.cast(str, session.key)
+        record = t.cast("Record", session.record)
         store = self.state.store
+        user_id = self.user_id(session.data())
         if self._can_touch:
-            t.cast("Touchable", store).touch(sid, ttl)
+            t.cast("Touchable", store).touch(key, ttl)
         elif self.conditional:
             t.cast("ConditionallySavable", store).save_if(
-                sid, payload, ttl, expected=session.record, user_id=self.user_id(session.data())
+                key, record.data, ttl, expected=record, user_id=user_id
             )
         else:
-            store.save(sid, payload, ttl, user_id=self.user_id(session.data()))
+            store.save(key, record.data, ttl, user_id=user_id)
 
     def _apply(
         self,
-        sid: str,
+        key: str,
         session: ServerSideSession,
-        payload: bytes | None,
+        plain: bytes | None,
         user_id: str | None,
         ttl: int,
+        expected: Record | None,
         *,
         ours: c.Mapping[str, t.Any] | None = None,
     ) -> Outcome:
-        """Save the session's changes under ``sid`` with conditional saves, merging onto what
+        """Save the session's changes under ``key`` with conditional saves, merging onto what
         other writers saved meanwhile and following forwards, until one lands.
 
-        :param payload: the encoded session, to try first against ``session.record``; ``None``
-            to start by loading ``sid`` and merging onto it.
+        :param plain: the encoded session, to try first against ``expected``; ``None`` to start
+            by loading ``key`` and merging onto it.
         :param ours: the data whose changes (from ``session.record``) to apply; the session's
             own data by default.
         """
-        store = self.state.store
+        state = self.state
+        store = state.store
         cas = t.cast("ConditionallySavable", store)
         mine = session.data() if ours is None else ours
         base: c.Mapping[str, t.Any] | None = None
-        expected = session.record
         started = time.monotonic()
         attempt = forwards = 0
         outcome = Outcome.SAVED
         while True:
-            if payload is not None:
+            if plain is not None:
                 attempt += 1
-                if cas.save_if(sid, payload, ttl, expected=expected, user_id=user_id):
+                sealed = state.codec.seal(key, plain)
+                if cas.save_if(key, sealed, ttl, expected=expected, user_id=user_id):
                     self._conflicted(attempt, saved=True)
                     return outcome
                 if time.monotonic() - started > self.deadline:
                     self._conflicted(attempt, saved=False)
                     raise WriteConflict(
-                        f"session {_short(sid)} lost {attempt} conditional saves in"
+                        f"session {_short(key)} lost {attempt} conditional saves in"
                         f" {self.deadline:g} s"
                     )
                 if attempt > 1:
                     time.sleep(_backoff(attempt))
-            current = store.load(sid)
-            target = None if current is None else forward_target(current.data)
+            current = store.load(key)
+            theirs, target = self._open(key, current)
             while target is not None and forwards < MAX_FORWARDS:
                 forwards += 1
-                sid, outcome = target, Outcome.MOVED
-                current = store.load(sid)
-                target = None if current is None else forward_target(current.data)
+                key, outcome = target, Outcome.MOVED
+                current = store.load(key)
+                theirs, target = self._open(key, current)
             if current is None or target is not None:
-                log.info("session %s was deleted by another request; not saved", _short(sid))
+                log.info("session %s was deleted by another request; not saved", _short(key))
                 self._conflicted(attempt, saved=False)
                 return Outcome.GONE
             if base is None:
-                base = self._decode(session.record)
-            merged = merge(base, mine, self._decode(current))
-            payload, user_id = self.state.serializer.dumps(merged), self.user_id(merged)
+                base = self._loads(session.plain)
+            merged = merge(base, mine, theirs)
+            plain, user_id = state.serializer.dumps(merged), self.user_id(merged)
             expected = current
 
     def _conflicted(self, attempts: int, *, saved: bool) -> None:
@@ -290,53 +296,91 @@ class SessionWriter:
             signals.write_conflicted.send(self.state.app, attempts=attempts, saved=saved)
 
     def _create(
-        self, session: ServerSideSession, payload: bytes, ttl: int, user_id: str | None
+        self, session: ServerSideSession, plain: bytes, ttl: int, user_id: str | None
     ) -> None:
-        store = self.state.store
-        ids = self.state.ids
-        if not self.conditional:
-            session.sid = ids.generate()
-            store.save(session.sid, payload, ttl, user_id=user_id)
-            return
-        cas = t.cast("ConditionallySavable", store)
+        """Store a new session under a new id."""
+        state = self.state
+        keys = state.keys()
         while True:  # an id is 128 bits or more of randomness: a collision is never expected
-            sid = ids.generate()
-            if cas.save_if(sid, payload, ttl, expected=None, user_id=user_id):
-                session.sid = sid
-                return
+            sid = state.ids.generate()
+            key = keys.key(sid)
+            sealed = state.codec.seal(key, plain)
+            if not self.conditional:
+                state.store.save(key, sealed, ttl, user_id=user_id)
+                break
+            cas = t.cast("ConditionallySavable", state.store)
+            if cas.save_if(key, sealed, ttl, expected=None, user_id=user_id):
+                break
+        session.sid, session.key = sid, key
+
+    def _move(
+        self, session: ServerSideSession, plain: bytes, ttl: int, user_id: str | None
+    ) -> Outcome:
+        """Write a session found under an older key (:attr:`~.ServerSideSession.rekey`) to its
+        current key, then delete the older record."""
+        old, new = t.cast(str, session.key), t.cast(str, session.rekey)
+        store = self.state.store
+        with self._locks(old):
+            if self.conditional:
+                outcome = self._apply(new, session, plain, user_id, ttl, None)
+            else:
+                store.save(new, self.state.codec.seal(new, plain), ttl, user_id=user_id)
+                outcome = Outcome.SAVED
+            store.delete(old)
+        session.key, session.rekey = new, None
+        return outcome
 
     def _retire(self, session: ServerSideSession, old: str, ttl: int) -> None:
-        """Replace the record of ``old``, the id ``session`` had before it was regenerated, by
-        a forwarding record to its new id; or delete it (a destroyed session, a store without
+        """Replace the record of ``old``, the key ``session`` had before it was regenerated, by
+        a forwarding record to its new key; or delete it (a destroyed session, a store without
         conditional saves). Changes another request saved under ``old`` after this request
-        loaded it are carried over to the new id first, so none is lost."""
-        store = self.state.store
+        loaded it are carried over to the new key first, so none is lost."""
+        state = self.state
+        store = state.store
         if not self.conditional or session.destroyed or session.record is None:
             store.delete(old)
             return
         cas = t.cast("ConditionallySavable", store)
-        new = t.cast(str, session.sid)
-        forward = FORWARD_PREFIX + new.encode("ascii")
+        new = t.cast(str, session.key)
+        forward = state.codec.seal(old, FORWARD_PREFIX + new.encode("ascii"))
         expected: Record = session.record
         lifetime = min(FORWARD_SECONDS, ttl)
         started = time.monotonic()
         while not cas.save_if(old, forward, lifetime, expected=expected):
             if time.monotonic() - started > self.deadline:
-                store.delete(old)  # writers keep saving the old id: retire it the hard way
+                store.delete(old)  # writers keep saving the old key: retire it the hard way
                 return
             current = store.load(old)
-            if current is None or forward_target(current.data) is not None:
+            theirs, target = self._open(old, current)
+            if current is None or target is not None:
                 return  # deleted or retired meanwhile
-            # Another request saved under the old id after this one loaded it: its changes
-            # (from the record both loaded) go to the new id, then the old id is retired.
-            self._apply(new, session, None, None, ttl, ours=self._decode(current))
+            # Another request saved under the old key after this one loaded it: its changes
+            # (from the record both loaded) go to the new key, then the old key is retired.
+            self._apply(new, session, None, None, ttl, None, ours=theirs)
             expected = current
 
-    def _decode(self, record: Record | None) -> dict[str, t.Any]:
+    def _open(self, key: str, record: Record | None) -> tuple[dict[str, t.Any], str | None]:
+        """Decode a record loaded under ``key``: its data, or the key it forwards to."""
         if record is None:
+            return {}, None
+        try:
+            plain = self.state.codec.open(key, record.data)
+        except CorruptRecord:
+            return {}, None
+        target = forward_target(plain)
+        if target is not None:
+            return {}, target
+        try:
+            return self.state.serializer.loads(plain), None
+        except CorruptRecord:
+            return {}, None
+
+    def _loads(self, plain: bytes | None) -> dict[str, t.Any]:
+        """The data of the record the session was loaded from (its plain bytes)."""
+        if plain is None:
             return {}
         try:
-            return self.state.serializer.loads(record.data)
+            return self.state.serializer.loads(plain)
         except CorruptRecord:
             return {}
 
@@ -358,23 +402,17 @@ class SessionWriter:
                 " user, so it cannot revoke a user's sessions"
             )
         deleted = 0
-        for sid in list(t.cast("UserIndexed", store).user_sids(user_id)):
-            record = store.load(sid)
-            if record is None:
-                continue
-            try:
-                data = self.state.serializer.loads(record.data)
-            except CorruptRecord:
-                continue
+        for key in list(t.cast("UserIndexed", store).user_sids(user_id)):
+            data, _ = self._open(key, store.load(key))
             if self.user_id(data) == str(user_id):
-                store.delete(sid)
+                store.delete(key)
                 deleted += 1
         return deleted
 
 
-def _short(sid: str) -> str:
+def _short(key: str) -> str:
     """A short, non-secret handle for a session in log lines."""
-    return f"{sid[:6]}…"
+    return f"{key[:6]}…"
 
 
 def _backoff(attempt: int) -> float:
