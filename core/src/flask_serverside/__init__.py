@@ -24,6 +24,7 @@ from .exceptions import StoreError
 from .exceptions import StoreNotFound
 from .exceptions import StorePluginError
 from .exceptions import StoreUnavailable
+from .exceptions import UnserializableValue
 from .exceptions import WriteConflict
 from .extension import Session
 from .extension import revoke_user_sessions
@@ -60,6 +61,7 @@ __all__ = [
     "StorePluginError",
     "StoreSettings",
     "StoreUnavailable",
+    "UnserializableValue",
     "WriteConflict",
     "get_state",
     "register_store",

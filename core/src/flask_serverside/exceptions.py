@@ -10,7 +10,8 @@
     ├── StoreError                  a store could not do what was asked (raised by stores)
     │   └── StoreUnavailable        the backend is unreachable or timed out
     ├── CorruptRecord               a stored record cannot be decoded
-    └── WriteConflict               concurrent writers kept winning; the write did not happen
+    ├── WriteConflict               concurrent writers kept winning; the write did not happen
+    └── UnserializableValue         a value sessions cannot hold, at save (also a TypeError)
 
     SessionUnavailable              HTTP 503 raised in a request (a werkzeug HTTPException,
                                     not a SessionError): the store is down
@@ -122,6 +123,30 @@ class CorruptRecord(SessionError):
 
 class WriteConflict(SessionError):
     """A conditional save lost to concurrent writers more times than the retry limit."""
+
+
+class UnserializableValue(SessionError, TypeError):
+    """The session holds a value (or a key) that cannot be stored, found when it is saved.
+
+    A :exc:`TypeError` too: it is the application's error, never the store-fault policy. The
+    message names the path and the type, as ``session['cart'][2]: Item cannot be stored in a
+    session``.
+
+    :param path: where the value is, as ``session['cart'][2]`` (``<key>`` marks a dict key,
+        ``{…}`` a set member).
+    :param value_type: the type of the value.
+    :param reason: what is wrong with it.
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(self, path: str, value_type: type, reason: str) -> None:
+        #: Where the value is in the session.
+        self.path = path
+        #: The type of the value.
+        self.value_type = value_type
+        name = value_type.__qualname__.rpartition("<locals>.")[2]
+        super().__init__(f"{path}: {name} {reason}")
 
 
 class SessionUnavailable(ServiceUnavailable):

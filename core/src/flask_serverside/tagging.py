@@ -1,0 +1,732 @@
+"""Tags: how session values that JSON and MessagePack cannot hold are written, exactly.
+
+:class:`SessionTagger` walks a session once and turns every value into data both formats hold
+(``str``, ``int``, ``float``, ``bool``, ``None``, lists and maps), wrapping each other value in a
+one-key dict whose key names its type, as Flask's :class:`~flask.json.tag.TaggedJSONSerializer`
+does. Flask's tags keep their names and layout, so a record stays readable by Flask's tagger, and
+therefore by flask-serverside 0.1, wherever the value allows. Types are matched exactly: a
+subclass (an ``IntEnum``, an ``OrderedDict``, a ``str`` subclass) would come back as its base
+type, so it is refused like any other unknown type, unless a registered tag claims it.
+
+=====================  =========================================  ==========================
+value                  written as                                 what a 0.1 reader sees
+=====================  =========================================  ==========================
+``str``, ``bool``,     itself                                     the same
+``None``
+``int`` in             itself                                     the same
+[-2**63, 2**64-1]
+other ``int``          ``{" i": hex(value)}``                     that dict
+``float``              itself; in JSON, inf, -inf and nan as      the same; the ``" f"``
+                       ``{" f": "inf"}`` (JSON has no such         dict for non-finite
+                       numbers)                                   floats in JSON
+``list``               a list                                     the same
+``dict``, ``str``      a map; a lone key that is a tag:           the same
+keys                   ``{" di": {key + "__": value}}``
+``dict``, other keys   in MessagePack a map when every key is a   the map in MessagePack;
+                       ``str``, an ``int`` in range, a            else that dict
+                       ``float``, a ``bool`` or ``None``; else
+                       ``{" dk": [[key, value], ...]}``
+``tuple``              ``{" t": [...]}``                          the tuple
+``bytes``              MessagePack bin; in JSON ``{" b": base64}``  the bytes
+``Markup``             ``{" m": str}``                            the Markup
+``UUID``               ``{" u": hex}``                            the UUID
+``datetime``           MessagePack timestamp when its tzinfo is   the datetime; else that
+                       ``timezone.utc``; in JSON ``{" d": HTTP     dict
+                       date}`` when it is also whole seconds;
+                       else ``{" dt": isoformat}`` or, with a
+                       :class:`~zoneinfo.ZoneInfo`, a fold of 1
+                       or an offset with microseconds,
+                       ``{" dt": [isoformat, zone, fold]}``
+``date``               ``{" da": isoformat}``                     that dict
+``time``               ``{" ti": isoformat}`` or ``{" ti":         that dict
+                       [isoformat, zone, fold]}``
+``timedelta``          ``{" td": [days, seconds, microseconds]}``  that dict
+``Decimal``            ``{" dc": str}``                           that dict
+``set``                ``{" s": [...]}``, members in a stable      that dict
+                       order
+``frozenset``          ``{" fs": [...]}``                         that dict
+=====================  =========================================  ==========================
+
+A ``datetime`` or ``time`` keeps a :class:`datetime.timezone` offset or a
+:class:`zoneinfo.ZoneInfo` zone (and its ``fold``) exactly; another tzinfo (pytz, dateutil)
+comes back as a ``datetime.timezone`` of the same offset, and a ``time`` whose tzinfo gives no
+offset is refused. A zone unknown where the record is read leaves the value at its offset.
+
+Applications add types with :meth:`SessionTagger.register`, which takes Flask
+:class:`~flask.json.tag.JSONTag` subclasses as Flask's own tagger does. A registered tag is
+asked (in its order) about values whose type has no built-in encoding; built-in types always use
+the exact encoding above, and built-in keys cannot be replaced.
+
+Reading undoes the tags innermost first, as Flask does. A Flask tag (or a registered one) whose
+payload is not what the writer puts there makes the record corrupt (:class:`CorruptRecord`). A
+new tag with such a payload is left as the dict it is: flask-serverside 0.1 did not know these
+keys, so it wrote an application's dict whose only key was, say, ``" s"`` as it was, and such a
+record reads as 0.1 read it, unless its payload is valid for the tag (a list, for ``" s"``). Our
+writer wraps every dict whose only key is a tag key in ``" di"``, so this ambiguity only
+concerns records written before 0.2.
+
+Containers nest at most :data:`MAX_DEPTH` levels deep in a record, counted as written (a tuple
+is two levels: the tag's dict and its list); writing refuses deeper data, so whatever is
+written can be read.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import decimal
+import typing as t
+import uuid
+import zoneinfo
+
+import msgspec
+from flask.json.tag import TaggedJSONSerializer
+from markupsafe import Markup
+from werkzeug.http import http_date
+from werkzeug.http import parse_date
+
+from .exceptions import CorruptRecord
+from .exceptions import UnserializableValue
+
+if t.TYPE_CHECKING:
+    import collections.abc as c
+
+    from flask.json.tag import JSONTag
+
+#: How deep containers may nest in a record (the session dict is level 1). Writing refuses
+#: deeper data with a :exc:`ValueError`; reading refuses deeper records as corrupt.
+MAX_DEPTH = 100
+
+#: The ints MessagePack holds; others are tagged in both formats.
+INT_MIN = -(2**63)
+INT_MAX = 2**64 - 1
+_FLOAT_MAX = 1.7976931348623157e308  # a float outside [-max, max] is inf, -inf or nan
+
+#: The keys of Flask's own tags, written as Flask writes them.
+FLASK_TAGS = (" di", " t", " b", " m", " u", " d")
+#: The keys of the tags added by flask-serverside 0.2.
+NEW_TAGS = (" i", " f", " dk", " dt", " da", " ti", " td", " dc", " s", " fs")
+
+_OWN_NEW_TAGS = frozenset(NEW_TAGS)
+_UTC = datetime.timezone.utc
+_MICROSECOND = datetime.timedelta(microseconds=1)
+_NON_FINITE = {"inf": float("inf"), "-inf": float("-inf"), "nan": float("nan")}
+_NATIVE_KEY_TYPES = frozenset([str, int, float, bool, type(None)])
+
+#: The reason given for a value of a type sessions cannot hold.
+CANNOT_STORE = (
+    "cannot be stored in a session (sessions hold str, int, float, bool, None, list, dict,"
+    " tuple, bytes, Markup, UUID, datetime, date, time, timedelta, Decimal, set, frozenset,"
+    " and the types of tags registered on the serializer)"
+)
+
+Encoder = t.Callable[["SessionTagger", t.Any, int, bool], t.Any]
+
+
+class _Refused(Exception):
+    """A value that cannot be written; the walk adds the path on its way out."""
+
+    def __init__(self, value_type: type, reason: str) -> None:
+        super().__init__(reason)
+        self.value_type = value_type
+        self.reason = reason
+        #: Path segments, innermost first.
+        self.segments: list[str] = []
+
+    def error(self, root: str) -> UnserializableValue:
+        path = root + "".join(reversed(self.segments))
+        return UnserializableValue(path, self.value_type, self.reason)
+
+
+class _Deep(Exception):
+    """Internal: the depth limit was reached; carries path segments like :class:`_Refused`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.segments: list[str] = []
+
+    def error(self, root: str) -> ValueError:
+        path = root + "".join(reversed(self.segments))
+        return ValueError(f"{path}: nests deeper than {MAX_DEPTH} levels (a circular reference?)")
+
+
+def key_segment(key: t.Any) -> str:
+    text = repr(key)
+    if len(text) > 40:
+        text = text[:39] + "…"
+    return f"[{text}]"
+
+
+def _too_deep() -> t.NoReturn:
+    raise _Deep()
+
+
+class SessionTagger(TaggedJSONSerializer):
+    """Tags session values exactly for JSON and MessagePack, and untags them.
+
+    A :class:`~flask.json.tag.TaggedJSONSerializer` (its :meth:`dumps` and :meth:`loads` work
+    on JSON text as Flask's do) with the exact encodings of the module's table. Flask's default
+    tags are not registered on it: the built-in encodings replace them, and :attr:`tags` and
+    :attr:`order` hold only the tags registered by the application.
+
+    .. versionadded:: 0.2
+    """
+
+    __slots__ = ("_decoders", "_reserved", "json_markers", "msgpack_markers")
+
+    default_tags = []  # the built-in encodings replace Flask's default tags
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: The decoder of every tag key, built in and registered.
+        self._decoders: dict[str, t.Callable[[t.Any], t.Any]] = dict(_BUILTIN_DECODERS)
+        #: Keys a lone dict key must not look like (every tag key).
+        self._reserved: frozenset[str] = frozenset(self._decoders)
+        #: Byte strings at least one of which a JSON record holding a tag contains.
+        self.json_markers: tuple[bytes, ...] = (b'" ',)
+        #: Byte strings at least one of which a MessagePack record holding a tag contains.
+        self.msgpack_markers: tuple[bytes, ...] = (b"\xa2 ", b"\xa3 ")
+
+    # -- registration ------------------------------------------------------------------------
+
+    def register(
+        self, tag_class: type[JSONTag], force: bool = False, index: int | None = None
+    ) -> None:
+        """Register an application's tag, as :meth:`TaggedJSONSerializer.register` does.
+
+        ``tag_class`` is a :class:`~flask.json.tag.JSONTag` subclass: :meth:`~JSONTag.check`
+        is asked about values of types without a built-in encoding, :meth:`~JSONTag.to_json`
+        must return JSON data (call ``self.serializer.tag(...)`` on nested values, as Flask's
+        tags do), and :meth:`~JSONTag.to_python` receives its payload already untagged.
+
+        :param tag_class: the tag class; instantiated with this tagger.
+        :param force: replace a tag registered earlier under the same key.
+        :param index: where in the order of registered tags to check it; ``None`` appends.
+        :raises KeyError: when the key is taken and ``force`` is not set, or is a built-in
+            key, which cannot be replaced.
+        """
+        tag = tag_class(self)
+        key = tag.key
+        if key:
+            if key in _BUILTIN_DECODERS:
+                raise KeyError(f"Tag {key!r} is built in and cannot be replaced.")
+            if not force and key in self.tags:
+                raise KeyError(f"Tag {key!r} is already registered.")
+            self.tags[key] = tag
+            self._decoders[key] = tag.to_python
+            self._reserved = frozenset(self._decoders)
+            extra_json = [] if key.startswith(" ") else [msgspec.json.encode(key)]
+            if not (key.startswith(" ") and len(key) in (2, 3)):
+                self.msgpack_markers = (*self.msgpack_markers, msgspec.msgpack.encode(key))
+            self.json_markers = (*self.json_markers, *extra_json)
+        if index is None:
+            self.order.append(tag)
+        else:
+            self.order.insert(index, tag)
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def tag_session(self, data: c.Mapping[str, t.Any], *, msgpack: bool) -> t.Any:
+        """Tag a whole session for one format.
+
+        :param data: the session's data; its keys must be ``str``.
+        :param msgpack: whether the result is for MessagePack (else JSON).
+        :raises UnserializableValue: naming the path and the type of a value (or a key) that
+            sessions cannot hold.
+        :raises ValueError: when the data nests deeper than :data:`MAX_DEPTH`.
+        """
+        for key in data:
+            if key.__class__ is not str:
+                raise UnserializableValue(
+                    f"session[{key_segment(key)[1:-1]}]",
+                    type(key),
+                    "a top-level session key must be str",
+                )
+        try:
+            return _encode_dict(self, data, 0, msgpack)
+        except _Refused as exc:
+            raise exc.error("session") from None
+        except _Deep as exc:
+            raise exc.error("session") from None
+
+    def tag(self, value: t.Any) -> t.Any:
+        """Tag ``value`` into JSON data (the form custom tags nest), as Flask's
+        :meth:`TaggedJSONSerializer.tag` does.
+
+        :raises UnserializableValue: for a value sessions cannot hold.
+        :raises ValueError: when it nests deeper than :data:`MAX_DEPTH`.
+        """
+        try:
+            return _encode(self, value, 0, False)
+        except _Refused as exc:
+            raise exc.error("value") from None
+        except _Deep as exc:
+            raise exc.error("value") from None
+
+    def _custom(self, value: t.Any, depth: int, msgpack: bool) -> t.Any:
+        for tag in self.order:
+            if tag.check(value):
+                return _plain(tag.tag(value), depth, msgpack, tag.key)
+        raise _Refused(type(value), CANNOT_STORE)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def untag(self, value: dict[str, t.Any]) -> t.Any:
+        """Undo one tag, as Flask's :meth:`TaggedJSONSerializer.untag` does: a one-key dict
+        whose key is a tag becomes its value; anything else is returned as is."""
+        if len(value) != 1:
+            return value
+        key = next(iter(value))
+        decode = self._decoders.get(key) if key.__class__ is str else None
+        return value if decode is None else decode(value[key])
+
+    def untag_tree(self, value: t.Any, depth: int = 1) -> t.Any:
+        """Undo every tag in a decoded record, innermost first, changing its lists and dicts
+        in place.
+
+        :param depth: the nesting level of ``value`` (the record's top-level dict is 1).
+        :raises CorruptRecord: when it nests deeper than :data:`MAX_DEPTH` or a tag's payload
+            is not what the writer puts there.
+        """
+        if depth > MAX_DEPTH:
+            raise CorruptRecord(f"the record nests deeper than {MAX_DEPTH} levels")
+        if value.__class__ is list:
+            for index, item in enumerate(value):
+                if item.__class__ is dict or item.__class__ is list:
+                    new = self.untag_tree(item, depth + 1)
+                    if new is not item:
+                        value[index] = new
+            return value
+        if len(value) == 1:
+            for key, inner in value.items():
+                decode = self._decoders.get(key) if key.__class__ is str else None
+                if decode is not None:
+                    if inner.__class__ is dict or inner.__class__ is list:
+                        inner = self.untag_tree(inner, depth + 1)
+                    try:
+                        return decode(inner)
+                    except Exception as exc:
+                        if key in _OWN_NEW_TAGS:
+                            # flask-serverside 0.1 wrote such a dict as it was: read it so.
+                            value[key] = inner
+                            return value
+                        if isinstance(exc, CorruptRecord):
+                            raise
+                        raise CorruptRecord(
+                            f"the {key!r} tag holds what it cannot decode ({type(exc).__name__})"
+                        ) from exc
+        for key, item in value.items():
+            if item.__class__ is dict or item.__class__ is list:
+                new = self.untag_tree(item, depth + 1)
+                if new is not item:
+                    value[key] = new
+        return value
+
+    def _untag_scan(self, value: t.Any) -> t.Any:
+        if value.__class__ is dict or value.__class__ is list:
+            return self.untag_tree(value)
+        return value
+
+
+# -- the writing walk ------------------------------------------------------------------------
+#
+# ``depth`` is how many containers enclose the value being encoded in the output; a value that
+# becomes containers checks that the deepest of them stays within MAX_DEPTH. ``msgpack`` picks
+# MessagePack's native forms where they are exact and readable by 0.1.
+
+
+def _number(value: int | float, depth: int) -> dict[str, str]:
+    """The tag of an int outside MessagePack's range or of a float JSON cannot hold."""
+    if depth >= MAX_DEPTH:
+        _too_deep()
+    if value.__class__ is int:
+        return {" i": hex(value)}
+    return {" f": repr(value)}
+
+
+def _encode(tagger: SessionTagger, value: t.Any, depth: int, msgpack: bool) -> t.Any:
+    if _is_plain(value, msgpack):
+        return value
+    cls = value.__class__
+    if cls is int or cls is float:
+        return _number(value, depth)
+    encoder = _ENCODERS.get(cls)
+    if encoder is not None:
+        return encoder(tagger, value, depth, msgpack)
+    return tagger._custom(value, depth, msgpack)
+
+
+def _is_plain(value: t.Any, msgpack: bool) -> bool:
+    """Whether a scalar is written as itself."""
+    cls = value.__class__
+    return (
+        cls is str
+        or cls is bool
+        or value is None
+        or (cls is int and INT_MIN <= value <= INT_MAX)
+        or (cls is float and (msgpack or -_FLOAT_MAX <= value <= _FLOAT_MAX))
+    )
+
+
+def _encode_list(tagger: SessionTagger, value: list[t.Any], depth: int, msgpack: bool) -> t.Any:
+    if depth >= MAX_DEPTH:
+        _too_deep()
+    out: list[t.Any] | None = None
+    index = 0
+    try:
+        for index, item in enumerate(value):  # noqa: B007 (read in the handler)
+            if _is_plain(item, msgpack):
+                continue
+            new = _encode(tagger, item, depth + 1, msgpack)
+            if new is not item:
+                if out is None:
+                    out = list(value)
+                out[index] = new
+    except (_Refused, _Deep) as exc:
+        exc.segments.append(f"[{index}]")
+        raise
+    return value if out is None else out
+
+
+def _encode_items(
+    tagger: SessionTagger, items: c.Iterable[t.Any], depth: int, msgpack: bool
+) -> list[t.Any]:
+    """Encode the members of a tuple (or a set, in order) into a new list at ``depth``."""
+    out = []
+    try:
+        for item in items:
+            out.append(item if _is_plain(item, msgpack) else _encode(tagger, item, depth, msgpack))
+    except (_Refused, _Deep) as exc:
+        exc.segments.append(f"[{len(out)}]")
+        raise
+    return out
+
+
+def _encode_dict(
+    tagger: SessionTagger, value: c.Mapping[t.Any, t.Any], depth: int, msgpack: bool
+) -> t.Any:
+    if depth >= MAX_DEPTH:
+        _too_deep()
+    if len(value) == 1:
+        for key, item in value.items():
+            if key.__class__ is str and key in tagger._reserved:
+                # Flask's TagDict: a lone key that looks like a tag gets "__" and a wrapper.
+                if depth + 2 > MAX_DEPTH:
+                    _too_deep()
+                try:
+                    return {" di": {key + "__": _encode(tagger, item, depth + 2, msgpack)}}
+                except (_Refused, _Deep) as exc:
+                    exc.segments.append(key_segment(key))
+                    raise
+    out: dict[t.Any, t.Any] | None = None
+    key = None
+    try:
+        for key, item in value.items():
+            if key.__class__ is not str:
+                break
+            if _is_plain(item, msgpack):
+                continue
+            new = _encode(tagger, item, depth + 1, msgpack)
+            if new is not item:
+                if out is None:
+                    out = dict(value)
+                out[key] = new
+        else:
+            return value if out is None else out
+    except (_Refused, _Deep) as exc:
+        exc.segments.append(key_segment(key))
+        raise
+    return _encode_keyed(tagger, value, depth, msgpack)
+
+
+def _encode_keyed(
+    tagger: SessionTagger, value: c.Mapping[t.Any, t.Any], depth: int, msgpack: bool
+) -> t.Any:
+    """A dict with keys that are not all ``str``."""
+    if msgpack and all(
+        key.__class__ in _NATIVE_KEY_TYPES
+        and (key.__class__ is not int or INT_MIN <= key <= INT_MAX)
+        for key in value
+    ):
+        out = {}
+        for key, item in value.items():
+            try:
+                out[key] = _encode(tagger, item, depth + 1, msgpack)
+            except (_Refused, _Deep) as exc:
+                exc.segments.append(key_segment(key))
+                raise
+        return out
+    if depth + 3 > MAX_DEPTH:
+        _too_deep()
+    pairs = []
+    for key, item in value.items():
+        try:
+            encoded_key = _encode(tagger, key, depth + 3, msgpack)
+        except (_Refused, _Deep) as exc:
+            exc.segments.append("<key>")
+            raise
+        try:
+            pairs.append([encoded_key, _encode(tagger, item, depth + 3, msgpack)])
+        except (_Refused, _Deep) as exc:
+            exc.segments.append(key_segment(key))
+            raise
+    return {" dk": pairs}
+
+
+def _encode_tuple(
+    tagger: SessionTagger, value: tuple[t.Any, ...], depth: int, msgpack: bool
+) -> t.Any:
+    if depth + 2 > MAX_DEPTH:
+        _too_deep()
+    return {" t": _encode_items(tagger, value, depth + 2, msgpack)}
+
+
+def _set_order(item: t.Any) -> bytes:
+    return msgspec.msgpack.encode(item)
+
+
+def _encode_set(tagger: SessionTagger, value: c.Set[t.Any], depth: int, msgpack: bool) -> t.Any:
+    if depth + 2 > MAX_DEPTH:
+        _too_deep()
+    try:
+        members = _encode_items(tagger, value, depth + 2, msgpack)
+    except (_Refused, _Deep) as exc:
+        exc.segments[-1] = "{…}"  # a set member has no index
+        raise
+    # A set's iteration order depends on its history and the process's hash seed: sort the
+    # encoded members so equal sets give equal records (an unchanged session is not rewritten).
+    members.sort(key=_set_order)
+    return {" fs" if value.__class__ is frozenset else " s": members}
+
+
+def _leaf(key: str, payload: t.Any, depth: int) -> dict[str, t.Any]:
+    levels = 2 if payload.__class__ is list else 1
+    if depth + levels > MAX_DEPTH:
+        _too_deep()
+    return {key: payload}
+
+
+def _encode_bytes(tagger: SessionTagger, value: bytes, depth: int, msgpack: bool) -> t.Any:
+    if msgpack:
+        return value
+    return _leaf(" b", base64.b64encode(value).decode("ascii"), depth)
+
+
+def _encode_markup(tagger: SessionTagger, value: Markup, depth: int, msgpack: bool) -> t.Any:
+    return _leaf(" m", str(value.__html__()), depth)
+
+
+def _encode_uuid(tagger: SessionTagger, value: uuid.UUID, depth: int, msgpack: bool) -> t.Any:
+    return _leaf(" u", value.hex, depth)
+
+
+def _zoned(value: datetime.datetime | datetime.time) -> t.Any:
+    """The ISO form of a datetime or time, or ``[isoformat, zone, fold]`` where ISO 8601 is not
+    enough: a ZoneInfo (``zone`` is its key), an offset with microseconds, which ISO parsers
+    drop (``zone`` is the offset in microseconds, the time is without it), or a fold of 1
+    (``zone`` is ``None``)."""
+    tz = value.tzinfo
+    if tz is not None:
+        if isinstance(tz, zoneinfo.ZoneInfo) and tz.key is not None:
+            return [value.isoformat(), tz.key, value.fold]
+        offset = value.utcoffset()
+        if offset is None:
+            raise _Refused(
+                type(tz), "is a tzinfo without an offset here; use datetime.timezone or ZoneInfo"
+            )
+        if tz.__class__ is not datetime.timezone:
+            value = value.replace(tzinfo=datetime.timezone(offset))
+        if offset.microseconds:
+            return [value.replace(tzinfo=None).isoformat(), offset // _MICROSECOND, value.fold]
+    if value.fold:
+        return [value.isoformat(), None, 1]
+    return value.isoformat()
+
+
+def _encode_datetime(
+    tagger: SessionTagger, value: datetime.datetime, depth: int, msgpack: bool
+) -> t.Any:
+    if value.tzinfo is _UTC and not value.fold:
+        if msgpack:
+            return value  # a MessagePack timestamp, read back with timezone.utc
+        if not value.microsecond and value.year >= 100:
+            return _leaf(" d", http_date(value), depth)
+    return _leaf(" dt", _zoned(value), depth)
+
+
+def _encode_date(tagger: SessionTagger, value: datetime.date, depth: int, msgpack: bool) -> t.Any:
+    return _leaf(" da", value.isoformat(), depth)
+
+
+def _encode_time(tagger: SessionTagger, value: datetime.time, depth: int, msgpack: bool) -> t.Any:
+    return _leaf(" ti", _zoned(value), depth)
+
+
+def _encode_timedelta(
+    tagger: SessionTagger, value: datetime.timedelta, depth: int, msgpack: bool
+) -> t.Any:
+    return _leaf(" td", [value.days, value.seconds, value.microseconds], depth)
+
+
+def _encode_decimal(
+    tagger: SessionTagger, value: decimal.Decimal, depth: int, msgpack: bool
+) -> t.Any:
+    return _leaf(" dc", str(value), depth)
+
+
+_ENCODERS: dict[type, Encoder] = {
+    list: _encode_list,
+    dict: _encode_dict,
+    tuple: _encode_tuple,
+    set: _encode_set,
+    frozenset: _encode_set,
+    bytes: _encode_bytes,
+    Markup: _encode_markup,
+    uuid.UUID: _encode_uuid,
+    datetime.datetime: _encode_datetime,
+    datetime.date: _encode_date,
+    datetime.time: _encode_time,
+    datetime.timedelta: _encode_timedelta,
+    decimal.Decimal: _encode_decimal,
+}
+
+
+def _plain(value: t.Any, depth: int, msgpack: bool, key: str) -> t.Any:
+    """Check what a registered tag returned: JSON data (tuples become lists); ints and floats
+    JSON or MessagePack cannot hold are tagged, anything else refused."""
+    cls = value.__class__
+    if _is_plain(value, msgpack):
+        return value
+    if cls is int or cls is float:
+        return _number(value, depth)
+    if cls is list or cls is tuple:
+        if depth >= MAX_DEPTH:
+            _too_deep()
+        out = []
+        try:
+            for item in value:
+                out.append(_plain(item, depth + 1, msgpack, key))
+        except (_Refused, _Deep) as exc:
+            exc.segments.append(f"[{len(out)}]")
+            raise
+        return out
+    if cls is dict:
+        if depth >= MAX_DEPTH:
+            _too_deep()
+        result = {}
+        for name, item in value.items():
+            if name.__class__ is not str:
+                raise _Refused(
+                    type(name), f"is a key in what tag {key!r} returned; keys must be str"
+                )
+            try:
+                result[name] = _plain(item, depth + 1, msgpack, key)
+            except (_Refused, _Deep) as exc:
+                exc.segments.append(key_segment(name))
+                raise
+        return result
+    raise _Refused(
+        cls,
+        f"is in what tag {key!r} returned, which must be JSON data (tag nested values with"
+        " self.serializer.tag)",
+    )
+
+
+# -- the reading side ------------------------------------------------------------------------
+
+
+def _str(value: t.Any) -> str:
+    if value.__class__ is not str:
+        raise CorruptRecord("a tag holds a value of the wrong type")
+    return value
+
+
+def _list(value: t.Any, length: int | None = None) -> list[t.Any]:
+    if value.__class__ is not list or (length is not None and len(value) != length):
+        raise CorruptRecord("a tag holds a value of the wrong shape")
+    return value
+
+
+def _decode_di(value: t.Any) -> dict[str, t.Any]:
+    if value.__class__ is not dict or len(value) != 1:
+        raise CorruptRecord("a ' di' tag holds a value of the wrong shape")
+    ((key, item),) = value.items()
+    if key.__class__ is not str or not key.endswith("__"):
+        raise CorruptRecord("a ' di' tag holds a value of the wrong shape")
+    return {key[:-2]: item}
+
+
+def _decode_date(value: t.Any) -> datetime.datetime:
+    parsed = parse_date(_str(value))
+    if parsed is None:
+        raise CorruptRecord("a ' d' tag holds what is not an HTTP date")
+    return parsed
+
+
+def _decode_float(value: t.Any) -> float:
+    try:
+        return _NON_FINITE[_str(value)]
+    except KeyError:
+        raise CorruptRecord("a ' f' tag holds what is not inf, -inf or nan") from None
+
+
+def _zone(value: t.Any, parse: t.Callable[[str], t.Any]) -> t.Any:
+    if value.__class__ is str:
+        return parse(value)
+    iso, key, fold = _list(value, 3)
+    parsed = parse(_str(iso))
+    if fold.__class__ is not int or fold not in (0, 1):
+        raise CorruptRecord("a zoned tag holds a fold that is not 0 or 1")
+    if key is None:
+        return parsed.replace(fold=fold)
+    if key.__class__ is int:
+        offset = datetime.timezone(datetime.timedelta(microseconds=key))
+        return parsed.replace(tzinfo=offset, fold=fold)
+    try:
+        zone = zoneinfo.ZoneInfo(_str(key))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return parsed.replace(fold=fold)  # the zone is unknown here: keep the offset
+    return parsed.replace(tzinfo=zone, fold=fold)
+
+
+def _decode_datetime(value: t.Any) -> datetime.datetime:
+    return t.cast(datetime.datetime, _zone(value, datetime.datetime.fromisoformat))
+
+
+def _decode_time(value: t.Any) -> datetime.time:
+    return t.cast(datetime.time, _zone(value, datetime.time.fromisoformat))
+
+
+def _decode_timedelta(value: t.Any) -> datetime.timedelta:
+    days, seconds, microseconds = _list(value, 3)
+    if not all(part.__class__ is int for part in (days, seconds, microseconds)):
+        raise CorruptRecord("a ' td' tag holds what is not three ints")
+    return datetime.timedelta(days, seconds, microseconds)
+
+
+def _decode_keyed(value: t.Any) -> dict[t.Any, t.Any]:
+    out = {}
+    for pair in _list(value):
+        key, item = _list(pair, 2)
+        out[key] = item
+    return out
+
+
+_BUILTIN_DECODERS: dict[str, t.Callable[[t.Any], t.Any]] = {
+    " di": _decode_di,
+    " t": lambda value: tuple(_list(value)),
+    " b": lambda value: base64.b64decode(_str(value)),
+    " m": lambda value: Markup(_str(value)),
+    " u": lambda value: uuid.UUID(_str(value)),
+    " d": _decode_date,
+    " i": lambda value: int(_str(value), 16),
+    " f": _decode_float,
+    " dk": _decode_keyed,
+    " dt": _decode_datetime,
+    " da": lambda value: datetime.date.fromisoformat(_str(value)),
+    " ti": _decode_time,
+    " td": _decode_timedelta,
+    " dc": lambda value: decimal.Decimal(_str(value)),
+    " s": lambda value: set(_list(value)),
+    " fs": lambda value: frozenset(_list(value)),
+}
