@@ -153,6 +153,10 @@ class ServerSideSessionInterface(SessionInterface):
         except CorruptRecord as exc:
             log.warning("session %s… has a corrupt record, starting a new one: %s", sid[:6], exc)
             signals.record_corrupt.send(state.app, error=exc)
+            try:
+                state.store.delete(found)  # so it is never refreshed nor read again
+            except StoreError:
+                self._log_fault("session store failed to delete a corrupt record")
             self._start_fresh(session, stale_cookie=True)
             return
         session.fill(data, sid=sid, key=found, record=record, plain=plain)
