@@ -16,6 +16,7 @@ from ..state import SessionState
 from ..state import get_state
 from ..store import Capability
 from ..writer import forward_target
+from .hostile import HOSTILE_RECORDS
 from .spy import spy_on_store
 from .store_contract import new_sid
 from .views import flow_views
@@ -423,6 +424,55 @@ class SessionFlowContract:
             else:  # proves the dump holds the records: the data is there in clear
                 assert marker.encode() in dump
             assert client.get("/read").get_json() == {"user": marker, "count": 1}
+
+    # -- hostile records ---------------------------------------------------------------------
+    # Each record of flask_serverside.testing.hostile, planted under a live session id on the
+    # store under test, gives a served request (never a 500), a fresh session with a new cookie,
+    # one warning, and is deleted, so it is neither refreshed nor read again.
+
+    def _plant(self, app: Flask, record: bytes) -> tuple[FlaskClient, str]:
+        client = app.test_client()
+        client.post("/login", data={"user": "alice"})
+        sid = client.get("/sid").get_json()["sid"]
+        state = get_state(app)
+        state.store.save(state.store_key(sid), record, 60)
+        return client, sid
+
+    def test_a_hostile_record_gives_a_fresh_session_and_is_deleted(
+        self, app: Flask, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        state = get_state(app)
+        for name, record in HOSTILE_RECORDS:
+            client, sid = self._plant(app, record)
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="flask_serverside"):
+                response = client.get("/read")
+            assert response.status_code == 200, name
+            assert response.get_json() == {"user": None, "count": 0}, name
+            logged = [r for r in caplog.records if r.name.startswith("flask_serverside")]
+            assert [r.levelno for r in logged] == [logging.WARNING], name
+            assert "corrupt" in logged[0].getMessage(), name
+            assert sid not in logged[0].getMessage(), name
+            assert state.store.load(state.store_key(sid)) is None, name
+            assert client.get_cookie("session") is None, name  # the stale cookie is removed
+            client.post("/login", data={"user": "bob"})
+            assert client.get("/sid").get_json()["sid"] not in (sid, None), name
+            assert client.get("/read").get_json() == {"user": "bob", "count": 0}, name
+
+    def test_a_hostile_record_never_breaks_a_page_that_ignores_the_session(
+        self, app: Flask, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        app.add_url_rule("/no-session", "no_session", lambda: "no session here")
+        for name, record in HOSTILE_RECORDS:
+            client, _ = self._plant(app, record)
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="flask_serverside"):
+                for path in ("/no-session", "/no-session", "/read"):
+                    response = client.get(path)
+                    assert response.status_code == 200, (name, path)
+            assert response.get_json() == {"user": None, "count": 0}, name
+            logged = [r for r in caplog.records if r.name.startswith("flask_serverside")]
+            assert len(logged) <= 1 and all(r.levelno == logging.WARNING for r in logged), name
 
 
 def _request_cookie(client: FlaskClient) -> str:
