@@ -1,4 +1,5 @@
-"""``python -m benchmarks run [--quick|--smoke] [--stores ...] [--http] [--scale]``."""
+"""``python -m benchmarks run [--quick|--smoke] [--stores ...] [--http] [--scale]``, and
+``python -m benchmarks serialization [--quick|--full|--smoke]`` for that measurement alone."""
 
 from __future__ import annotations
 
@@ -157,6 +158,10 @@ def run(args: argparse.Namespace) -> dict[str, t.Any]:
             results["scale"] = run_scale(args, log)
         except Exception as exc:
             results["scale"] = {"all": {"note": f"failed: {type(exc).__name__}: {exc}"}}
+    from .serialization import run_serialization
+
+    log("serialization: timing dumps + loads")
+    results["serialization"] = run_serialization(args.preset)
     results["machine"]["load after"] = _load()
     analysis = HERE / "analysis.md"
     if args.output and analysis.exists():
@@ -213,7 +218,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--json", help="also write the raw results as JSON here")
     p.add_argument("-v", "--verbose", action="store_true")
+    p_ser = sub.add_parser(
+        "serialization", help="time dumps + loads of a typical session alone; print Markdown"
+    )
+    p_ser.add_argument("preset", nargs="?", default="quick", choices=["smoke", "quick", "full"])
     args = parser.parse_args(argv)
+    if args.action == "serialization":
+        from .serialization import main as serialization_main
+
+        print(serialization_main(args.preset), end="")
+        return 0
     args.stores = [s.strip() for s in args.stores.split(",") if s.strip()]
     unknown = [s for s in args.stores if s not in KITS]
     if unknown:

@@ -7,6 +7,8 @@ import typing as t
 
 from .apps import CONTENDERS
 from .apps import SCENARIOS
+from .serialization import render_serialization
+from .serialization import target_rows
 
 if t.TYPE_CHECKING:
     import collections.abc as c
@@ -219,6 +221,8 @@ def targets(results: Results) -> list[tuple[str, str, str, str]]:
                         else "",
                     )
                 )
+    if results.get("serialization"):
+        rows.extend(target_rows(results["serialization"]))
     return rows
 
 
@@ -316,6 +320,8 @@ def render(results: Results) -> str:
     scale = results.get("scale")
     if scale:
         _render_scale(add, scale)
+    if results.get("serialization"):
+        render_serialization(add, results["serialization"])
     return "\n".join(out).rstrip() + "\n"
 
 

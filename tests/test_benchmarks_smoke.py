@@ -105,3 +105,14 @@ def test_headers(results: dict) -> None:
     assert cells[("none", True, "ours")]["headers"]["set-cookie"] == "-"
     assert cells[("read", False, "ours")]["headers"]["set-cookie"] == "-"
     assert cells[("read", True, "ours")]["headers"]["set-cookie"] != "-"
+
+
+def test_serialization_is_timed_against_0_1(results: dict) -> None:
+    cells = results["serialization"]["cells"]
+    contenders = {cell["contender"] for cell in cells}
+    assert {"ours", "0.1"} <= contenders
+    assert {cell["format"] for cell in cells} == {"msgpack", "json"}
+    assert all(len(cell["samples"]) == results["serialization"]["rounds"] for cell in cells)
+    report = results["_report"]
+    assert "## Serialization" in report
+    assert "dumps+loads no slower than 0.1" in report

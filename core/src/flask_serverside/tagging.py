@@ -375,7 +375,12 @@ def _encode_list(tagger: SessionTagger, value: list[t.Any], depth: int, msgpack:
     index = 0
     try:
         for index, item in enumerate(value):  # noqa: B007 (read in the handler)
-            if _is_plain(item, msgpack):
+            cls = item.__class__  # _is_plain, inlined: this loop is the hot path
+            if cls is str or cls is bool or item is None:
+                continue
+            if cls is int and INT_MIN <= item <= INT_MAX:
+                continue
+            if cls is float and (msgpack or -_FLOAT_MAX <= item <= _FLOAT_MAX):
                 continue
             new = _encode(tagger, item, depth + 1, msgpack)
             if new is not item:
@@ -424,7 +429,12 @@ def _encode_dict(
         for key, item in value.items():
             if key.__class__ is not str:
                 break
-            if _is_plain(item, msgpack):
+            cls = item.__class__  # _is_plain, inlined: this loop is the hot path
+            if cls is str or cls is bool or item is None:
+                continue
+            if cls is int and INT_MIN <= item <= INT_MAX:
+                continue
+            if cls is float and (msgpack or -_FLOAT_MAX <= item <= _FLOAT_MAX):
                 continue
             new = _encode(tagger, item, depth + 1, msgpack)
             if new is not item:
