@@ -118,7 +118,7 @@ def same(a, b):
 
 
 @pytest.mark.parametrize("fmt", ["msgpack", "json"])
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(data=st.dictionaries(keys, values, max_size=5))
 def test_any_flask_session_08_record_loads_as_before(fmt, data):
     serializer = flask_session_base.MsgSpecSerializer(Flask("legacy"), fmt)

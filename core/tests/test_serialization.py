@@ -375,7 +375,7 @@ flask_values = st.recursive(
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(data=st.dictionaries(old_keys, flask_values, max_size=5))
 def test_every_0_1_record_loads_as_0_1_loaded_it(fmt, data):
     raw = write_as_0_1(data, fmt)
@@ -428,7 +428,7 @@ sessions = st.dictionaries(st.text(max_size=8), values, max_size=6)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=sessions)
 def test_any_session_round_trips_exactly(fmt, data):
     raw, loaded = round_trip(fmt, data)
@@ -618,7 +618,7 @@ def test_corrupt_record_messages_hold_no_data():
     assert "s3cr3t" not in str(info.value)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(raw=st.binary(max_size=200))
 def test_arbitrary_bytes_give_a_dict_or_corrupt_record(raw):
     check_loads(raw)
@@ -627,13 +627,13 @@ def test_arbitrary_bytes_give_a_dict_or_corrupt_record(raw):
 record_starts = st.sampled_from([b"{", b'{"a":', b'{" ', b"\x81", b"\x81\xa1a", b"\xde\x00\x02"])
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(start=record_starts, rest=st.binary(max_size=200))
 def test_bytes_that_look_like_a_record_give_a_dict_or_corrupt_record(start, rest):
     check_loads(start + rest)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     data=sessions,
     fmt=st.sampled_from(FORMATS),
