@@ -379,7 +379,9 @@ flask_values = st.recursive(
 @given(data=st.dictionaries(old_keys, flask_values, max_size=5))
 def test_every_0_1_record_loads_as_0_1_loaded_it(fmt, data):
     raw = write_as_0_1(data, fmt)
-    assert same(SessionSerializer().loads(raw), read_as_0_1(raw))
+    before = read_as_0_1(raw)
+    assert type(before) is dict  # 0.1's writer protects lone tag keys, so 0.1 read it back
+    assert same(SessionSerializer().loads(raw), before)
 
 
 # -- property: any value of those types round-trips -----------------------------------------------

@@ -70,6 +70,10 @@ _MSGPACK_NOT_CONTAINER = bytes(
 )
 
 
+# What a record decodes to before untagging: msgspec checks the top level and its keys.
+_Record = dict[str, t.Any]
+
+
 def _no_extension(code: int, data: memoryview) -> t.NoReturn:
     raise CorruptRecord(f"the record holds a MessagePack extension of type {code}")
 
@@ -95,8 +99,8 @@ class SessionSerializer:
         self._msgpack = format == "msgpack"
         self._msgpack_encoder = msgspec.msgpack.Encoder()
         self._json_encoder = msgspec.json.Encoder()
-        self._msgpack_decoder = msgspec.msgpack.Decoder(ext_hook=_no_extension)
-        self._json_decoder = msgspec.json.Decoder()
+        self._msgpack_decoder = msgspec.msgpack.Decoder(_Record, ext_hook=_no_extension)
+        self._json_decoder = msgspec.json.Decoder(_Record)
 
     def register(
         self, tag_class: type[JSONTag], force: bool = False, index: int | None = None
@@ -154,26 +158,28 @@ class SessionSerializer:
         try:
             if first == 0x7B:  # "{"
                 value = self._json_decoder.decode(raw)
-                markers = self.tagger.json_markers
                 containers = raw.count(b"{") + raw.count(b"[")
+                msgpack = False
             elif first == 0x80 and size > 1 and raw[1] in _PICKLE_PROTOCOLS:
                 raise CorruptRecord("the record is a pickle, which is never loaded")
             elif first in _MSGPACK_START:
                 value = self._msgpack_decoder.decode(raw)
-                markers = self.tagger.msgpack_markers
                 containers = len(raw.translate(None, _MSGPACK_NOT_CONTAINER))
+                msgpack = True
             else:
                 raise CorruptRecord(f"the record starts with byte {first:#04x}, not a mapping")
-            # Only a record that may hold a tag or nest too deep needs the walk.
-            if containers > MAX_DEPTH or any(marker in raw for marker in markers):
-                value = self.tagger.untag_tree(value)
+            # The decoders return a dict of str keys. Only a record that may hold a tag or nest
+            # too deep needs the walk, after which it must still be one.
+            if containers <= MAX_DEPTH and not self.tagger.may_hold_tags(raw, msgpack=msgpack):
+                return value
+            value = self.tagger.untag_tree(value)
         except CorruptRecord:
             raise
         except Exception as exc:
             raise CorruptRecord(f"the record cannot be decoded: {_describe(exc)}") from exc
         if value.__class__ is not dict or not all(key.__class__ is str for key in value):
             raise CorruptRecord("the record is not a mapping of string keys")
-        return t.cast("dict[str, t.Any]", value)
+        return value
 
 
 def _describe(exc: Exception) -> str:
