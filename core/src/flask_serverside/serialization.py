@@ -45,7 +45,7 @@ from .exceptions import CorruptRecord
 from .exceptions import UnserializableValue
 from .tagging import MAX_DEPTH as MAX_DEPTH
 from .tagging import SessionTagger
-from .tagging import key_segment
+from .tagwalk import key_segment
 
 if t.TYPE_CHECKING:
     import collections.abc as c
