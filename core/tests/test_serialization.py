@@ -430,7 +430,7 @@ sessions = st.dictionaries(st.text(max_size=8), values, max_size=6)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=sessions)
 def test_any_session_round_trips_exactly(fmt, data):
     raw, loaded = round_trip(fmt, data)
@@ -635,7 +635,7 @@ def test_bytes_that_look_like_a_record_give_a_dict_or_corrupt_record(start, rest
     check_loads(start + rest)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     data=sessions,
     fmt=st.sampled_from(FORMATS),
