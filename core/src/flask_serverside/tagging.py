@@ -8,44 +8,41 @@ therefore by flask-serverside 0.1, wherever the value allows. Types are matched 
 subclass (an ``IntEnum``, an ``OrderedDict``, a ``str`` subclass) would come back as its base
 type, so it is refused like any other unknown type, unless a registered tag claims it.
 
-=====================  =========================================  ==========================
-value                  written as                                 what a 0.1 reader sees
-=====================  =========================================  ==========================
-``str``, ``bool``,     itself                                     the same
-``None``
-``int`` in             itself                                     the same
-[-2**63, 2**64-1]
-other ``int``          ``{" i": hex(value)}``                     that dict
-``float``              itself; in JSON, inf, -inf and nan as      the same; the ``" f"``
-                       ``{" f": "inf"}`` (JSON has no such         dict for non-finite
-                       numbers)                                   floats in JSON
-``list``               a list                                     the same
-``dict``, ``str``      a map; a lone key that is a tag:           the same
-keys                   ``{" di": {key + "__": value}}``
-``dict``, other keys   in MessagePack a map when every key is a   the map in MessagePack;
-                       ``str``, an ``int`` in range, a            else that dict
-                       ``float``, a ``bool`` or ``None``; else
-                       ``{" dk": [[key, value], ...]}``
-``tuple``              ``{" t": [...]}``                          the tuple
-``bytes``              MessagePack bin; in JSON ``{" b": base64}``  the bytes
-``Markup``             ``{" m": str}``                            the Markup
-``UUID``               ``{" u": hex}``                            the UUID
-``datetime``           MessagePack timestamp when its tzinfo is   the datetime; else that
-                       ``timezone.utc``; in JSON ``{" d": HTTP     dict
-                       date}`` when it is also whole seconds;
-                       else ``{" dt": isoformat}`` or, with a
-                       :class:`~zoneinfo.ZoneInfo`, a fold of 1
-                       or an offset with microseconds,
-                       ``{" dt": [isoformat, zone, fold]}``
-``date``               ``{" da": isoformat}``                     that dict
-``time``               ``{" ti": isoformat}`` or ``{" ti":         that dict
-                       [isoformat, zone, fold]}``
-``timedelta``          ``{" td": [days, seconds, microseconds]}``  that dict
-``Decimal``            ``{" dc": str}``                           that dict
-``set``                ``{" s": [...]}``, members in a stable      that dict
-                       order
-``frozenset``          ``{" fs": [...]}``                         that dict
-=====================  =========================================  ==========================
+Each type, how it is written, and what a reader of 0.1 (Flask's untagging) sees of it:
+
+``str``, ``bool``, ``None``, ``list``, an ``int`` in [-2**63, 2**64-1]
+    Themselves. 0.1 sees the same.
+other ``int``
+    ``{" i": hex(value)}`` in both formats (MessagePack holds 64 bits; JSON parsers differ
+    past that). 0.1 sees that dict.
+``float``
+    Itself; in JSON inf, -inf and nan are ``{" f": "inf"}`` (JSON has no such numbers). 0.1
+    sees the float, or in JSON that dict for a non-finite one.
+``dict`` with ``str`` keys
+    A map; one whose only key is a tag key is ``{" di": {key + "__": value}}``, Flask's
+    ``TagDict``. 0.1 sees the same dict.
+``dict`` with other keys
+    In MessagePack a map when every key is a ``str``, an ``int`` in range, a ``float``, a
+    ``bool`` or ``None``; else ``{" dk": [[key, value], ...]}``. 0.1 sees the map in
+    MessagePack, else that dict.
+``tuple``, ``Markup``, ``UUID``
+    Flask's ``{" t": [...]}``, ``{" m": str}``, ``{" u": hex}``. 0.1 sees the value.
+``bytes``
+    MessagePack's bin; in JSON Flask's ``{" b": base64}``. 0.1 sees the bytes.
+``datetime``
+    With ``tzinfo=timezone.utc``: in MessagePack its timestamp (microseconds kept), in JSON
+    Flask's ``{" d": HTTP date}`` when it is whole seconds. Else ``{" dt": isoformat}``, or
+    ``{" dt": [isoformat, zone, fold]}`` for a :class:`~zoneinfo.ZoneInfo` (``zone`` is its
+    key), a fold of 1 (``zone`` is ``None``) or an offset with microseconds, which ISO parsers
+    drop (``zone`` is the offset in microseconds and the time is written without it). 0.1 sees
+    the datetime for the first two forms, else that dict.
+``date``, ``time``, ``timedelta``, ``Decimal``
+    ``{" da": isoformat}``, ``{" ti": isoformat}`` (or ``[isoformat, zone, fold]`` as for a
+    datetime), ``{" td": [days, seconds, microseconds]}``, ``{" dc": str(value)}``. 0.1 sees
+    that dict.
+``set``, ``frozenset``
+    ``{" s": [...]}``, ``{" fs": [...]}``, the members sorted by their encoding so that equal
+    sets give equal records (an unchanged session is not rewritten). 0.1 sees that dict.
 
 A ``datetime`` or ``time`` keeps a :class:`datetime.timezone` offset or a
 :class:`zoneinfo.ZoneInfo` zone (and its ``fold``) exactly; another tzinfo (pytz, dateutil)
