@@ -1,0 +1,144 @@
+"""The conformance kit on moto's DynamoDB server: a client passed in (with the default refresh
+interval, and refreshing on every read in one UpdateItem), a resource passed in, the client the
+store builds from boto3's default session, and Flask applications (on the real clock)."""
+
+from __future__ import annotations
+
+import collections.abc as c
+import secrets
+import time
+import typing as t
+
+import boto3
+import pytest
+
+from flask_serverside.testing import SessionFlowContract
+from flask_serverside.testing import StoreContract
+from flask_serverside_dynamodb import DynamoDBStore
+from flask_serverside_dynamodb import default_client
+
+if t.TYPE_CHECKING:
+    from serverside_testservers import DynamoDBServer
+
+
+@pytest.fixture(scope="module")
+def dynamodb_client(dynamodb_server: DynamoDBServer) -> c.Iterator[t.Any]:
+    client = boto3.client("dynamodb", **dynamodb_server.client_options)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def table(dynamodb_client: t.Any) -> str:
+    """A table of this module's own, made by the store as Flask-Session would."""
+    name = f"contract-{secrets.token_hex(4)}"
+    DynamoDBStore(dynamodb_client, table=name).close()
+    return name
+
+
+class Clock:
+    """A fake clock for the store: every expiry decision is the store's (moto never expires
+    items), so the kit's expiry tests need no sleeping."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class TestDynamoDB(StoreContract):
+    native_expiry = True  # DynamoDB's TTL may delete expired items before a purge does
+
+    @pytest.fixture
+    def clock(self) -> Clock:
+        return Clock()
+
+    @pytest.fixture
+    def advance_time(self, clock: Clock) -> c.Callable[[float], None]:
+        return clock.advance
+
+    @pytest.fixture
+    def store_factory(
+        self, dynamodb_client: t.Any, table: str, clock: Clock
+    ) -> c.Callable[[str], DynamoDBStore]:
+        return lambda key_prefix: DynamoDBStore(
+            dynamodb_client, table=table, key_prefix=key_prefix, create_table=False, clock=clock
+        )
+
+
+class TestDynamoDBRefreshingEveryRead(TestDynamoDB):
+    """``load_and_touch`` as one ``UpdateItem`` with ``ReturnValues=ALL_NEW``."""
+
+    @pytest.fixture
+    def store_factory(
+        self, dynamodb_client: t.Any, table: str, clock: Clock
+    ) -> c.Callable[[str], DynamoDBStore]:
+        return lambda key_prefix: DynamoDBStore(
+            dynamodb_client,
+            table=table,
+            key_prefix=key_prefix,
+            create_table=False,
+            refresh_interval=0,
+            clock=clock,
+        )
+
+
+class TestDynamoDBResource(TestDynamoDB):
+    """A boto3 resource, whose client converts values itself (Flask-Session's form)."""
+
+    @pytest.fixture
+    def store_factory(
+        self, dynamodb_server: DynamoDBServer, table: str, clock: Clock
+    ) -> c.Callable[[str], DynamoDBStore]:
+        resource = boto3.resource("dynamodb", **dynamodb_server.client_options)
+        return lambda key_prefix: DynamoDBStore(
+            resource, table=table, key_prefix=key_prefix, create_table=False, clock=clock
+        )
+
+
+class TestDynamoDBOnItsOwnClient(TestDynamoDB):
+    """The client the store builds from boto3's default session (the fixture's environment
+    points it at moto)."""
+
+    @pytest.fixture
+    def store_factory(
+        self, dynamodb_server: DynamoDBServer, table: str, clock: Clock, monkeypatch
+    ) -> c.Callable[[str], DynamoDBStore]:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_server.url)
+        return lambda key_prefix: DynamoDBStore(
+            default_client(),
+            table=table,
+            key_prefix=key_prefix,
+            create_table=False,
+            owns_client=True,
+            clock=clock,
+        )
+
+
+class TestFlaskOnAResource(SessionFlowContract):
+    """Flask-Session's configuration: a boto3 resource in SESSION_DYNAMODB."""
+
+    @pytest.fixture
+    def session_config(self, dynamodb_server: DynamoDBServer, table: str) -> dict[str, t.Any]:
+        resource = boto3.resource("dynamodb", **dynamodb_server.client_options)
+        return {
+            "SESSION_TYPE": "dynamodb",
+            "SESSION_DYNAMODB": resource,
+            "SESSION_DYNAMODB_TABLE": table,
+        }
+
+
+class TestFlaskRefreshingEveryRead(SessionFlowContract):
+    @pytest.fixture
+    def session_config(self, dynamodb_client: t.Any, table: str) -> dict[str, t.Any]:
+        return {
+            "SESSION_TYPE": "dynamodb",
+            "SESSION_DYNAMODB": dynamodb_client,
+            "SESSION_DYNAMODB_TABLE": table,
+            "SESSION_DYNAMODB_TABLE_EXISTS": True,
+            "SESSION_DYNAMODB_REFRESH_INTERVAL": 0,
+        }
