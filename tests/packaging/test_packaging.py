@@ -62,6 +62,8 @@ CLIENT_LIBRARIES = {
     "sqlalchemy": "sqlalchemy",
     "psycopg": "psycopg",
     "pymysql": "pymysql",
+    "cachelib": "cachelib",
+    "boto3": "boto3",
 }
 GROUP = "flask_serverside.stores"
 

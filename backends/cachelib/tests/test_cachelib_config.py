@@ -7,6 +7,7 @@ import logging
 import shutil
 import typing as t
 
+import freezegun
 import pytest
 import redis
 from cachelib import FileSystemCache
@@ -162,3 +163,22 @@ def test_a_client_that_decodes_responses_is_reported(redis_server: RedisServer) 
     finally:
         store.delete(sid)
         client.close()
+
+
+def test_an_expired_record_is_never_returned_whatever_the_cache_does() -> None:
+    class Lagging(SimpleCache):
+        """A cache whose own expiry lags (a TTL job that has not run yet): it keeps
+        everything."""
+
+        def set(self, key: str, value: t.Any, timeout: t.Any = None) -> bool:
+            return bool(super().set(key, value, timeout=0))
+
+    store = CacheLibStore(Lagging())
+    expiring, lasting = new_sid(), new_sid()
+    with freezegun.freeze_time() as frozen:
+        store.save(expiring, b"expiring", 1)
+        store.save(lasting, b"lasting", 600)
+        frozen.tick(2)
+        assert store.cache.get(store.key_prefix + expiring) is not None  # the cache still has it
+        assert store.load(expiring) is None
+        assert store.load(lasting) is not None

@@ -1,6 +1,7 @@
 """The conformance kit on moto's DynamoDB server: a client passed in (with the default refresh
-interval, and refreshing on every read in one UpdateItem), a resource passed in, the client the
-store builds from boto3's default session, and Flask applications (on the real clock)."""
+interval, and refreshing on every read in one UpdateItem) and a resource, on a fake clock; and
+Flask applications on each, on the real clock. (The client the store builds from boto3's
+default session is used in test_dynamodb_config and test_dynamodb_faults.)"""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import pytest
 from flask_serverside.testing import SessionFlowContract
 from flask_serverside.testing import StoreContract
 from flask_serverside_dynamodb import DynamoDBStore
-from flask_serverside_dynamodb import default_client
 
 if t.TYPE_CHECKING:
     from serverside_testservers import DynamoDBServer
@@ -100,25 +100,6 @@ class TestDynamoDBResource(TestDynamoDB):
         )
 
 
-class TestDynamoDBOnItsOwnClient(TestDynamoDB):
-    """The client the store builds from boto3's default session (the fixture's environment
-    points it at moto)."""
-
-    @pytest.fixture
-    def store_factory(
-        self, dynamodb_server: DynamoDBServer, table: str, clock: Clock, monkeypatch
-    ) -> c.Callable[[str], DynamoDBStore]:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_server.url)
-        return lambda key_prefix: DynamoDBStore(
-            default_client(),
-            table=table,
-            key_prefix=key_prefix,
-            create_table=False,
-            owns_client=True,
-            clock=clock,
-        )
-
-
 class TestFlaskOnAResource(SessionFlowContract):
     """Flask-Session's configuration: a boto3 resource in SESSION_DYNAMODB."""
 
@@ -132,12 +113,25 @@ class TestFlaskOnAResource(SessionFlowContract):
         }
 
 
-class TestFlaskRefreshingEveryRead(SessionFlowContract):
+class TestFlaskOnAClient(SessionFlowContract):
     @pytest.fixture
     def session_config(self, dynamodb_client: t.Any, table: str) -> dict[str, t.Any]:
         return {
             "SESSION_TYPE": "dynamodb",
             "SESSION_DYNAMODB": dynamodb_client,
+            "SESSION_DYNAMODB_TABLE": table,
+            "SESSION_DYNAMODB_TABLE_EXISTS": True,
+        }
+
+
+class TestFlaskRefreshingEveryRead(SessionFlowContract):
+    """A read-only request is one ``UpdateItem`` (``ReturnValues=ALL_NEW``), on a resource."""
+
+    @pytest.fixture
+    def session_config(self, dynamodb_server: DynamoDBServer, table: str) -> dict[str, t.Any]:
+        return {
+            "SESSION_TYPE": "dynamodb",
+            "SESSION_DYNAMODB": boto3.resource("dynamodb", **dynamodb_server.client_options),
             "SESSION_DYNAMODB_TABLE": table,
             "SESSION_DYNAMODB_TABLE_EXISTS": True,
             "SESSION_DYNAMODB_REFRESH_INTERVAL": 0,

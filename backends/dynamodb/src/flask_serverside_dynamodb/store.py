@@ -216,8 +216,12 @@ class DynamoDBStore:
     # -- plumbing ---------------------------------------------------------------------------
 
     def _call(self, doing: str, operation: str, **params: t.Any) -> Item | None:
-        """Run one operation on the table with values in DynamoDB's form, translating its
-        errors; ``None`` when the operation's condition failed."""
+        """Run one operation on the table with values in DynamoDB's form (and the attribute
+        names its expressions use), translating its errors; ``None`` when the operation's
+        condition failed."""
+        expressions = [value for name, value in params.items() if name.endswith("Expression")]
+        if expressions:
+            params["ExpressionAttributeNames"] = _names(*expressions)
         if self._python_values:  # a resource's client takes and gives Python values
             for name in _VALUE_PARAMS:
                 if name in params:
@@ -264,7 +268,6 @@ class DynamoDBStore:
             Key=self._key(sid),
             ConsistentRead=True,
             ProjectionExpression="#val, #exp, #ver",
-            ExpressionAttributeNames=_names("#val #exp #ver"),
         )
         return (response or {}).get("Item")
 
@@ -295,7 +298,6 @@ class DynamoDBStore:
         params: Item = {"UpdateExpression": update, "ExpressionAttributeValues": values}
         if condition:
             params["ConditionExpression"] = condition
-        params["ExpressionAttributeNames"] = _names(update, condition)
         return self._call("save a session", "update_item", Key=self._key(sid), **params) is not None
 
     def _refresh(self, sid: str, ttl: int, **params: t.Any) -> Item | None:
@@ -307,7 +309,6 @@ class DynamoDBStore:
             Key=self._key(sid),
             UpdateExpression="SET #exp = :exp",
             ConditionExpression=_LIVE,
-            ExpressionAttributeNames=_names(_LIVE),
             ExpressionAttributeValues={":exp": _number(math.ceil(now + ttl)), ":now": _number(now)},
             **params,
         )
@@ -318,9 +319,6 @@ class DynamoDBStore:
         if self.key_prefix:
             condition = f"begins_with(#id, :prefix) AND {condition}"
             values = {**values, ":prefix": {"S": self.key_prefix}}
-        params["ExpressionAttributeNames"] = _names(
-            condition, params.get("ProjectionExpression", "")
-        )
         params.update(FilterExpression=condition, ExpressionAttributeValues=values)
         while True:
             page = t.cast(Item, self._call(doing, "scan", ConsistentRead=True, **params))
@@ -429,7 +427,6 @@ class DynamoDBStore:
                         "delete_item",
                         Key={"id": item["id"]},
                         ConditionExpression=expired,
-                        ExpressionAttributeNames=_names(expired),
                         ExpressionAttributeValues=now,
                     )
                     is not None
