@@ -78,8 +78,8 @@ def test_a_server_that_went_away_is_unavailable_quickly_and_a_view_answers_503(
 
     client = app.test_client()
     assert client.post("/login").status_code == 200
-    store = get_state(app).store
-    sid = new_sid(app)
+    store = DynamoDBStore(default_client(0.5), table="gone", owns_client=True)
+    sid = new_sid()
     store.save(sid, b"data", 60)
     server.kill()
     operations: list[c.Callable[[], object]] = [
@@ -95,6 +95,7 @@ def test_a_server_that_went_away_is_unavailable_quickly_and_a_view_answers_503(
         with pytest.raises(StoreUnavailable, match="DynamoDB is unavailable"):
             operation()
         assert time.monotonic() - started < 5  # 3 attempts, no minute-long default waits
+    store.close()
     response = client.post("/login")
     assert response.status_code == 503 and "Retry-After" in response.headers
     assert client.get("/public").status_code == 200
