@@ -39,7 +39,18 @@ def test_the_environment_holds_dummy_credentials_only(dynamodb_server: DynamoDBS
     assert os.environ["AWS_ACCESS_KEY_ID"] == "testing"
     assert os.environ["AWS_DEFAULT_REGION"] == "us-east-1"
     assert "AWS_PROFILE" not in os.environ
+    assert os.environ["AWS_ENDPOINT_URL"] == dynamodb_server.url
     assert dynamodb_server.client_options["endpoint_url"] == dynamodb_server.url
+
+
+def test_boto3s_default_session_reaches_the_server(dynamodb_server: DynamoDBServer) -> None:
+    boto3 = pytest.importorskip("boto3")
+    client = boto3.client("dynamodb")  # no endpoint, no credentials: the environment's
+    try:
+        assert client.meta.endpoint_url == dynamodb_server.url
+        assert "TableNames" in client.list_tables()
+    finally:
+        client.close()
 
 
 def test_with_boto3(dynamodb_server: DynamoDBServer) -> None:
@@ -59,6 +70,7 @@ def test_stop_loses_tables_and_restarts_on_the_same_port(
     make_dynamodb_server: c.Callable[..., DynamoDBServer],
 ) -> None:
     server = make_dynamodb_server()
+    assert os.environ["AWS_ENDPOINT_URL"] == server.url
     port, pid = server.port, server.pid
     server.request("CreateTable", TABLE)
     assert server.table_names() == ["fixture-check"]

@@ -15,8 +15,8 @@ at the end of the test: :func:`make_redis_server`, :func:`make_redis_sentinel`,
 :func:`make_mariadb_server`, :func:`make_mongodb_server`, :func:`make_dynamodb_server`.
 
 While a DynamoDB fixture is in use, the process environment holds dummy AWS credentials and
-a region (:data:`~serverside_testservers.dynamodb.DUMMY_ENVIRONMENT`) and no AWS profile, so
-boto3 can never reach a real AWS account from a test.
+a region (:data:`~serverside_testservers.dynamodb.DUMMY_ENVIRONMENT`), no AWS profile, and
+``AWS_ENDPOINT_URL`` pointing at the fixture's server, so boto3 never reaches AWS from a test.
 
 A missing server binary skips the test, or fails it when ``CI=true``, naming the
 binary and ``scripts/install-servers``. Tests that use any of these fixtures get
@@ -225,13 +225,13 @@ def mongodb_server() -> c.Iterator[AnyMongoDB]:
 
 
 @contextlib.contextmanager
-def _dummy_aws_environment() -> c.Iterator[None]:
+def _dummy_aws_environment() -> c.Iterator[pytest.MonkeyPatch]:
     with pytest.MonkeyPatch.context() as patch:
         for name in UNSET_ENVIRONMENT:
             patch.delenv(name, raising=False)
         for name, value in DUMMY_ENVIRONMENT.items():
             patch.setenv(name, value)
-        yield
+        yield patch
 
 
 @pytest.fixture(scope="session")
@@ -239,10 +239,13 @@ def dynamodb_server() -> c.Iterator[DynamoDBServer]:
     """moto's DynamoDB API server, shared by the session (``moto_server``).
 
     Guarantees: answers ``ListTables`` at :attr:`~DynamoDBServer.url`; while it runs, the
-    environment has dummy AWS credentials and region ``us-east-1``, and no AWS profile. Tests
-    share its tables: use tables or key prefixes of their own.
+    environment has dummy AWS credentials, region ``us-east-1``, no AWS profile, and
+    ``AWS_ENDPOINT_URL`` pointing at it: boto3's default session (in this process and in the
+    processes it starts) reaches this server and nothing else. Tests share its tables: use
+    tables or key prefixes of their own.
     """
-    with _dummy_aws_environment(), _running(DynamoDBServer()) as (server,):
+    with _dummy_aws_environment() as patch, _running(DynamoDBServer()) as (server,):
+        patch.setenv("AWS_ENDPOINT_URL", server.url)
         yield server
 
 
@@ -305,6 +308,12 @@ def make_mongodb_server() -> c.Iterator[c.Callable[[], MongoDBServer]]:
 def make_dynamodb_server() -> c.Iterator[c.Callable[..., DynamoDBServer]]:
     """Factory: ``make_dynamodb_server(extra_args=())`` returns a new started moto server
     (empty; tables are in memory, so none survive ``stop()``), with the dummy AWS environment
-    of :func:`dynamodb_server` for the test."""
-    with _dummy_aws_environment(), _factory(DynamoDBServer) as make:
-        yield make
+    of :func:`dynamodb_server` for the test, ``AWS_ENDPOINT_URL`` pointing at the newest."""
+    with _dummy_aws_environment() as patch, _factory(DynamoDBServer) as make:
+
+        def make_and_point(*args: t.Any, **kwargs: t.Any) -> DynamoDBServer:
+            server = make(*args, **kwargs)
+            patch.setenv("AWS_ENDPOINT_URL", server.url)
+            return server
+
+        yield make_and_point
