@@ -87,6 +87,17 @@ def test_an_item_has_flask_sessions_shape_and_its_expiry_is_the_ttl_attribute(
     assert "user" not in client.get_item(TableName=table, Key={"id": {"S": "cfg:sid"}})["Item"]
 
 
+def test_an_item_that_is_not_a_session_reads_as_none(
+    client: t.Any, stores: list[DynamoDBStore]
+) -> None:
+    table = unique("odd")
+    store = build(stores, SESSION_DYNAMODB=client, SESSION_DYNAMODB_TABLE=table)
+    client.put_item(TableName=table, Item={"id": {"S": "cfg:no-expiry"}, "val": {"B": b"x"}})
+    client.put_item(TableName=table, Item={"id": {"S": "cfg:no-data"}, "expiration": {"N": "9e9"}})
+    assert store.load("no-expiry") is None
+    assert store.load("no-data") is None
+
+
 def test_with_the_table_said_to_exist_a_missing_one_is_reported_at_use(
     client: t.Any, stores: list[DynamoDBStore]
 ) -> None:

@@ -256,7 +256,11 @@ class DynamoDBStore:
         return {"id": {"S": self.key_prefix + sid}}
 
     def _record(self, item: Item | None, now: float) -> Record | None:
-        if item is None or "val" not in item or float(item["expiration"]["N"]) <= now:
+        """The record in ``item`` if it is live at ``now``; an item without data or expiry
+        (not a session) is none."""
+        if item is None or "B" not in item.get("val", {}) or "N" not in item.get("expiration", {}):
+            return None
+        if float(item["expiration"]["N"]) <= now:
             return None
         version = item.get("version")
         return Record(bytes(item["val"]["B"]), None if version is None else int(version["N"]))
