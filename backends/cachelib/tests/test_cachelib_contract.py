@@ -6,6 +6,9 @@ SimpleCache."""
 from __future__ import annotations
 
 import collections.abc as c
+import contextlib
+import os
+import signal
 import typing as t
 
 import pytest
@@ -15,6 +18,8 @@ from cachelib import MemcachedCache
 from cachelib import RedisCache
 from cachelib import SimpleCache
 from pymemcache.client.base import PooledClient
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from flask_serverside.testing import SessionFlowContract
 from flask_serverside.testing import StoreContract
@@ -92,10 +97,41 @@ class TestFlaskOnFileSystemCache(SessionFlowContract):
         return {"SESSION_TYPE": "cachelib", "SESSION_CACHELIB": cache}
 
 
+class FrozenRedis:
+    """A redis-server of the test's own that ``down()`` freezes (SIGSTOP) and thaws: requests
+    time out while its data survives."""
+
+    def __init__(self, server: RedisServer) -> None:
+        self.server = server
+        self.client = redis.Redis(
+            server.host, server.port, socket_timeout=0.3, retry=Retry(NoBackoff(), 0)
+        )
+        self.config = {"SESSION_TYPE": "cachelib", "SESSION_CACHELIB": RedisCache(self.client)}
+
+    @contextlib.contextmanager
+    def down(self) -> c.Iterator[None]:
+        os.kill(self.server.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(self.server.pid, signal.SIGCONT)
+
+
 class TestFlaskOnRedisCache(SessionFlowContract):
+    """A cache whose client raises its errors, so an outage is never read as a missing
+    session (FileSystemCache and python-memcached turn read errors into misses)."""
+
     @pytest.fixture
     def session_config(self, redis_client: redis.Redis) -> dict[str, t.Any]:
         return {"SESSION_TYPE": "cachelib", "SESSION_CACHELIB": RedisCache(redis_client)}
+
+    @pytest.fixture
+    def store_outage(
+        self, make_redis_server: c.Callable[..., RedisServer]
+    ) -> c.Iterator[FrozenRedis]:
+        outage = FrozenRedis(make_redis_server())
+        yield outage
+        outage.client.close()
 
 
 class TestFlaskOnMemcachedCache(SessionFlowContract):

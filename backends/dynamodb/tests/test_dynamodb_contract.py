@@ -6,7 +6,10 @@ default session is used in test_dynamodb_config and test_dynamodb_faults.)"""
 from __future__ import annotations
 
 import collections.abc as c
+import contextlib
+import os
 import secrets
+import signal
 import time
 import typing as t
 
@@ -136,3 +139,39 @@ class TestFlaskRefreshingEveryRead(SessionFlowContract):
             "SESSION_DYNAMODB_TABLE_EXISTS": True,
             "SESSION_DYNAMODB_REFRESH_INTERVAL": 0,
         }
+
+
+class FrozenServer:
+    """A moto server of the test's own that ``down()`` freezes (SIGSTOP) and thaws: requests
+    time out while its tables survive, as in a network partition."""
+
+    def __init__(self, server: DynamoDBServer) -> None:
+        self.server = server
+        #: The client the store builds: boto3's default session, which the factory points
+        #: at this server, with short timeouts.
+        self.config = {
+            "SESSION_TYPE": "dynamodb",
+            "SESSION_DYNAMODB_TABLE": "outage",
+            "SESSION_DYNAMODB_TIMEOUT": 0.3,
+        }
+
+    @contextlib.contextmanager
+    def down(self) -> c.Iterator[None]:
+        os.kill(self.server.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(self.server.pid, signal.SIGCONT)
+
+
+class TestFlaskOnTheDefaultSession(SessionFlowContract):
+    """The client the store builds from boto3's default session (the fixtures point it at
+    their server); for the kit's fault test, on a server of its own."""
+
+    @pytest.fixture
+    def store_outage(self, make_dynamodb_server: c.Callable[..., DynamoDBServer]) -> FrozenServer:
+        return FrozenServer(make_dynamodb_server())
+
+    @pytest.fixture
+    def session_config(self, dynamodb_server: DynamoDBServer, table: str) -> dict[str, t.Any]:
+        return {"SESSION_TYPE": "dynamodb", "SESSION_DYNAMODB_TABLE": table}
