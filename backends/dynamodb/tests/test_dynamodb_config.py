@@ -59,18 +59,20 @@ def test_entry_point() -> None:
     assert resolve_store("dynamodb")[1] is DynamoDBStore
 
 
-def test_the_table_is_created_as_flask_session_creates_it_with_its_ttl_on(
+def test_the_first_operation_creates_the_table_as_flask_session_with_its_ttl_on(
     client: t.Any, stores: list[DynamoDBStore]
 ) -> None:
     table = unique("created")
     store = build(stores, SESSION_DYNAMODB=client, SESSION_DYNAMODB_TABLE=table)
     assert store.table == table and store.key_prefix == "cfg:"
+    assert table not in client.list_tables()["TableNames"]  # start-up never connects
+    assert store.load(new_sid()) is None
     described = client.describe_table(TableName=table)["Table"]
     assert described["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
     assert described["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     ttl = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expiration"}
-    build(stores, SESSION_DYNAMODB=client, SESSION_DYNAMODB_TABLE=table)  # exists: fine
+    build(stores, SESSION_DYNAMODB=client, SESSION_DYNAMODB_TABLE=table).load("x")  # exists
 
 
 def test_an_item_has_flask_sessions_shape_and_its_expiry_is_the_ttl_attribute(
@@ -92,10 +94,24 @@ def test_an_item_that_is_not_a_session_reads_as_none(
 ) -> None:
     table = unique("odd")
     store = build(stores, SESSION_DYNAMODB=client, SESSION_DYNAMODB_TABLE=table)
+    store.create_table()
     client.put_item(TableName=table, Item={"id": {"S": "cfg:no-expiry"}, "val": {"B": b"x"}})
     client.put_item(TableName=table, Item={"id": {"S": "cfg:no-data"}, "expiration": {"N": "9e9"}})
     assert store.load("no-expiry") is None
     assert store.load("no-data") is None
+
+
+def test_a_table_that_cannot_be_created_is_logged_once_and_not_tried_again(
+    client: t.Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = DynamoDBStore(client, table="")  # refused by botocore: not an outage
+    with caplog.at_level(logging.ERROR, logger="flask_serverside.dynamodb"):
+        for _ in range(2):
+            with pytest.raises(StoreError, match="DynamoDB failed to load a session"):
+                store.load(new_sid())
+    (record,) = caplog.records  # creating it was not tried again
+    assert "creating the session table '' failed" in record.getMessage()
+    assert "SESSION_DYNAMODB_TABLE_EXISTS = True" in record.getMessage()
 
 
 def test_with_the_table_said_to_exist_a_missing_one_is_reported_at_use(
@@ -138,7 +154,7 @@ def test_without_SESSION_DYNAMODB_the_default_session_is_used_and_logged_once(
         SECRET_KEY="k",
         SESSION_TYPE="dynamodb",
         SESSION_DYNAMODB_TABLE=unique("default"),
-        SESSION_DYNAMODB_TIMEOUT=0.5,
+        SESSION_DYNAMODB_CLIENT_TIMEOUT=0.5,
     )
     with caplog.at_level(logging.INFO, logger="flask_serverside.dynamodb"):
         Session(app)
@@ -178,7 +194,7 @@ def test_without_a_region_the_default_session_is_refused(monkeypatch: pytest.Mon
         ({"SESSION_DYNAMODB": object()}, "must be boto3.resource"),
         ({"SESSION_DYNAMODB_TABLE_EXISTS": "no"}, "SESSION_DYNAMODB_TABLE_EXISTS must be"),
         ({"SESSION_DYNAMODB_TABLE": ""}, "SESSION_DYNAMODB_TABLE must be"),
-        ({"SESSION_DYNAMODB_TIMEOUT": -1}, "SESSION_DYNAMODB_TIMEOUT must be"),
+        ({"SESSION_DYNAMODB_CLIENT_TIMEOUT": -1}, "SESSION_DYNAMODB_CLIENT_TIMEOUT must be"),
         ({"SESSION_DYNAMODB_REFRESH_INTERVAL": 1.5}, "SESSION_DYNAMODB_REFRESH_INTERVAL must"),
     ],
 )

@@ -35,7 +35,7 @@ def dynamodb_client(dynamodb_server: DynamoDBServer) -> c.Iterator[t.Any]:
 def table(dynamodb_client: t.Any) -> str:
     """A table of this module's own, made by the store as Flask-Session would."""
     name = f"contract-{secrets.token_hex(4)}"
-    DynamoDBStore(dynamodb_client, table=name).close()
+    DynamoDBStore(dynamodb_client, table=name).create_table()
     return name
 
 
@@ -152,7 +152,7 @@ class FrozenServer:
         self.config = {
             "SESSION_TYPE": "dynamodb",
             "SESSION_DYNAMODB_TABLE": "outage",
-            "SESSION_DYNAMODB_TIMEOUT": 0.3,
+            "SESSION_DYNAMODB_CLIENT_TIMEOUT": 0.3,
         }
 
     @contextlib.contextmanager

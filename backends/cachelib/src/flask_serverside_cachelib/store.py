@@ -157,6 +157,7 @@ class CacheLibStore:
     """
 
     capabilities: t.ClassVar[Capability] = Capability.NONE
+    config_keys: t.ClassVar[tuple[str, ...]] = ("SESSION_CACHELIB",)
 
     def __init__(self, cache: BaseCache, *, key_prefix: str = "session:") -> None:
         #: The cache the store talks to: ``cache``, or its copy without pickle.

@@ -8,8 +8,9 @@ Configuration (``SESSION_TYPE = "dynamodb"``), Flask-Session 0.8's keys::
 
 Without ``SESSION_DYNAMODB`` the store builds a client of boto3's default session (credentials,
 region and endpoint from the environment and the AWS config files), with connect and read
-timeouts (``SESSION_DYNAMODB_TIMEOUT``) and boto3's standard retries, and logs the region and
-endpoint it took, once, at start-up.
+timeouts (``SESSION_DYNAMODB_CLIENT_TIMEOUT``) and boto3's standard retries, and logs the region and
+endpoint it took, once, at start-up. Start-up never connects: unless
+``SESSION_DYNAMODB_TABLE_EXISTS``, the first operation creates the table when it is missing.
 
 A session is an item in the shape Flask-Session 0.8 writes, plus two attributes::
 
@@ -108,14 +109,13 @@ class DynamoDBStore:
         whose client converts Python values itself: the store adapts).
     :param table: the table's name; its partition key is the string ``id``.
     :param key_prefix: prepended to every session id.
-    :param create_table: create the table now if it is missing (and turn its TTL on); when
-        DynamoDB cannot be reached, the first operation that reaches it does.
+    :param create_table: have the first operation create the table if it is missing (and
+        turn its TTL on); building the store never connects.
     :param refresh_interval: a read-only request rewrites the expiry only when it was set
         longer ago than this (at most a tenth of the lifetime); ``0`` rewrites it on every
         read, in the same round trip.
     :param owns_client: close the client in :meth:`close` (a client the store built).
     :param clock: the current Unix time; tests pass a fake one.
-    :raises ConfigurationError: when the table cannot be created.
     """
 
     capabilities: t.ClassVar[Capability] = (
@@ -125,6 +125,14 @@ class DynamoDBStore:
         | Capability.PURGE
         | Capability.ENUMERATE
         | Capability.USER_INDEX
+    )
+    config_keys: t.ClassVar[tuple[str, ...]] = (
+        "SESSION_DYNAMODB",
+        "SESSION_DYNAMODB_TABLE",
+        "SESSION_DYNAMODB_TABLE_NAME",
+        "SESSION_DYNAMODB_TABLE_EXISTS",
+        "SESSION_DYNAMODB_CLIENT_TIMEOUT",
+        "SESSION_DYNAMODB_REFRESH_INTERVAL",
     )
 
     def __init__(
@@ -148,25 +156,15 @@ class DynamoDBStore:
         #: Seconds within which a read-only request does not rewrite the expiry.
         self.refresh_interval = refresh_interval
         self._clock = clock
-        self._table_pending = False
-        if create_table:
-            try:
-                self.create_table()
-            except StoreUnavailable as exc:
-                self._table_pending = True
-                log.warning("DynamoDB is unavailable, the table will be created later: %s", exc)
-            except StoreError as exc:
-                raise ConfigurationError(
-                    f"creating the session table {table!r} failed ({exc}): fix the cause, or"
-                    " create it yourself and set SESSION_DYNAMODB_TABLE_EXISTS = True."
-                ) from exc
+        #: Whether the first operation creates the table (start-up never connects).
+        self._table_pending = create_table
 
     @classmethod
     def from_settings(cls, settings: StoreSettings) -> DynamoDBStore:
         """Build the store from ``SESSION_DYNAMODB`` (a boto3 resource or client; unset: a
         client of boto3's default session), ``SESSION_DYNAMODB_TABLE`` (Flask-Session's
         documentation calls it ``SESSION_DYNAMODB_TABLE_NAME``: both are read),
-        ``SESSION_DYNAMODB_TABLE_EXISTS``, ``SESSION_DYNAMODB_TIMEOUT`` and
+        ``SESSION_DYNAMODB_TABLE_EXISTS``, ``SESSION_DYNAMODB_CLIENT_TIMEOUT`` and
         ``SESSION_DYNAMODB_REFRESH_INTERVAL``.
 
         :raises ConfigurationError: for a value of the wrong kind, or no region to use.
@@ -187,7 +185,7 @@ class DynamoDBStore:
         interval = settings.integer(
             "SESSION_DYNAMODB_REFRESH_INTERVAL", DEFAULT_REFRESH_INTERVAL, minimum=0
         )
-        timeout = settings.seconds("SESSION_DYNAMODB_TIMEOUT", DEFAULT_TIMEOUT)
+        timeout = settings.seconds("SESSION_DYNAMODB_CLIENT_TIMEOUT", DEFAULT_TIMEOUT)
         value = config.get("SESSION_DYNAMODB")
         given = getattr(getattr(value, "meta", None), "client", value)  # a resource's client
         if value is not None and not (
@@ -198,20 +196,14 @@ class DynamoDBStore:
                 f"'dynamodb', ...), or unset for boto3's default session; not {value!r}."
             )
         owned = value is None
-        client: t.Any = default_client(timeout) if owned else value
-        try:
-            return cls(
-                client,
-                table=table,
-                key_prefix=settings.key_prefix,
-                create_table=not exists,
-                refresh_interval=interval,
-                owns_client=owned,
-            )
-        except BaseException:
-            if owned:
-                client.close()
-            raise
+        return cls(
+            default_client(timeout) if owned else value,
+            table=table,
+            key_prefix=settings.key_prefix,
+            create_table=not exists,
+            refresh_interval=interval,
+            owns_client=owned,
+        )
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -228,7 +220,7 @@ class DynamoDBStore:
                     params[name] = {k: _TO_PYTHON.deserialize(v) for k, v in params[name].items()}
         with ERRORS(doing):
             if self._table_pending:
-                self.create_table()
+                self._create_late_table()
             try:
                 call = getattr(self._handle.client, operation)
                 response: Item = call(TableName=self.table, **params)
@@ -340,7 +332,8 @@ class DynamoDBStore:
 
     def create_table(self) -> None:
         """Create the table if it is missing (partition key ``id``, on-demand capacity, as
-        Flask-Session does) and turn its TTL on for ``expiration``.
+        Flask-Session does) and turn its TTL on for ``expiration``; the first operation of a
+        store built with ``create_table`` calls it.
 
         :raises StoreError: when DynamoDB refuses (no permission, another key schema).
         """
@@ -367,6 +360,20 @@ class DynamoDBStore:
                 if "already enabled" not in str(exc):  # harmless: reads check the expiry
                     log.warning("could not turn on the TTL of table %r: %s", self.table, exc)
         self._table_pending = False
+
+    def _create_late_table(self) -> None:
+        try:
+            self.create_table()
+        except StoreUnavailable:
+            raise  # still down: so is the operation; the next one tries again
+        except StoreError as exc:  # no permission, another key schema: go on without
+            self._table_pending = False
+            log.error(
+                "creating the session table %r failed (%s): create it yourself and set"
+                " SESSION_DYNAMODB_TABLE_EXISTS = True",
+                self.table,
+                exc,
+            )
 
     # -- the protocol -----------------------------------------------------------------------
 
