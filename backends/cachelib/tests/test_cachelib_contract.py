@@ -96,6 +96,16 @@ class TestFlaskOnFileSystemCache(SessionFlowContract):
         cache = FileSystemCache(str(tmp_path / "flask_session"), threshold=500)
         return {"SESSION_TYPE": "cachelib", "SESSION_CACHELIB": cache}
 
+    @pytest.fixture
+    def backend_dump(self, tmp_path: Path) -> c.Callable[[t.Any], bytes]:
+        """Every file name of the cache directory and every file's bytes (a copy of it)."""
+
+        def dump(app: t.Any) -> bytes:
+            files = sorted((tmp_path / "flask_session").iterdir())
+            return b"".join(path.name.encode() + path.read_bytes() for path in files)
+
+        return dump
+
 
 class FrozenRedis:
     """A redis-server of the test's own that ``down()`` freezes (SIGSTOP) and thaws: requests
@@ -124,6 +134,16 @@ class TestFlaskOnRedisCache(SessionFlowContract):
     @pytest.fixture
     def session_config(self, redis_client: redis.Redis) -> dict[str, t.Any]:
         return {"SESSION_TYPE": "cachelib", "SESSION_CACHELIB": RedisCache(redis_client)}
+
+    @pytest.fixture
+    def backend_dump(self, redis_client: redis.Redis) -> c.Callable[[t.Any], bytes]:
+        """Every key of the server and its value, as DUMP serializes it (what an RDB holds)."""
+
+        def dump(app: t.Any) -> bytes:
+            keys = redis_client.scan_iter(count=1000)
+            return b"".join(key + (redis_client.dump(key) or b"") for key in keys)
+
+        return dump
 
     @pytest.fixture
     def store_outage(

@@ -126,6 +126,23 @@ class TestFlaskOnAClient(SessionFlowContract):
             "SESSION_DYNAMODB_TABLE_EXISTS": True,
         }
 
+    @pytest.fixture
+    def backend_dump(self, dynamodb_client: t.Any, table: str) -> c.Callable[[t.Any], bytes]:
+        """Every item of the table, every attribute's name and value (what an export holds)."""
+
+        def dump(app: t.Any) -> bytes:
+            found = []
+            for page in dynamodb_client.get_paginator("scan").paginate(TableName=table):
+                for item in page["Items"]:
+                    for name, value in sorted(item.items()):
+                        (raw,) = value.values()
+                        found.append(
+                            name.encode() + (raw if isinstance(raw, bytes) else raw.encode())
+                        )
+            return b"".join(found)
+
+        return dump
+
 
 class TestFlaskRefreshingEveryRead(SessionFlowContract):
     """A read-only request is one ``UpdateItem`` (``ReturnValues=ALL_NEW``), on a resource."""

@@ -73,7 +73,7 @@ def test_the_documented_configuration_works_with_only_the_import_changed(
 
 
 @pytest.mark.parametrize("form", ["msgpack", "json"])
-def test_a_flask_session_08_session_carries_over_and_is_versioned_on_its_next_write(
+def test_a_flask_session_08_session_carries_over_to_a_hashed_key(
     dynamodb_server: DynamoDBServer, form: str
 ) -> None:
     resource = boto3.resource("dynamodb", **dynamodb_server.client_options)
@@ -88,20 +88,50 @@ def test_a_flask_session_08_session_carries_over_and_is_versioned_on_its_next_wr
     browser.post("/login")
     cookie = browser.get_cookie("session")
     assert cookie is not None
+    table = resource.Table(config["SESSION_DYNAMODB_TABLE"])
+    (item,) = table.scan()["Items"]
+    assert item["id"] == f"session:{cookie.value}" and "version" not in item
 
     new = make_app(flask_serverside.Session, config)
     moved = new.test_client()
     moved.set_cookie("session", cookie.value)
     assert moved.get("/read").get_json() == {"user": "alice", "cart": ["apple", [1, 2]]}
-    table = resource.Table(config["SESSION_DYNAMODB_TABLE"])
-    (item,) = table.scan()["Items"]
-    assert "version" not in item  # as Flask-Session wrote it
-    with new.test_request_context(headers={"Cookie": f"session={cookie.value}"}) as ctx:
-        ctx.session["theme"] = "dark"  # a conditional save on a record without a version
-        new.session_interface.save_session(new, ctx.session, new.response_class())
-    (item,) = table.scan()["Items"]
-    assert "version" in item
+    (item,) = table.scan()["Items"]  # moved to the hash of its id by that first request
+    assert cookie.value not in item["id"] and "version" in item
     assert moved.get("/read").get_json()["user"] == "alice"
     moved.post("/logout")
     assert table.scan()["Items"] == []
+    flask_serverside.get_state(new).close()
+
+
+def test_without_hashed_ids_a_flask_session_item_is_versioned_by_its_first_write(
+    dynamodb_server: DynamoDBServer,
+) -> None:
+    """The conditional save of an item Flask-Session wrote (it has no version) in place."""
+    resource = boto3.resource("dynamodb", **dynamodb_server.client_options)
+    config = {
+        "SESSION_TYPE": "dynamodb",
+        "SESSION_DYNAMODB": resource,
+        "SESSION_DYNAMODB_TABLE": f"in-place-{secrets.token_hex(4)}",
+        "SESSION_HASH_IDS": False,
+    }
+    old = make_app(flask_session.Session, config)
+    browser = old.test_client()
+    browser.post("/login")
+    cookie = browser.get_cookie("session")
+    assert cookie is not None
+
+    new = make_app(flask_serverside.Session, config)
+    moved = new.test_client()
+    moved.set_cookie("session", cookie.value)
+    assert moved.get("/read").get_json()["user"] == "alice"
+    table = resource.Table(config["SESSION_DYNAMODB_TABLE"])
+    (item,) = table.scan()["Items"]
+    assert item["id"] == f"session:{cookie.value}" and "version" not in item  # as it was
+    with new.test_request_context(headers={"Cookie": f"session={cookie.value}"}) as ctx:
+        ctx.session["theme"] = "dark"
+        new.session_interface.save_session(new, ctx.session, new.response_class())
+    (item,) = table.scan()["Items"]
+    assert item["id"] == f"session:{cookie.value}" and "version" in item
+    assert moved.get("/read").get_json()["user"] == "alice"
     flask_serverside.get_state(new).close()
