@@ -57,6 +57,20 @@ def _app(backend, tmp_path, **config):
         app.config["SESSION_FILE_DIR"] = str(tmp_path / "sessions")
     if backend == "sqlalchemy":
         app.config["SESSION_SQLALCHEMY"] = f"sqlite:///{tmp_path / 'sessions.db'}"
+    if backend == "cachelib":
+        from cachelib import FileSystemCache
+
+        app.config["SESSION_CACHELIB"] = FileSystemCache(str(tmp_path / "cache"))
+    if backend == "dynamodb":  # a client for nowhere: start-up never connects
+        import boto3
+
+        app.config["SESSION_DYNAMODB"] = boto3.client(
+            "dynamodb",
+            region_name="us-east-1",
+            endpoint_url="http://127.0.0.1:1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
     app.config.update(config)
     Session(app)
     get_state(app).close()

@@ -25,9 +25,15 @@ from flask_serverside import get_state
 from flask_serverside import register_store
 from flask_serverside import unregister_store
 from flask_serverside.cli import session_cli
+from flask_serverside.registry import KNOWN_DISTRIBUTIONS
 from flask_serverside.registry import NAMESPACE
 from flask_serverside.registry import installed_stores
 from flask_serverside.registry import resolve_store
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 SITE = Path(__file__).parent / "fixture_plugins" / "site"
 PACKAGE = "serverside_fixture_plugins"
@@ -307,3 +313,20 @@ def test_stevedore_test_instance_can_stand_in_for_discovery(plugins):
     extension = Extension("fixture", None, plugins.FixtureStore, None)  # type: ignore[arg-type]
     manager = DriverManager.make_test_instance(extension, namespace="flask_serverside.stores")
     assert manager.driver is plugins.FixtureStore
+
+
+def _first_party_store_names():
+    root = Path(__file__).resolve().parents[1]
+    names = []
+    for pyproject in sorted(root.glob("backends/*/pyproject.toml")):
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+        for name in project["entry-points"]["flask_serverside.stores"]:
+            names.append(pytest.param(name, pyproject.parent.name, id=name))
+    return names
+
+
+@pytest.mark.parametrize(("name", "store"), _first_party_store_names())
+def test_every_first_party_store_name_gives_its_pip_install_line(name, store):
+    """The core's hint table names the distribution of every name a backend registers, so a
+    missing store says ``pip install flask-serverside-<store>``."""
+    assert KNOWN_DISTRIBUTIONS.get(name) == store

@@ -62,6 +62,8 @@ CLIENT_LIBRARIES = {
     "sqlalchemy": "sqlalchemy",
     "psycopg": "psycopg",
     "pymysql": "pymysql",
+    "cachelib": "cachelib",
+    "boto3": "boto3",
 }
 GROUP = "flask_serverside.stores"
 
@@ -97,14 +99,18 @@ def uv() -> list[str]:
 
 
 def _clean_env() -> dict[str, str]:
-    """The environment without whatever points at the development virtualenv."""
+    """The environment without whatever points at the development virtualenv, or at an AWS
+    account: a store on boto3's default session then has no region and says so, and reaches
+    nothing."""
     env = {
         key: value
         for key, value in os.environ.items()
         if key not in {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "UV_PROJECT_ENVIRONMENT"}
-        and not key.startswith("PYTEST_")
+        and not key.startswith(("PYTEST_", "AWS_"))
     }
     env["UV_PYTHON_DOWNLOADS"] = "never"
+    env["AWS_CONFIG_FILE"] = env["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
     return env
 
 

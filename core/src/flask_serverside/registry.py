@@ -61,6 +61,8 @@ KNOWN_DISTRIBUTIONS: c.Mapping[str, str] = types.MappingProxyType(
             ("sqlalchemy", "postgresql", "postgres", "mysql", "mariadb", "sqlite"), "sqlalchemy"
         ),
         **dict.fromkeys(("filesystem", "file"), "filesystem"),
+        "cachelib": "cachelib",
+        "dynamodb": "dynamodb",
     }
 )
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from ._process import ServerProcess
 from ._process import ServerStartError
 from ._process import free_port
+from .dynamodb import DynamoDBServer
+from .dynamodb import dynamodb_request
 from .mariadb import MariaDBServer
 from .memcached import MemcachedServer
 from .memcached import memcached_command
@@ -29,6 +31,7 @@ from .redis import SentinelServer
 from .redis import redis_command
 
 __all__ = [
+    "DynamoDBServer",
     "ExternalMongoDB",
     "MariaDBServer",
     "MemcachedServer",
@@ -44,6 +47,7 @@ __all__ = [
     "SentinelServer",
     "ServerProcess",
     "ServerStartError",
+    "dynamodb_request",
     "free_port",
     "hello_ok",
     "memcached_command",

@@ -6,13 +6,17 @@ Registered through the ``pytest11`` entry point, so installing
 Shared, session-scoped instances (started on first request, stopped by PID at
 session end): :func:`redis_server`, :func:`redis_cluster`, :func:`redis_sentinel`,
 :func:`memcached_servers`, :func:`memcached_server`, :func:`postgresql_server`,
-:func:`mariadb_server`, :func:`mongodb_server`. Tests must not stop or kill
-these; a test that does so uses a factory instead.
+:func:`mariadb_server`, :func:`mongodb_server`, :func:`dynamodb_server`. Tests must
+not stop or kill these; a test that does so uses a factory instead.
 
 Function-scoped factories, each call returns a new started server that is stopped
 at the end of the test: :func:`make_redis_server`, :func:`make_redis_sentinel`,
 :func:`make_memcached_server`, :func:`make_postgresql_server`,
-:func:`make_mariadb_server`, :func:`make_mongodb_server`.
+:func:`make_mariadb_server`, :func:`make_mongodb_server`, :func:`make_dynamodb_server`.
+
+While a DynamoDB fixture is in use, the process environment holds dummy AWS credentials and
+a region (:data:`~serverside_testservers.dynamodb.DUMMY_ENVIRONMENT`), no AWS profile, and
+``AWS_ENDPOINT_URL`` pointing at the fixture's server, so boto3 never reaches AWS from a test.
 
 A missing server binary skips the test, or fails it when ``CI=true``, naming the
 binary and ``scripts/install-servers``. Tests that use any of these fixtures get
@@ -27,6 +31,9 @@ import typing as t
 
 import pytest
 
+from .dynamodb import DUMMY_ENVIRONMENT
+from .dynamodb import UNSET_ENVIRONMENT
+from .dynamodb import DynamoDBServer
 from .mariadb import MariaDBServer
 from .memcached import MemcachedServer
 from .mongodb import AnyMongoDB
@@ -63,12 +70,14 @@ SERVER_FIXTURES = frozenset(
         "postgresql_server",
         "mariadb_server",
         "mongodb_server",
+        "dynamodb_server",
         "make_redis_server",
         "make_redis_sentinel",
         "make_memcached_server",
         "make_postgresql_server",
         "make_mariadb_server",
         "make_mongodb_server",
+        "make_dynamodb_server",
     }
 )
 
@@ -215,6 +224,31 @@ def mongodb_server() -> c.Iterator[AnyMongoDB]:
         yield server
 
 
+@contextlib.contextmanager
+def _dummy_aws_environment() -> c.Iterator[pytest.MonkeyPatch]:
+    with pytest.MonkeyPatch.context() as patch:
+        for name in UNSET_ENVIRONMENT:
+            patch.delenv(name, raising=False)
+        for name, value in DUMMY_ENVIRONMENT.items():
+            patch.setenv(name, value)
+        yield patch
+
+
+@pytest.fixture(scope="session")
+def dynamodb_server() -> c.Iterator[DynamoDBServer]:
+    """moto's DynamoDB API server, shared by the session (``moto_server``).
+
+    Guarantees: answers ``ListTables`` at :attr:`~DynamoDBServer.url`; while it runs, the
+    environment has dummy AWS credentials, region ``us-east-1``, no AWS profile, and
+    ``AWS_ENDPOINT_URL`` pointing at it: boto3's default session (in this process and in the
+    processes it starts) reaches this server and nothing else. Tests share its tables: use
+    tables or key prefixes of their own.
+    """
+    with _dummy_aws_environment() as patch, _running(DynamoDBServer()) as (server,):
+        patch.setenv("AWS_ENDPOINT_URL", server.url)
+        yield server
+
+
 # -- factories ------------------------------------------------------------------
 @pytest.fixture
 def make_redis_server() -> c.Iterator[c.Callable[..., RedisServer]]:
@@ -268,3 +302,18 @@ def make_mongodb_server() -> c.Iterator[c.Callable[[], MongoDBServer]]:
     """
     with _factory(new_mongodb_server) as make:
         yield make
+
+
+@pytest.fixture
+def make_dynamodb_server() -> c.Iterator[c.Callable[..., DynamoDBServer]]:
+    """Factory: ``make_dynamodb_server(extra_args=())`` returns a new started moto server
+    (empty; tables are in memory, so none survive ``stop()``), with the dummy AWS environment
+    of :func:`dynamodb_server` for the test, ``AWS_ENDPOINT_URL`` pointing at the newest."""
+    with _dummy_aws_environment() as patch, _factory(DynamoDBServer) as make:
+
+        def make_and_point(*args: t.Any, **kwargs: t.Any) -> DynamoDBServer:
+            server = make(*args, **kwargs)
+            patch.setenv("AWS_ENDPOINT_URL", server.url)
+            return server
+
+        yield make_and_point
