@@ -1,5 +1,6 @@
 """The conformance kit on real memcached servers: one server, three behind a HashClient, a
-plain pymemcache Client passed in, and python-memcached's client (as Flask-Session's seeds)."""
+plain pymemcache Client passed in, and python-memcached's client (as Flask-Session's seeds),
+which the store replaces by a pymemcache client on the same servers."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from pymemcache.client.base import Client
 from flask_serverside.testing import SessionFlowContract
 from flask_serverside.testing import StoreContract
 from flask_serverside_memcached import MemcachedStore
-from flask_serverside_memcached import PythonMemcachedStore
 from flask_serverside_memcached import build_client
 
 if t.TYPE_CHECKING:
@@ -79,12 +79,6 @@ class TestPlainClientPassedIn(StoreContract):
             client.close()
 
 
-# python-memcached's Client is a threading.local: each thread opens its own sockets, and
-# disconnect_all() closes only the calling thread's; the kit's worker threads leave theirs to
-# the garbage collector.
-@pytest.mark.filterwarnings(
-    "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
-)
 class TestPythonMemcached(StoreContract):
     @pytest.fixture
     def store_factory(
@@ -92,7 +86,7 @@ class TestPythonMemcached(StoreContract):
     ) -> c.Iterator[c.Callable[[str], MemcachedStore]]:
         def make(key_prefix: str) -> MemcachedStore:
             client = memcache.Client([f"{memcached_server.host}:{memcached_server.port}"])
-            return PythonMemcachedStore(client, key_prefix=key_prefix, owns_client=True)
+            return MemcachedStore.for_client(client, key_prefix=key_prefix)
 
         yield from _closing_factory(make)
 
