@@ -5,6 +5,9 @@ which the store replaces by a pymemcache client on the same servers."""
 from __future__ import annotations
 
 import collections.abc as c
+import contextlib
+import os
+import signal
 import socket
 import typing as t
 import urllib.parse
@@ -131,11 +134,43 @@ class TestFlaskOnThreeServers(SessionFlowContract):
         return {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED": servers}
 
 
+class FrozenMemcached:
+    """A memcached server of the test's own that hangs for the outage (SIGSTOP: connections
+    are accepted, nothing is answered), so requests time out; stopping it would lose its data
+    (memcached keeps none), and the test checks that the session is still there after."""
+
+    def __init__(self, server: MemcachedServer, client: memcache.Client) -> None:
+        self.server = server
+        self.config = {
+            "SESSION_TYPE": "memcached",
+            "SESSION_MEMCACHED": client,
+            "SESSION_MEMCACHED_TIMEOUT": 0.25,
+        }
+
+    @contextlib.contextmanager
+    def down(self) -> c.Iterator[None]:
+        os.kill(self.server.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(self.server.pid, signal.SIGCONT)
+
+
 class TestFlaskAsTheSeeds(SessionFlowContract):
-    """Flask-Session's configuration: ``SESSION_MEMCACHED = memcache.Client([...])``."""
+    """Flask-Session's configuration: ``SESSION_MEMCACHED = memcache.Client([...])``; with
+    python-memcached itself, a server that hangs read as a missing session."""
 
     @pytest.fixture
     def session_config(self, memcached_server: MemcachedServer) -> c.Iterator[dict[str, t.Any]]:
         client = memcache.Client([f"{memcached_server.host}:{memcached_server.port}"])
         yield {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED": client}
+        client.disconnect_all()
+
+    @pytest.fixture
+    def store_outage(
+        self, make_memcached_server: c.Callable[[], MemcachedServer]
+    ) -> c.Iterator[FrozenMemcached]:
+        server = make_memcached_server()
+        client = memcache.Client([f"{server.host}:{server.port}"])
+        yield FrozenMemcached(server, client)
         client.disconnect_all()
