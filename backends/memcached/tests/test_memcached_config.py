@@ -7,6 +7,7 @@ import typing as t
 import memcache
 import pytest
 from flask import Flask
+from flask import session
 from pymemcache.client.base import Client
 from pymemcache.client.base import PooledClient
 from pymemcache.client.hash import HashClient
@@ -19,6 +20,8 @@ from flask_serverside.registry import resolve_store
 from flask_serverside_memcached import MemcachedStore
 from flask_serverside_memcached import build_client
 from flask_serverside_memcached._client import parse_servers
+from serverside_testservers import MemcachedServer as Memcached
+from serverside_testservers import port_is_free
 
 if t.TYPE_CHECKING:
     import collections.abc as c
@@ -200,7 +203,6 @@ def test_built_client_is_closed_with_the_store(memcached_server: MemcachedServer
 @pytest.mark.parametrize(
     ("url", "config", "message"),
     [
-        (None, {}, "set SESSION_MEMCACHED to a list of 'host:port'"),
         (None, {"SESSION_MEMCACHED": object()}, "not a client this store can use"),
         (None, {"SESSION_MEMCACHED": "localhost"}, "Bad memcached servers"),
         (None, {"SESSION_MEMCACHED": []}, "Bad memcached servers"),
@@ -216,8 +218,68 @@ def test_configuration_errors(url: str | None, config: dict[str, t.Any], message
         MemcachedStore.from_settings(settings(url, **config))
 
 
-def test_init_app_fails_without_servers() -> None:
-    app = Flask(__name__)
-    app.config.update(SECRET_KEY="k", SESSION_TYPE="memcached")
-    with pytest.raises(ConfigurationError, match="SESSION_MEMCACHED"):
+def test_nothing_configured_is_flask_sessions_default_and_says_so(
+    stores: list[MemcachedStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO", logger="flask_serverside"):
+        store = build(stores)
+    assert isinstance(store.client, PooledClient)
+    assert store.client.server == ("127.0.0.1", 11211)
+    assert store.client.timeout == 1.0 and store.client.no_delay
+    assert [(r.name, r.levelname) for r in caplog.records] == [
+        ("flask_serverside.memcached", "WARNING")
+    ]
+    message = caplog.records[0].getMessage()
+    assert "127.0.0.1:11211" in message and "Flask-Session's default" in message
+
+
+def test_the_default_is_logged_once_at_init_app_and_never_when_configured(
+    memcached_server: MemcachedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    apps = []
+    with caplog.at_level("INFO", logger="flask_serverside.memcached"):
+        for config in ({}, {"SESSION_MEMCACHED": [address_of(memcached_server)]}):
+            app = Flask(__name__)
+            app.config.update({"SECRET_KEY": "k", "SESSION_TYPE": "memcached", **config})
+            Session(app)
+            apps.append(app)
+            assert len(caplog.records) == 1  # the first application's line only
+    for app in apps:
+        app.extensions["serverside"].close()
+
+
+def address_of(server: MemcachedServer) -> str:
+    return f"{server.host}:{server.port}"
+
+
+@pytest.mark.servers
+def test_the_default_server_end_to_end() -> None:
+    if not port_is_free(11211):
+        pytest.skip("127.0.0.1:11211 is taken: cannot start a memcached on the default port")
+    server = Memcached(port=11211)
+    server.start()
+    try:
+        app = Flask(__name__)
+        app.config.update(SECRET_KEY="k", SESSION_TYPE="memcached", SESSION_KEY_PREFIX="dflt:")
         Session(app)
+
+        @app.post("/login")
+        def login() -> str:
+            session["user"] = "alice"
+            return "ok"
+
+        @app.get("/me")
+        def me() -> str:
+            return str(session.get("user"))
+
+        browser = app.test_client()
+        browser.post("/login")
+        assert browser.get("/me").text == "alice"
+        cookie = browser.get_cookie("session")
+        assert cookie is not None
+        direct = Client(server.address)
+        assert direct.get("dflt:" + cookie.value) is not None  # on that server
+        direct.close()
+        app.extensions["serverside"].close()
+    finally:
+        server.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from ._process import ServerProcess
 from ._process import ServerStartError
 from ._process import free_port
+from ._process import port_is_free
 from .mariadb import MariaDBServer
 from .memcached import MemcachedServer
 from .memcached import memcached_command
@@ -48,6 +49,7 @@ __all__ = [
     "hello_ok",
     "memcached_command",
     "mongodb_backend",
+    "port_is_free",
     "redis_command",
 ]
 

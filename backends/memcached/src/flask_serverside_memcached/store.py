@@ -77,6 +77,8 @@ log = logging.getLogger("flask_serverside.memcached")
 THIRTY_DAYS = 30 * 24 * 3600
 #: Longest key memcached accepts, in bytes.
 MAX_KEY_LENGTH = 250
+#: The server when nothing names one: Flask-Session's default.
+DEFAULT_SERVER = "127.0.0.1:11211"
 #: Seconds of the connect and read timeouts of the clients the store builds.
 DEFAULT_TIMEOUT = 1.0
 #: Seconds a server that failed is left alone before one call probes it.
@@ -171,9 +173,13 @@ class MemcachedStore:
     def from_settings(cls, settings: StoreSettings) -> MemcachedStore:
         """Build the store from ``SESSION_MEMCACHED`` or the ``memcached://`` URL of
         ``SESSION_TYPE``, with ``SESSION_MEMCACHED_TIMEOUT`` and
-        ``SESSION_MEMCACHED_DEAD_TIMEOUT``.
+        ``SESSION_MEMCACHED_DEAD_TIMEOUT``; with neither, on :data:`DEFAULT_SERVER`, as
+        Flask-Session does, with a warning.
 
-        :raises ConfigurationError: when no server is named, or badly.
+        :raises ConfigurationError: when the servers are named badly.
+
+        .. versionchanged:: 0.2
+            Nothing set means Flask-Session's default server (logged), no longer an error.
         """
         value = settings.config.get("SESSION_MEMCACHED")
         if settings.url is not None and value is not None:
@@ -189,11 +195,14 @@ class MemcachedStore:
             ),
         }
         if value is None:
-            raise ConfigurationError(
-                "The memcached session store needs servers: set SESSION_MEMCACHED to a list of"
-                " 'host:port' strings, a 'memcached://host:port,host:port' URL or a pymemcache"
-                " client (or set SESSION_TYPE = 'memcached://host:port')."
+            log.warning(
+                "SESSION_MEMCACHED is not set: sessions go to the memcached at %s,"
+                " Flask-Session's default. Set SESSION_MEMCACHED to a list of 'host:port'"
+                " strings or a client, or SESSION_TYPE to a URL such as"
+                " 'memcached://host:11211', to choose the servers and silence this message.",
+                DEFAULT_SERVER,
             )
+            value = [DEFAULT_SERVER]
         if not isinstance(value, (str, list, tuple)):
             return cls.for_client(value, key_prefix=settings.key_prefix, **options)
         try:
