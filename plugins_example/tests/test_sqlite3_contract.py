@@ -1,4 +1,5 @@
-"""The conformance kit on the sqlite3 store: one fixture per contract."""
+"""The conformance kit on the sqlite3 store: one fixture per contract, and the optional ones
+that run the at-rest and outage checks."""
 
 from __future__ import annotations
 

@@ -278,7 +278,8 @@ def test_the_default_server_end_to_end() -> None:
         cookie = browser.get_cookie("session")
         assert cookie is not None
         direct = Client(server.address)
-        assert direct.get("dflt:" + cookie.value) is not None  # on that server
+        key = app.extensions["serverside"].store_key(cookie.value)
+        assert direct.get("dflt:" + key) is not None  # on that server
         direct.close()
         app.extensions["serverside"].close()
     finally:

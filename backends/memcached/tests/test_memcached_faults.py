@@ -192,8 +192,9 @@ def test_flask_with_a_dead_node(three: list[MemcachedServer], policy: str) -> No
                     assert response.text == f"u{number}"
             else:
                 assert response.status_code == 200 and response.text in (f"u{number}", "None")
-        store = app.extensions["serverside"].store
-        live = [node_of(store, t.cast(str, cookie)) != address(three[2]) for cookie in cookies]
+        state = app.extensions["serverside"]
+        keys = [state.store_key(t.cast(str, cookie)) for cookie in cookies]
+        live = [node_of(state.store, key) != address(three[2]) for key in keys]
         assert any(live) and not all(live)
         if policy == "unavailable":
             assert served == live
