@@ -84,9 +84,11 @@ class NodeRing:
 
     def failed(self, name: str, error: BaseException, doing: str) -> StoreUnavailable:
         """Record that ``name`` failed, and return the error to raise."""
-        with self._lock:
+        detail = f"could not {doing}: {type(error).__name__}: {error}"
+        with self._lock:  # the check of every server and the change, together
             first = name not in self._failed
             self._failed[name] = self._clock()
+            unavailable = self._unavailable(name, detail)
         drop_idle_connections(self._client.clients.get(name))
         if first:
             log.warning(
@@ -97,7 +99,7 @@ class NodeRing:
                 error,
                 self.dead_timeout,
             )
-        return self._unavailable(name, f"could not {doing}: {type(error).__name__}: {error}")
+        return unavailable
 
     def answered(self, name: str) -> None:
         """Record that ``name`` answered a call."""
@@ -108,6 +110,7 @@ class NodeRing:
                 log.warning("memcached server %s answers again", name)
 
     def _unavailable(self, name: str, detail: str) -> StoreUnavailable:
+        """The error for a call to ``name``; hold the lock."""
         if self.nodes.issubset(self._failed):
             return StoreUnavailable(
                 f"memcached is unavailable: every server has failed; server {name} {detail}"
