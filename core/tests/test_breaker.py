@@ -9,6 +9,7 @@ from flask import Flask
 from flask import session
 
 from flask_serverside import MemoryStore
+from flask_serverside import NodeUnavailable
 from flask_serverside import Session
 from flask_serverside import StoreError
 from flask_serverside import StoreUnavailable
@@ -19,6 +20,7 @@ from flask_serverside import unregister_store
 from flask_serverside.breaker import BreakerOpen
 from flask_serverside.breaker import CircuitBreaker
 from flask_serverside.testing import spy_on_store
+from flask_serverside.writer import NODE_ATTEMPTS
 
 
 class FlakyStore(MemoryStore):
@@ -27,6 +29,10 @@ class FlakyStore(MemoryStore):
     fault: Exception | None = None
     #: Calls that reached the store.
     reached = 0
+    #: How many creations of a new session still fail as if its id fell on a node that is down.
+    creations_down = 0
+    #: The ids of the new sessions it was asked to create.
+    created: list[str] = []
 
     @classmethod
     def from_settings(cls, settings):
@@ -47,6 +53,11 @@ class FlakyStore(MemoryStore):
 
     def save_if(self, sid, data, ttl, *, expected, user_id=None):
         self._check()
+        if expected is None:
+            type(self).created.append(sid)
+            if type(self).creations_down > 0:
+                type(self).creations_down -= 1
+                raise NodeUnavailable("the node of this id is down")
         return super().save_if(sid, data, ttl, expected=expected, user_id=user_id)
 
     def touch(self, sid, ttl):
@@ -59,6 +70,8 @@ def flaky():
     register_store("flaky", FlakyStore)
     FlakyStore.fault = None
     FlakyStore.reached = 0
+    FlakyStore.creations_down = 0
+    FlakyStore.created = []
     yield FlakyStore
     FlakyStore.fault = None
     unregister_store("flaky")
@@ -176,6 +189,34 @@ def test_other_store_errors_do_not_open_the_breaker(app, flaky, events):
     flaky.fault = None
     assert client.get("/me").text == "alice"
     assert events["breaker_opened"] == 0 and events["store_failed"] == 1
+
+
+def test_a_node_of_several_being_down_does_not_open_the_breaker(app, flaky, events):
+    client = app.test_client()
+    client.post("/login")
+    flaky.fault = NodeUnavailable("the node of this session is down")
+    assert client.get("/me").status_code == 503  # unavailable, not missing
+    assert client.get("/me").status_code == 503
+    assert events["breaker_opened"] == 0 and events["store_failed"] == 2
+    assert not get_state(app).breaker.is_open  # other sessions are still served
+    flaky.fault = None
+    assert client.get("/me").text == "alice"
+
+
+@pytest.mark.parametrize("down", [1, NODE_ATTEMPTS - 1, NODE_ATTEMPTS])
+def test_a_new_session_takes_another_id_when_its_node_is_down(app, flaky, down):
+    flaky.creations_down = down
+    client = app.test_client()
+    response = client.post("/login")
+    created = flaky.created
+    assert len(set(created)) == len(created)  # a fresh id each time
+    if down < NODE_ATTEMPTS:
+        assert response.status_code == 200 and len(created) == down + 1
+        assert get_state(app).store_key(client.get_cookie("session").value) == created[-1]
+        assert client.get("/me").text == "alice"
+    else:
+        assert response.status_code == 503 and len(created) == NODE_ATTEMPTS
+        assert client.get_cookie("session") is None
 
 
 def test_a_change_that_cannot_be_saved_is_a_503(app, flaky):

@@ -1,6 +1,10 @@
-"""The conformance kit on the sqlite3 store: one fixture per contract."""
+"""The conformance kit on the sqlite3 store: one fixture per contract, and the optional ones
+that run the at-rest and outage checks."""
 
 from __future__ import annotations
+
+import contextlib
+import sqlite3
 
 import pytest
 from flask_serverside.testing import SessionFlowContract
@@ -36,3 +40,30 @@ class TestSQLite3StoreWithFlask(SessionFlowContract):
             return b"".join(path.read_bytes() for path in sorted(tmp_path.glob("sessions.db*")))
 
         return dump
+
+    @pytest.fixture
+    def store_outage(self, tmp_path):
+        return LockedDatabase(tmp_path / "outage.db")
+
+
+class LockedDatabase:
+    """The database's write lock held by another process for the outage (a long migration, a
+    stuck writer): every request that loads a session (and refreshes its expiry, a write)
+    waits ``SESSION_SQLITE3_TIMEOUT`` and fails."""
+
+    def __init__(self, path):
+        self.path = path
+        self.config = {
+            "SESSION_TYPE": "sqlite3",
+            "SESSION_SQLITE3_PATH": str(path),
+            "SESSION_SQLITE3_TIMEOUT": 0.2,
+        }
+
+    @contextlib.contextmanager
+    def down(self):
+        holder = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            holder.execute("BEGIN EXCLUSIVE")
+            yield
+        finally:
+            holder.close()  # rolls back, releasing the lock

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -14,6 +15,7 @@ import pytest
 from serverside_testservers import ServerProcess
 from serverside_testservers import ServerStartError
 from serverside_testservers import free_port
+from serverside_testservers import port_is_free
 from serverside_testservers._process import missing
 from serverside_testservers._process import require_binary
 
@@ -29,6 +31,15 @@ def pid_gone(pid: int) -> bool:
 def test_free_ports_are_distinct() -> None:
     ports = [free_port() for _ in range(50)]
     assert len(set(ports)) == 50
+
+
+def test_port_is_free_sees_a_listener() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        assert not port_is_free(port)
+    assert port_is_free(free_port())
 
 
 def test_missing_skips_outside_ci(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,9 @@ through Flask (the application builds the store from its configuration)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 import pytest
 
 from flask_serverside.testing import SessionFlowContract
@@ -51,6 +54,26 @@ class TestFileSystemStoreWithFsync(StoreContract):
         return clock.advance
 
 
+class BrokenDirectory:
+    """The session directory replaced by a file for the outage (a disk that went away, a
+    mount gone wrong): every operation fails, whatever the process's privileges."""
+
+    def __init__(self, directory):
+        self.directory = directory
+        self.config = {"SESSION_TYPE": "filesystem", "SESSION_FILE_DIR": str(directory)}
+
+    @contextlib.contextmanager
+    def down(self):
+        aside = self.directory.with_name(self.directory.name + ".aside")
+        os.rename(self.directory, aside)
+        self.directory.write_bytes(b"not a directory")
+        try:
+            yield
+        finally:
+            self.directory.unlink()
+            os.rename(aside, self.directory)
+
+
 class TestFileSystemStoreWithFlask(SessionFlowContract):
     @pytest.fixture
     def session_config(self, tmp_path):
@@ -69,6 +92,10 @@ class TestFileSystemStoreWithFlask(SessionFlowContract):
             return b"".join(found)
 
         return dump
+
+    @pytest.fixture
+    def store_outage(self, tmp_path):
+        return BrokenDirectory(tmp_path / "outage")
 
 
 class TestFileUrlWithFlask(SessionFlowContract):

@@ -7,6 +7,7 @@ import typing as t
 import memcache
 import pytest
 from flask import Flask
+from flask import session
 from pymemcache.client.base import Client
 from pymemcache.client.base import PooledClient
 from pymemcache.client.hash import HashClient
@@ -17,9 +18,10 @@ from flask_serverside import Session
 from flask_serverside import StoreSettings
 from flask_serverside.registry import resolve_store
 from flask_serverside_memcached import MemcachedStore
-from flask_serverside_memcached import PythonMemcachedStore
 from flask_serverside_memcached import build_client
 from flask_serverside_memcached._client import parse_servers
+from serverside_testservers import MemcachedServer as Memcached
+from serverside_testservers import port_is_free
 
 if t.TYPE_CHECKING:
     import collections.abc as c
@@ -79,8 +81,8 @@ def test_several_servers_get_a_hash_client_with_fail_over(stores: list[Memcached
     assert sorted(client.clients) == ["127.0.0.1:1", "127.0.0.1:2"]
     assert client.use_pooling is True
     assert client.ignore_exc is False
-    assert client.retry_attempts == 0
-    assert client.dead_timeout == 3.0
+    assert store.ring is not None and store.ring.dead_timeout == 3.0
+    assert store.ring.nodes == {"127.0.0.1:1", "127.0.0.1:2"}
     assert client.default_kwargs["no_delay"] is True
     assert client.default_kwargs["default_noreply"] is False
     assert client.default_kwargs["timeout"] == 0.5
@@ -103,7 +105,6 @@ def test_clients_passed_in_are_used_and_not_closed(memcached_server: MemcachedSe
     plain = Client(memcached_server.address)
     pooled = PooledClient(memcached_server.address)
     hashed = HashClient([memcached_server.address])
-    legacy = memcache.Client([f"{memcached_server.host}:{memcached_server.port}"])
     try:
         for client in (plain, pooled, hashed):
             store = MemcachedStore.from_settings(settings(SESSION_MEMCACHED=client))
@@ -112,26 +113,83 @@ def test_clients_passed_in_are_used_and_not_closed(memcached_server: MemcachedSe
             store.close()
             record = store.load("sid")  # still usable: the store did not close it
             assert record is not None and record.data == b"data"
-        store = MemcachedStore.from_settings(settings(SESSION_MEMCACHED=legacy))
-        assert isinstance(store, PythonMemcachedStore)
-        assert store.capabilities == Capability.TOUCH
-        record = store.load("sid")
-        assert record is not None and record.data == b"data"
     finally:
         plain.close()
         pooled.close()
         hashed.close()
+
+
+def test_a_python_memcached_client_is_replaced_by_pymemcache_on_its_servers(
+    memcached_server: MemcachedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    address = f"{memcached_server.host}:{memcached_server.port}"
+    legacy = memcache.Client([address])
+    try:
+        legacy.set("cfg:sid", b"written by python-memcached")
+        with caplog.at_level("WARNING", logger="flask_serverside.memcached"):
+            store = MemcachedStore.from_settings(
+                settings(SESSION_MEMCACHED=legacy, SESSION_MEMCACHED_TIMEOUT=0.5)
+            )
+        assert [record.levelname for record in caplog.records] == ["WARNING"]
+        message = caplog.records[0].getMessage()
+        assert "python-memcached" in message and address in message
+        assert "missing session" in message and f"SESSION_MEMCACHED to ['{address}']" in message
+        client = store.client
+        assert isinstance(client, PooledClient) and client.server == memcached_server.address
+        assert client.timeout == 0.5 and client.no_delay and client.default_noreply is False
+        assert store.capabilities == (
+            Capability.TOUCH | Capability.LOAD_AND_TOUCH | Capability.CONDITIONAL_SAVE
+        )
+        record = store.load("sid")
+        assert record is not None and record.data == b"written by python-memcached"
+        assert record.version is not None  # a cas token: conditional saves work
+        store.close()  # closes the client it built, not the application's
+        assert not client.client_pool.free
+        assert legacy.get("cfg:sid") == b"written by python-memcached"
+    finally:
         legacy.disconnect_all()
 
 
-def test_the_python_memcached_store_is_a_sibling_not_a_crippled_subclass() -> None:
-    assert not issubclass(PythonMemcachedStore, MemcachedStore)
-    assert not issubclass(MemcachedStore, PythonMemcachedStore)
-    for method in ("load_and_touch", "save_if"):  # what it does not declare, it does not have
-        assert not hasattr(PythonMemcachedStore, method)
-        assert callable(getattr(MemcachedStore, method))
-    for method in ("from_settings", "load", "save", "delete", "touch", "close"):
-        assert callable(getattr(PythonMemcachedStore, method))
+def test_python_memcached_servers_keep_their_keys_and_weights(
+    memcached_servers: list[MemcachedServer],
+) -> None:
+    addresses = [f"{server.host}:{server.port}" for server in memcached_servers]
+    legacy = memcache.Client([(addresses[0], 1), (addresses[1], 3), addresses[2]])
+    keys = [f"cfg:weights-{number}" for number in range(200)]
+    try:
+        for key in keys:
+            assert legacy.set(key, key.encode())
+        store = MemcachedStore.for_client(legacy, key_prefix="cfg:")
+        try:
+            for key in keys:  # each found on the server python-memcached put it on
+                record = store.load(key[len("cfg:") :])
+                assert record is not None and record.data == key.encode()
+            assert store.ring is not None
+            placed = [store.ring.node(key) for key in keys]
+            assert set(placed) == set(addresses)  # every server holds some (weights count)
+        finally:
+            store.close()
+    finally:
+        legacy.disconnect_all()
+
+
+class LookAlike:
+    """A client with python-memcached's methods that is not python-memcached (pylibmc's)."""
+
+    def get(self, key: str) -> None: ...
+    def set(self, key: str, value: bytes) -> None: ...
+    def delete(self, key: str) -> None: ...
+    def touch(self, key: str, time: int) -> None: ...
+
+
+def test_other_clients_are_refused_naming_pymemcache() -> None:
+    with pytest.raises(ConfigurationError, match="LookAlike.*works through pymemcache"):
+        MemcachedStore.from_settings(settings(SESSION_MEMCACHED=LookAlike()))
+
+
+def test_a_python_memcached_client_without_servers_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="names no server"):
+        MemcachedStore.from_settings(settings(SESSION_MEMCACHED=memcache.Client([])))
 
 
 def test_built_client_is_closed_with_the_store(memcached_server: MemcachedServer) -> None:
@@ -145,8 +203,7 @@ def test_built_client_is_closed_with_the_store(memcached_server: MemcachedServer
 @pytest.mark.parametrize(
     ("url", "config", "message"),
     [
-        (None, {}, "set SESSION_MEMCACHED to a list of 'host:port'"),
-        (None, {"SESSION_MEMCACHED": object()}, "not a memcached client"),
+        (None, {"SESSION_MEMCACHED": object()}, "not a client this store can use"),
         (None, {"SESSION_MEMCACHED": "localhost"}, "Bad memcached servers"),
         (None, {"SESSION_MEMCACHED": []}, "Bad memcached servers"),
         (None, {"SESSION_MEMCACHED": "redis://h:1"}, "scheme must be memcached"),
@@ -161,8 +218,69 @@ def test_configuration_errors(url: str | None, config: dict[str, t.Any], message
         MemcachedStore.from_settings(settings(url, **config))
 
 
-def test_init_app_fails_without_servers() -> None:
-    app = Flask(__name__)
-    app.config.update(SECRET_KEY="k", SESSION_TYPE="memcached")
-    with pytest.raises(ConfigurationError, match="SESSION_MEMCACHED"):
+def test_nothing_configured_is_flask_sessions_default_and_says_so(
+    stores: list[MemcachedStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO", logger="flask_serverside"):
+        store = build(stores)
+    assert isinstance(store.client, PooledClient)
+    assert store.client.server == ("127.0.0.1", 11211)
+    assert store.client.timeout == 1.0 and store.client.no_delay
+    assert [(r.name, r.levelname) for r in caplog.records] == [
+        ("flask_serverside.memcached", "WARNING")
+    ]
+    message = caplog.records[0].getMessage()
+    assert "127.0.0.1:11211" in message and "Flask-Session's default" in message
+
+
+def test_the_default_is_logged_once_at_init_app_and_never_when_configured(
+    memcached_server: MemcachedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    apps = []
+    with caplog.at_level("INFO", logger="flask_serverside.memcached"):
+        for config in ({}, {"SESSION_MEMCACHED": [address_of(memcached_server)]}):
+            app = Flask(__name__)
+            app.config.update({"SECRET_KEY": "k", "SESSION_TYPE": "memcached", **config})
+            Session(app)
+            apps.append(app)
+            assert len(caplog.records) == 1  # the first application's line only
+    for app in apps:
+        app.extensions["serverside"].close()
+
+
+def address_of(server: MemcachedServer) -> str:
+    return f"{server.host}:{server.port}"
+
+
+@pytest.mark.servers
+def test_the_default_server_end_to_end() -> None:
+    if not port_is_free(11211):
+        pytest.skip("127.0.0.1:11211 is taken: cannot start a memcached on the default port")
+    server = Memcached(port=11211)
+    server.start()
+    try:
+        app = Flask(__name__)
+        app.config.update(SECRET_KEY="k", SESSION_TYPE="memcached", SESSION_KEY_PREFIX="dflt:")
         Session(app)
+
+        @app.post("/login")
+        def login() -> str:
+            session["user"] = "alice"
+            return "ok"
+
+        @app.get("/me")
+        def me() -> str:
+            return str(session.get("user"))
+
+        browser = app.test_client()
+        browser.post("/login")
+        assert browser.get("/me").text == "alice"
+        cookie = browser.get_cookie("session")
+        assert cookie is not None
+        direct = Client(server.address)
+        key = app.extensions["serverside"].store_key(cookie.value)
+        assert direct.get("dflt:" + key) is not None  # on that server
+        direct.close()
+        app.extensions["serverside"].close()
+    finally:
+        server.close()

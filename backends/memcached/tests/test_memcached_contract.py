@@ -1,9 +1,13 @@
 """The conformance kit on real memcached servers: one server, three behind a HashClient, a
-plain pymemcache Client passed in, and python-memcached's client (as Flask-Session's seeds)."""
+plain pymemcache Client passed in, and python-memcached's client (as Flask-Session's seeds),
+which the store replaces by a pymemcache client on the same servers."""
 
 from __future__ import annotations
 
 import collections.abc as c
+import contextlib
+import os
+import signal
 import socket
 import typing as t
 import urllib.parse
@@ -15,7 +19,6 @@ from pymemcache.client.base import Client
 from flask_serverside.testing import SessionFlowContract
 from flask_serverside.testing import StoreContract
 from flask_serverside_memcached import MemcachedStore
-from flask_serverside_memcached import PythonMemcachedStore
 from flask_serverside_memcached import build_client
 
 if t.TYPE_CHECKING:
@@ -79,12 +82,6 @@ class TestPlainClientPassedIn(StoreContract):
             client.close()
 
 
-# python-memcached's Client is a threading.local: each thread opens its own sockets, and
-# disconnect_all() closes only the calling thread's; the kit's worker threads leave theirs to
-# the garbage collector.
-@pytest.mark.filterwarnings(
-    "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
-)
 class TestPythonMemcached(StoreContract):
     @pytest.fixture
     def store_factory(
@@ -92,7 +89,7 @@ class TestPythonMemcached(StoreContract):
     ) -> c.Iterator[c.Callable[[str], MemcachedStore]]:
         def make(key_prefix: str) -> MemcachedStore:
             client = memcache.Client([f"{memcached_server.host}:{memcached_server.port}"])
-            return PythonMemcachedStore(client, key_prefix=key_prefix, owns_client=True)
+            return MemcachedStore.for_client(client, key_prefix=key_prefix)
 
         yield from _closing_factory(make)
 
@@ -137,11 +134,43 @@ class TestFlaskOnThreeServers(SessionFlowContract):
         return {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED": servers}
 
 
+class FrozenMemcached:
+    """A memcached server of the test's own that hangs for the outage (SIGSTOP: connections
+    are accepted, nothing is answered), so requests time out; stopping it would lose its data
+    (memcached keeps none), and the test checks that the session is still there after."""
+
+    def __init__(self, server: MemcachedServer, client: memcache.Client) -> None:
+        self.server = server
+        self.config = {
+            "SESSION_TYPE": "memcached",
+            "SESSION_MEMCACHED": client,
+            "SESSION_MEMCACHED_TIMEOUT": 0.25,
+        }
+
+    @contextlib.contextmanager
+    def down(self) -> c.Iterator[None]:
+        os.kill(self.server.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(self.server.pid, signal.SIGCONT)
+
+
 class TestFlaskAsTheSeeds(SessionFlowContract):
-    """Flask-Session's configuration: ``SESSION_MEMCACHED = memcache.Client([...])``."""
+    """Flask-Session's configuration: ``SESSION_MEMCACHED = memcache.Client([...])``; with
+    python-memcached itself, a server that hangs read as a missing session."""
 
     @pytest.fixture
     def session_config(self, memcached_server: MemcachedServer) -> c.Iterator[dict[str, t.Any]]:
         client = memcache.Client([f"{memcached_server.host}:{memcached_server.port}"])
         yield {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED": client}
+        client.disconnect_all()
+
+    @pytest.fixture
+    def store_outage(
+        self, make_memcached_server: c.Callable[[], MemcachedServer]
+    ) -> c.Iterator[FrozenMemcached]:
+        server = make_memcached_server()
+        client = memcache.Client([f"{server.host}:{server.port}"])
+        yield FrozenMemcached(server, client)
         client.disconnect_all()

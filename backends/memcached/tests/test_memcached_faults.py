@@ -1,5 +1,6 @@
-"""Faults on real servers: a node of three dies and comes back, a lone server dies and
-restarts, every server is down, writes that fail; and the round trips each operation costs."""
+"""Faults on real servers: a node of three dies and comes back (its sessions are unavailable,
+never misses), a lone server dies and restarts, every server is down, writes that fail; and the
+round trips each operation costs."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pymemcache.client.base import PooledClient
 from pymemcache.exceptions import MemcacheError
 from pymemcache.exceptions import MemcacheUnknownCommandError
 
+from flask_serverside import NodeUnavailable
 from flask_serverside import Session
 from flask_serverside import StoreError
 from flask_serverside import StoreSettings
@@ -24,7 +26,6 @@ from flask_serverside import StoreUnavailable
 from flask_serverside.testing import new_sid
 from flask_serverside.testing import spy_on_store
 from flask_serverside_memcached import MemcachedStore
-from flask_serverside_memcached import PythonMemcachedStore
 
 if t.TYPE_CHECKING:
     import collections.abc as c
@@ -56,11 +57,11 @@ def store(three: list[MemcachedServer]) -> c.Iterator[MemcachedStore]:
 
 
 def node_of(store: MemcachedStore, sid: str) -> str:
-    node: str = store.client.hasher.get_node(store.key(sid))
-    return node
+    assert store.ring is not None
+    return store.ring.node(store.key(sid))
 
 
-def test_a_dead_node_makes_misses_and_comes_back(
+def test_a_dead_node_makes_its_sessions_unavailable_not_missing(
     store: MemcachedStore, three: list[MemcachedServer]
 ) -> None:
     sids = [new_sid() for _ in range(60)]
@@ -71,25 +72,34 @@ def test_a_dead_node_makes_misses_and_comes_back(
     assert 0 < len(on_victim) < len(sids)
 
     victim.kill()
-    for sid in sids:  # no error: the sessions of the dead node are misses, the others live
-        record = store.load(sid)
+    for sid in sids:  # the dead node's sessions are unavailable, the others live
         if sid in on_victim:
-            assert record is None
+            with pytest.raises(NodeUnavailable):
+                store.load(sid)
         else:
+            record = store.load(sid)
             assert record is not None and record.data == sid.encode()
-    for sid in on_victim:
-        assert store.load_and_touch(sid, 600) is None
-        assert store.touch(sid, 600) is False
-        store.delete(sid)
-    fresh = [new_sid() for _ in range(30)]
-    for sid in fresh:  # new sessions go to the live nodes
-        assert store.save_if(sid, b"new", 600, expected=None) is True
-        assert node_of(store, sid) != address(victim)
-        record = store.load_and_touch(sid, 600)
-        assert record is not None and record.data == b"new"
+    for sid in on_victim:  # every operation, and fast: the node is not called again
+        started = time.monotonic()
+        for operation in (
+            lambda sid: store.load_and_touch(sid, 600),
+            lambda sid: store.touch(sid, 600),
+            lambda sid: store.delete(sid),
+            lambda sid: store.save(sid, b"lost?", 600),
+            lambda sid: store.save_if(sid, b"lost?", 600, expected=None),
+        ):
+            with pytest.raises(NodeUnavailable):
+                operation(sid)
+        assert time.monotonic() - started < 0.05
+        assert node_of(store, sid) == address(victim)  # never moved to another node
+    for sid in [new_sid() for _ in range(30)]:  # the live nodes take new sessions
+        if node_of(store, sid) != address(victim):
+            assert store.save_if(sid, b"new", 600, expected=None) is True
 
-    victim.start()
+    victim.start()  # memcached restarts empty: its records are gone for real
     time.sleep(DEAD_TIMEOUT + 0.1)
+    for sid in on_victim:
+        assert store.load(sid) is None
     later = [new_sid() for _ in range(60)]
     for sid in later:
         store.save(sid, b"later", 600)
@@ -98,20 +108,30 @@ def test_a_dead_node_makes_misses_and_comes_back(
         assert any(direct.get(store.key(sid)) == b"later" for sid in later)
     finally:
         direct.close()
-    for sid in fresh:  # sessions made during the outage on the other nodes are still there
-        if node_of(store, sid) != address(victim):
-            assert store.load(sid) is not None
 
 
-def test_a_node_that_stays_dead_is_tried_again_and_left_out_again(
-    store: MemcachedStore, three: list[MemcachedServer]
+def test_a_node_that_stays_dead_is_probed_once_per_dead_timeout(
+    store: MemcachedStore, three: list[MemcachedServer], caplog: pytest.LogCaptureFixture
 ) -> None:
     three[1].kill()
+    on_dead = next(sid for sid in iter(new_sid, None) if node_of(store, sid) == address(three[1]))
+    elsewhere = next(sid for sid in iter(new_sid, None) if node_of(store, sid) != address(three[1]))
+    connects = []
     for _ in range(3):
-        for sid in [new_sid() for _ in range(20)]:
-            store.save(sid, b"x", 60)
-            assert store.load(sid) is not None
+        started = time.monotonic()
+        for _ in range(20):
+            with pytest.raises(NodeUnavailable):
+                store.load(on_dead)
+            store.save(elsewhere, b"x", 60)
+            assert store.load(elsewhere) is not None
+        connects.append(time.monotonic() - started)
         time.sleep(DEAD_TIMEOUT + 0.1)
+    assert max(connects) < 0.5
+    assert caplog.text.count(f"memcached server {address(three[1])} failed") == 1
+    three[1].start()
+    time.sleep(DEAD_TIMEOUT + 0.1)
+    assert store.load(on_dead) is None  # answered (empty after the restart)
+    assert f"memcached server {address(three[1])} answers again" in caplog.text
 
 
 def test_all_nodes_down_is_unavailable(store: MemcachedStore, three: list[MemcachedServer]) -> None:
@@ -119,18 +139,30 @@ def test_all_nodes_down_is_unavailable(store: MemcachedStore, three: list[Memcac
     store.save(sid, b"x", 60)
     for server in three:
         server.kill()
-    for _ in range(4):  # the first calls find the nodes dead one by one, then none is left
-        with pytest.raises(StoreUnavailable):
+    errors = []
+    for _ in range(40):  # one node after another is found dead, until none is left
+        with pytest.raises(StoreUnavailable) as raised:
             store.save(new_sid(), b"x", 60)
-    with pytest.raises(StoreUnavailable):
+        errors.append(raised.value)
+    assert isinstance(errors[0], NodeUnavailable)
+    assert not any(isinstance(error, NodeUnavailable) for error in errors[-5:])
+    with pytest.raises(StoreUnavailable) as raised:
         store.load(sid)
+    assert not isinstance(raised.value, NodeUnavailable)
 
 
-def test_flask_with_a_dead_node(three: list[MemcachedServer]) -> None:
+def cookie_of(browser: t.Any) -> str | None:
+    cookie = browser.get_cookie("session")
+    return None if cookie is None else str(cookie.value)
+
+
+@pytest.mark.parametrize("policy", ["unavailable", "empty"])
+def test_flask_with_a_dead_node(three: list[MemcachedServer], policy: str) -> None:
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY="k",
         SESSION_TYPE="memcached://" + ",".join(map(address, three)) + "?dead_timeout=60",
+        SESSION_ON_STORE_ERROR=policy,
     )
     Session(app)
 
@@ -147,15 +179,35 @@ def test_flask_with_a_dead_node(three: list[MemcachedServer]) -> None:
         browsers = [app.test_client() for _ in range(30)]
         for number, browser in enumerate(browsers):
             browser.post(f"/login/u{number}")
+        cookies = [cookie_of(browser) for browser in browsers]
         three[2].kill()
         seen = [browser.get("/user") for browser in browsers]
-        assert all(response.status_code == 200 for response in seen)
-        kept = [response.text == f"u{number}" for number, response in enumerate(seen)]
-        assert all(response.text in (f"u{number}", "None") for number, response in enumerate(seen))
-        assert any(kept) and not all(kept)
-        for number, browser in enumerate(browsers):  # everyone can log in again
-            assert browser.post(f"/login/again{number}").status_code == 200
-            assert browser.get("/user").text == f"again{number}"
+        # the others are served: the breaker stays closed when one node of three is down
+        served = [response.status_code == 200 for response in seen]
+        for number, response in enumerate(seen):
+            assert cookie_of(browsers[number]) == cookies[number]  # nobody loses it
+            if policy == "unavailable":
+                assert response.status_code in (200, 503)
+                if response.status_code == 200:
+                    assert response.text == f"u{number}"
+            else:
+                assert response.status_code == 200 and response.text in (f"u{number}", "None")
+        state = app.extensions["serverside"]
+        keys = [state.store_key(t.cast(str, cookie)) for cookie in cookies]
+        live = [node_of(state.store, key) != address(three[2]) for key in keys]
+        assert any(live) and not all(live)
+        if policy == "unavailable":
+            assert served == live
+        else:
+            assert "None" in [response.text for response in seen]
+        for number, browser in enumerate(browsers):
+            response = browser.post(f"/login/again{number}")
+            if policy == "empty" or seen[number].status_code == 200:
+                assert response.status_code == 200  # a new session goes to a live node
+                assert browser.get("/user").text == f"again{number}"
+            else:
+                assert response.status_code == 503
+                assert cookie_of(browser) == cookies[number]  # kept
     finally:
         app.extensions["serverside"].close()
 
@@ -190,17 +242,16 @@ def test_a_lone_server_down_is_unavailable_and_a_restart_recovers(
 def test_a_write_memcached_refuses_is_never_silent(memcached_server: MemcachedServer) -> None:
     too_large = b"x" * (2 * 1024 * 1024)
     store = MemcachedStore(PooledClient(memcached_server.address), key_prefix="big:")
-    legacy = memcache.Client([address(memcached_server)])
+    legacy = MemcachedStore.for_client(memcache.Client([address(memcached_server)]))
     try:
-        with pytest.raises(StoreError):
-            store.save(new_sid(), too_large, 60)
-        with pytest.raises(StoreError):
-            store.save_if(new_sid(), too_large, 60, expected=None)
-        with pytest.raises(StoreError):
-            PythonMemcachedStore(legacy).save(new_sid(), too_large, 60)
+        for each in (store, legacy):
+            with pytest.raises(StoreError):
+                each.save(new_sid(), too_large, 60)
+            with pytest.raises(StoreError):
+                each.save_if(new_sid(), too_large, 60, expected=None)
     finally:
         store.client.close()
-        legacy.disconnect_all()
+        legacy.close()
 
 
 class CountingSocketModule:
@@ -314,6 +365,7 @@ def test_threads_keep_working_while_a_node_dies(
     store: MemcachedStore, three: list[MemcachedServer]
 ) -> None:
     errors: list[BaseException] = []
+    unavailable = [0]
     halfway = threading.Barrier(5)
 
     def work() -> None:
@@ -322,10 +374,14 @@ def test_threads_keep_working_while_a_node_dies(
                 if round_ == 60:
                     halfway.wait(timeout=30)
                 sid = new_sid()
-                store.save(sid, b"data", 60)
-                record = store.load_and_touch(sid, 60)
-                if record is not None:  # None only when its node died in between
-                    assert store.save_if(sid, b"more", 60, expected=record) in (True, False)
+                try:
+                    store.save(sid, b"data", 60)
+                    record = store.load_and_touch(sid, 60)
+                    assert record is not None and record.data == b"data"
+                    assert store.save_if(sid, b"more", 60, expected=record) is True
+                except NodeUnavailable:
+                    assert node_of(store, sid) == address(three[1])
+                    unavailable[0] += 1
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
 
@@ -337,4 +393,5 @@ def test_threads_keep_working_while_a_node_dies(
     for thread in threads:
         thread.join(timeout=60)
     assert errors == []
-    assert address(three[1]) not in store.client.hasher.nodes
+    assert unavailable[0] > 0
+    assert store.ring is not None and address(three[1]) in store.ring.nodes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections.abc as c
+import logging
 import secrets
 import typing as t
 import urllib.parse
@@ -16,6 +17,8 @@ from flask_serverside import Session
 from flask_serverside.exceptions import ConfigurationError
 from flask_serverside.registry import resolve_store
 from flask_serverside_mongodb import MongoDBStore
+from serverside_testservers import port_is_free
+from serverside_testservers.mongodb import new_mongodb_server
 
 
 def with_database(url: str, database: str) -> str:
@@ -172,7 +175,6 @@ def test_indexes_are_created_unless_told_not_to(
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({}, "set SESSION_MONGODB to a pymongo.MongoClient or to a URL"),
         ({"SESSION_MONGODB": {"host": "localhost"}}, "must be a pymongo.MongoClient or a"),
         ({"SESSION_MONGODB": "redis://localhost"}, "is not usable"),
         ({"SESSION_MONGODB": "mongodb://u:secret@x:99999/"}, "***@x:99999"),
@@ -189,6 +191,55 @@ def test_misconfiguration_fails_at_init_app_and_says_what_to_set(
         make_app(SESSION_TYPE="mongodb", SESSION_MONGODB_CREATE_INDEXES=False, **config)
     assert message in str(info.value)
     assert "secret" not in str(info.value)
+
+
+def test_nothing_configured_is_flask_sessions_default_and_says_so(
+    make_app: c.Callable[..., Flask], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="flask_serverside"):
+        app = make_app(SESSION_TYPE="mongodb", SESSION_MONGODB_CREATE_INDEXES=False)
+    store = store_of(app)
+    client = store.collection.database.client
+    assert set(client.topology_description.server_descriptions()) == {("localhost", 27017)}
+    assert store.collection.full_name == "flask_session.sessions"
+    assert client.options.server_selection_timeout == 2.0 and store.timeout == 2.0
+    assert [(r.name, r.levelname) for r in caplog.records] == [
+        ("flask_serverside.mongodb", "WARNING")
+    ]
+    message = caplog.records[0].getMessage()
+    assert "mongodb://localhost:27017/" in message and "Flask-Session's default" in message
+
+
+def test_the_default_is_never_logged_when_configured(
+    make_app: c.Callable[..., Flask],
+    mongo_client: pymongo.MongoClient[t.Any],
+    mongodb_server: t.Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger="flask_serverside.mongodb"):
+        make_app(SESSION_TYPE="mongodb", SESSION_MONGODB=mongo_client)
+        make_app(SESSION_TYPE="mongodb", SESSION_MONGODB=mongodb_server.url)
+        make_app(SESSION_TYPE=mongodb_server.url)
+    assert caplog.records == []
+
+
+@pytest.mark.servers
+def test_the_default_server_end_to_end(make_app: c.Callable[..., Flask]) -> None:
+    if not port_is_free(27017):
+        pytest.skip("127.0.0.1:27017 is taken: cannot start a MongoDB on the default port")
+    server = new_mongodb_server()
+    server.port = 27017
+    server.start()
+    try:
+        app = make_app(SESSION_TYPE="mongodb", SESSION_KEY_PREFIX="default:")
+        browser = app.test_client()
+        browser.post("/login")
+        assert browser.get("/read").get_json() == {"user": "alice"}
+        with pymongo.MongoClient(server.url) as direct:  # the session is on that server
+            assert direct.flask_session.sessions.count_documents({"id": {"$regex": "^default:"}})
+        app.extensions["serverside"].close()
+    finally:
+        server.close()
 
 
 def test_a_url_in_session_type_and_session_mongodb_is_ambiguous(

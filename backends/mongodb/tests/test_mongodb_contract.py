@@ -4,6 +4,7 @@ when one is on PATH, else the mongoeco wire-protocol stand-in), over TCP with py
 from __future__ import annotations
 
 import collections.abc as c
+import contextlib
 import typing as t
 
 import bson
@@ -84,3 +85,24 @@ class TestMongoDBSessionFlow(SessionFlowContract):
             return b"".join(bson.encode(document) for document in collection.find())
 
         return dump
+
+    @pytest.fixture
+    def store_outage(self, make_mongodb_server: t.Any) -> StoppedMongoDB:
+        return StoppedMongoDB(make_mongodb_server())
+
+
+class StoppedMongoDB:
+    """A MongoDB server of the test's own (its data kept across a restart), stopped for the
+    outage; the store builds its client from the URL."""
+
+    def __init__(self, server: t.Any) -> None:
+        self.server = server
+        self.config = {"SESSION_TYPE": server.url, "SESSION_MONGODB_DB": DATABASE}
+
+    @contextlib.contextmanager
+    def down(self) -> c.Iterator[None]:
+        self.server.stop()
+        try:
+            yield
+        finally:
+            self.server.start()

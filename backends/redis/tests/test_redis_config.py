@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections.abc as c
+import logging
 
 import pytest
 import redis
@@ -17,6 +18,8 @@ from flask_serverside import StoreSettings
 from flask_serverside.registry import resolve_store
 from flask_serverside_redis import RedisStore
 from flask_serverside_redis import connect_url
+from serverside_testservers import RedisServer
+from serverside_testservers import port_is_free
 
 
 def settings(url: str | None = None, **config: object) -> StoreSettings:
@@ -39,17 +42,61 @@ def test_every_entry_point_name_is_this_store(name):
     assert resolve_store(name) == (name, RedisStore)
 
 
-def test_nothing_configured_says_what_to_set():
-    with pytest.raises(ConfigurationError, match="set SESSION_REDIS") as info:
-        RedisStore.from_settings(settings())
-    assert "SESSION_TYPE" in str(info.value)
+def test_nothing_configured_is_flask_sessions_default_and_says_so(caplog, closing):
+    with caplog.at_level(logging.INFO, logger="flask_serverside"):
+        store = RedisStore.from_settings(settings())
+    closing.append(store)
+    options = store.bound.client.connection_pool.connection_kwargs
+    assert (options["host"], options["port"], options["db"]) == ("127.0.0.1", 6379, 0)
+    assert options["socket_timeout"] == options["socket_connect_timeout"] == 2.0
+    assert [(r.name, r.levelname) for r in caplog.records] == [
+        ("flask_serverside.redis", "WARNING")
+    ]
+    message = caplog.records[0].getMessage()
+    assert "redis://127.0.0.1:6379/0" in message and "Flask-Session's default" in message
+    assert "SESSION_REDIS" in message
 
 
-def test_nothing_configured_fails_at_init_app():
-    app = Flask(__name__)
-    app.config.update(SECRET_KEY="x", SESSION_TYPE="redis")
-    with pytest.raises(ConfigurationError, match="SESSION_REDIS"):
+def test_the_default_is_logged_once_at_init_app_and_never_when_configured(caplog, redis_server):
+    apps = []
+    with caplog.at_level(logging.INFO, logger="flask_serverside.redis"):
+        for config in ({}, {"SESSION_REDIS": redis_server.url}, {"SESSION_TYPE": redis_server.url}):
+            app = Flask(__name__)
+            app.config.update({"SECRET_KEY": "x", "SESSION_TYPE": "redis", **config})
+            flask_serverside.Session(app)
+            apps.append(app)
+            assert len(caplog.records) == 1  # the first application's line only
+    for app in apps:
+        app.extensions["serverside"].close()
+
+
+@pytest.mark.servers
+def test_the_default_server_end_to_end():
+    if not port_is_free(6379):
+        pytest.skip("127.0.0.1:6379 is taken: cannot start a Redis on Flask-Session's default")
+    server = RedisServer(port=6379)
+    server.start()
+    try:
+        app = Flask(__name__)
+        app.config.update(SECRET_KEY="x", SESSION_TYPE="redis", SESSION_KEY_PREFIX="default:")
         flask_serverside.Session(app)
+
+        @app.post("/login")
+        def login() -> str:
+            session["user"] = "alice"
+            return "ok"
+
+        @app.get("/me")
+        def me() -> str:
+            return str(session.get("user"))
+
+        browser = app.test_client()
+        browser.post("/login")
+        assert browser.get("/me").text == "alice"
+        assert server.execute("KEYS", "default:*")  # the session is on that server
+        app.extensions["serverside"].close()
+    finally:
+        server.close()
 
 
 def test_url_and_client_together_is_an_error():

@@ -4,6 +4,7 @@ and a server without GETEX (the Lua fallback)."""
 from __future__ import annotations
 
 import collections.abc as c
+import contextlib
 import typing as t
 
 import pytest
@@ -114,10 +115,32 @@ class TestFlaskOnRedisServer(SessionFlowContract):
         return dump
 
 
+class StoppedRedis:
+    """A Redis server of the test's own, stopped for the outage; its data is saved first and
+    loaded again when it starts (the test servers keep none on their own)."""
+
+    def __init__(self, server: RedisServer) -> None:
+        self.server = server
+        self.config = {"SESSION_TYPE": server.url}
+
+    @contextlib.contextmanager
+    def down(self) -> c.Iterator[None]:
+        self.server.execute("SAVE")
+        self.server.stop()
+        try:
+            yield
+        finally:
+            self.server.start()
+
+
 class TestFlaskOnRedisUrl(SessionFlowContract):
     @pytest.fixture
     def session_config(self, redis_server):
         return {"SESSION_TYPE": redis_server.url}
+
+    @pytest.fixture
+    def store_outage(self, make_redis_server) -> StoppedRedis:
+        return StoppedRedis(make_redis_server())
 
 
 class TestFlaskOnRedisCluster(SessionFlowContract):

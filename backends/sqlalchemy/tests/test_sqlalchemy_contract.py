@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections.abc as c
+import contextlib
 import typing as t
 
 import pytest
@@ -42,6 +43,23 @@ class TestSQLiteFlow(SessionFlowContract):
         return {"SESSION_TYPE": "sqlalchemy", "SESSION_SQLALCHEMY": sqlite_url}
 
 
+class StoppedServer:
+    """A database server of the test's own (its data directory kept across a restart),
+    stopped for the outage; the store builds its engine from the URL."""
+
+    def __init__(self, server: t.Any) -> None:
+        self.server = server
+        self.config = {"SESSION_TYPE": server.url}
+
+    @contextlib.contextmanager
+    def down(self) -> c.Iterator[None]:
+        self.server.stop()
+        try:
+            yield
+        finally:
+            self.server.start()
+
+
 class TestPostgreSQLFlow(SessionFlowContract):
     @pytest.fixture
     def session_config(self, postgresql_server: t.Any) -> dict[str, t.Any]:
@@ -63,11 +81,19 @@ class TestPostgreSQLFlow(SessionFlowContract):
 
         return dump
 
+    @pytest.fixture
+    def store_outage(self, make_postgresql_server: t.Any) -> StoppedServer:
+        return StoppedServer(make_postgresql_server())
+
 
 class TestMariaDBFlow(SessionFlowContract):
     @pytest.fixture
     def session_config(self, mariadb_server: t.Any) -> dict[str, t.Any]:
         return {"SESSION_TYPE": mariadb_server.url}
+
+    @pytest.fixture
+    def store_outage(self, make_mariadb_server: t.Any) -> StoppedServer:
+        return StoppedServer(make_mariadb_server())
 
 
 class TestMariaDBEngineFlow(SessionFlowContract):

@@ -17,6 +17,7 @@ from .clients import ClientErrors
 from .clients import ClientHandle
 from .exceptions import ConfigurationError
 from .exceptions import CorruptRecord
+from .exceptions import NodeUnavailable
 from .exceptions import SessionError
 from .exceptions import SessionRenewed
 from .exceptions import SessionUnavailable
@@ -47,6 +48,7 @@ __all__ = [
     "ConfigurationError",
     "CorruptRecord",
     "MemoryStore",
+    "NodeUnavailable",
     "Record",
     "ServerSideSession",
     "ServerSideSessionInterface",

@@ -5,7 +5,9 @@ timed out), the breaker opens for ``SESSION_BREAKER_WINDOW`` seconds: store call
 once, without reaching the store, so requests get the configured fault policy in microseconds
 instead of each waiting for a timeout. When the window has passed, one call is let through as a
 probe: if it succeeds the breaker closes, if it fails it opens for another window. Other store
-errors (a refused write, a plugin bug) say nothing about reachability and leave it alone.
+errors (a refused write, a plugin bug) say nothing about reachability and leave it alone, and so
+does :class:`~flask_serverside.NodeUnavailable` (one node of several is down: the sessions on
+the others are still served, and the store fails that node's calls fast itself).
 
 The breaker is per process and per application, and store-agnostic: it lives in the
 :class:`~flask_serverside.SessionState` and wraps every call of the store

@@ -9,6 +9,7 @@
     │   └── StorePluginError        a store plugin failed to import, or is not a store
     ├── StoreError                  a store could not do what was asked (raised by stores)
     │   └── StoreUnavailable        the backend is unreachable or timed out
+    │       └── NodeUnavailable     one node of several is, while the others answer
     ├── CorruptRecord               a stored record cannot be decoded
     ├── WriteConflict               concurrent writers kept winning; the write did not happen
     └── UnserializableValue         a value sessions cannot hold, at save (also a TypeError)
@@ -112,6 +113,19 @@ class StoreError(SessionError):
 
 class StoreUnavailable(StoreError):
     """The backend is unreachable, refused the connection or timed out."""
+
+
+class NodeUnavailable(StoreUnavailable):
+    """The node that holds this session is unreachable, while the store's other nodes answer
+    (one memcached server of several, behind client-side hashing).
+
+    The session is unavailable, not missing: the request gets the ``SESSION_ON_STORE_ERROR``
+    policy. The circuit breaker is not opened, since sessions on the other nodes are served;
+    the store itself fails calls to that node fast for a while. A new session is created
+    under another id, which lands on a node that answers.
+
+    .. versionadded:: 0.2
+    """
 
 
 class CorruptRecord(SessionError):

@@ -17,6 +17,7 @@ import typing as t
 
 from .breaker import BreakerOpen
 from .capabilities import protocol_methods
+from .exceptions import NodeUnavailable
 from .exceptions import StoreError
 from .exceptions import StoreUnavailable
 
@@ -111,10 +112,12 @@ def _guard(
                 breaker.succeeded()
             return result
         if breaker is not None:
-            if isinstance(error, StoreUnavailable) and not isinstance(error, BreakerOpen):
+            if isinstance(error, StoreUnavailable) and not isinstance(
+                error, (BreakerOpen, NodeUnavailable)
+            ):
                 breaker.failed()
-            else:
-                breaker.succeeded()  # the store answered, with an error
+            else:  # the store answered, with an error, or only one of its nodes is down
+                breaker.succeeded()
         if on_failure is not None:
             on_failure(name, error)
         raise error

@@ -5,7 +5,8 @@
 * nothing is stored for an empty session; a stored session that became empty (or was
   destroyed) is deleted, with the record of the id it replaced;
 * the data is written only when it changed, nested changes included (the encoded session is
-  compared with the record it was loaded from); a new session is created under a fresh id;
+  compared with the record it was loaded from); a new session is created under a fresh id
+  (another one when the first falls on a store node that is down);
 * an unchanged session only has its expiry refreshed, when ``SESSION_REFRESH_EACH_REQUEST``
   asks for it and the load did not already do it: with ``touch`` where the store has it, else
   by writing the same bytes again (conditionally, so it cannot erase a concurrent write).
@@ -51,6 +52,7 @@ import typing as t
 from . import signals
 from .exceptions import ConfigurationError
 from .exceptions import CorruptRecord
+from .exceptions import NodeUnavailable
 from .exceptions import SessionRenewed
 from .exceptions import WriteConflict
 from .store import Capability
@@ -78,6 +80,8 @@ MAX_FORWARDS = 3
 BACKOFF_START = 0.002
 #: The longest pause between two retries, in seconds.
 BACKOFF_CAP = 0.1
+#: How many fresh ids a new session tries when the node of the previous one is down.
+NODE_ATTEMPTS = 8
 
 
 def forward_target(data: bytes) -> str | None:
@@ -298,19 +302,28 @@ class SessionWriter:
     def _create(
         self, session: ServerSideSession, plain: bytes, ttl: int, user_id: str | None
     ) -> None:
-        """Store a new session under a new id."""
+        """Store a new session under a new id. An id whose node is down
+        (:class:`~flask_serverside.NodeUnavailable`) is traded for another, up to
+        :data:`NODE_ATTEMPTS` times, so new sessions land on the nodes that answer."""
         state = self.state
         keys = state.keys()
+        cas = t.cast("ConditionallySavable", state.store)
+        attempt = 0
         while True:  # an id is 128 bits or more of randomness: a collision is never expected
             sid = state.ids.generate()
             key = keys.key(sid)
             sealed = state.codec.seal(key, plain)
-            if not self.conditional:
-                state.store.save(key, sealed, ttl, user_id=user_id)
-                break
-            cas = t.cast("ConditionallySavable", state.store)
-            if cas.save_if(key, sealed, ttl, expected=None, user_id=user_id):
-                break
+            attempt += 1
+            try:
+                if not self.conditional:
+                    state.store.save(key, sealed, ttl, user_id=user_id)
+                elif not cas.save_if(key, sealed, ttl, expected=None, user_id=user_id):
+                    continue
+            except NodeUnavailable:
+                if attempt >= NODE_ATTEMPTS:
+                    raise
+                continue
+            break
         session.sid, session.key = sid, key
 
     def _move(

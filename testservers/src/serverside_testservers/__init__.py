@@ -12,6 +12,7 @@ from ._process import ServerStartError
 from ._process import free_port
 from .dynamodb import DynamoDBServer
 from .dynamodb import dynamodb_request
+from ._process import port_is_free
 from .mariadb import MariaDBServer
 from .memcached import MemcachedServer
 from .memcached import memcached_command
@@ -52,6 +53,7 @@ __all__ = [
     "hello_ok",
     "memcached_command",
     "mongodb_backend",
+    "port_is_free",
     "redis_command",
 ]
 

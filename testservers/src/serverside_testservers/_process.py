@@ -83,6 +83,17 @@ def free_port() -> int:
     raise RuntimeError("no free loopback port found after 100 attempts")
 
 
+def port_is_free(port: int) -> bool:
+    """:returns: whether nothing listens on (or holds) ``port`` of the loopback address, so a
+    server can be started on that fixed port (a store's documented default, say)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
 def missing(what: str, hint: str = INSTALL_HINT) -> t.NoReturn:
     """Skip the test (or fail it when ``CI`` is ``"true"``) because something is missing.
 

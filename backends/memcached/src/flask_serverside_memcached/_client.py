@@ -1,9 +1,10 @@
-"""The pymemcache clients the store builds, and the one memcached command pymemcache 4.0 has
-no method for (``gats``)."""
+"""The pymemcache clients the store builds, python-memcached's server choice, and the one
+memcached command pymemcache 4.0 has no method for (``gats``)."""
 
 from __future__ import annotations
 
-import threading
+import binascii
+import functools
 import typing as t
 
 from pymemcache.client.base import PooledClient  # type: ignore[import-untyped]
@@ -11,6 +12,9 @@ from pymemcache.client.hash import HashClient  # type: ignore[import-untyped]
 
 if t.TYPE_CHECKING:
     import collections.abc as c
+
+#: A server as pymemcache takes it: ``(host, port)``, or the path of a Unix socket.
+Server: t.TypeAlias = "tuple[str, int] | str"
 
 
 def drop_idle_connections(client: object) -> None:
@@ -27,39 +31,81 @@ def drop_idle_connections(client: object) -> None:
             pool.destroy(idle)
 
 
-class _SessionHashClient(HashClient):  # type: ignore[misc]
-    """A :class:`HashClient` whose fail-over bookkeeping is safe across threads and which
-    closes the connections of a server when it leaves it out."""
+class PythonMemcachedHash:
+    """python-memcached's choice of a server for a key, as a pymemcache ``HashClient`` hasher:
+    the key's ``crc32`` picks one of the servers' buckets (a server has as many buckets as its
+    weight, in the order the servers were given). Sessions Flask-Session wrote through a
+    ``memcache.Client`` over several servers are found where it put them.
 
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        self._ring_lock = threading.RLock()
-        super().__init__(*args, **kwargs)
+    Only the first choice is kept: python-memcached moves the keys of a server it cannot reach
+    to another one, and the store does not (see the README).
 
-    def _mark_failed_server(self, server: t.Any) -> None:
-        with self._ring_lock:
-            if server in self._dead_clients:  # another thread already left it out
-                return
-            super()._mark_failed_server(server)
-            drop_idle_connections(self.clients[self._make_client_key(server)])
+    :param weights: the weight of each node, by its ``HashClient`` name (default 1).
+    """
 
-    def _retry_dead(self) -> None:
-        with self._ring_lock:
-            super()._retry_dead()
+    def __init__(self, weights: c.Mapping[str, int] | None = None) -> None:
+        self._weights = dict(weights or {})
+        self._buckets: list[str] = []
 
-    def add_server(self, server: t.Any, port: int | None = None) -> None:
-        replaced = self.clients.get(
-            self._make_client_key(server if port is None else (server, port))
-        )
-        super().add_server(server, port)
-        drop_idle_connections(replaced)
+    def add_node(self, node: str) -> None:
+        if node not in self._buckets:
+            self._buckets.extend([node] * self._weights.get(node, 1))
+
+    def remove_node(self, node: str) -> None:
+        self._buckets = [bucket for bucket in self._buckets if bucket != node]
+
+    def get_node(self, key: str | bytes) -> str | None:
+        if not self._buckets:
+            return None
+        data = key.encode("utf-8") if isinstance(key, str) else key
+        digest = ((binascii.crc32(data) & 0xFFFFFFFF) >> 16) & 0x7FFF  # cmemcache_hash
+        return self._buckets[digest % len(self._buckets)]
+
+
+def node_name(server: Server) -> str:
+    """The name a ``HashClient`` gives ``server``: ``"host:port"``, or the socket's path."""
+    return server if isinstance(server, str) else f"{server[0]}:{server[1]}"
+
+
+def python_memcached_servers(client: t.Any) -> tuple[list[Server], dict[str, int]]:
+    """Return the servers of a python-memcached ``memcache.Client`` and their weights, read
+    from its ``servers`` (each has ``address``: ``(host, port)``, or a socket path, and
+    ``weight``).
+
+    :raises ValueError: when ``client.servers`` does not hold such servers.
+    """
+    servers: list[Server] = []
+    weights: dict[str, int] = {}
+    for host in getattr(client, "servers", None) or ():
+        address = getattr(host, "address", None)
+        if isinstance(address, tuple) and len(address) == 2:
+            server: Server = (str(address[0]), int(address[1]))
+        elif isinstance(address, str) and address:
+            server = address
+        else:
+            raise ValueError(f"cannot read the address of its server {host!r}")
+        servers.append(server)
+        weights[node_name(server)] = max(1, int(getattr(host, "weight", 1)))
+    if not servers:
+        raise ValueError("it names no server")
+    return servers, weights
 
 
 def build_client(
-    servers: c.Sequence[tuple[str, int]], *, timeout: float = 1.0, dead_timeout: float = 10.0
+    servers: c.Sequence[Server],
+    *,
+    timeout: float = 1.0,
+    weights: c.Mapping[str, int] | None = None,
 ) -> PooledClient | HashClient:
     """Build a thread-safe pymemcache client with the settings sessions need: TCP no-delay,
-    connect and read timeouts, replies awaited for every write and, for several servers,
-    fail-over that leaves a failing server out for ``dead_timeout`` seconds."""
+    connect and read timeouts, and replies awaited for every write.
+
+    One server gets a :class:`PooledClient`; several get a :class:`HashClient` with pooling,
+    whose own fail-over the store does not use (it never moves a key to another server).
+
+    :param weights: several servers are chosen as python-memcached chooses them, with these
+        weights (by :func:`node_name`), instead of by rendezvous hashing.
+    """
     options: dict[str, t.Any] = {
         "connect_timeout": timeout,
         "timeout": timeout,
@@ -68,13 +114,11 @@ def build_client(
     }
     if len(servers) == 1:
         return PooledClient(servers[0], **options)
-    return _SessionHashClient(
-        list(servers),
-        use_pooling=True,
-        retry_attempts=0,
-        dead_timeout=dead_timeout,
-        ignore_exc=False,
-        **options,
+    extra: dict[str, t.Any] = {}
+    if weights is not None:
+        extra["hasher"] = functools.partial(PythonMemcachedHash, weights)
+    return HashClient(
+        list(servers), use_pooling=True, retry_attempts=0, ignore_exc=False, **options, **extra
     )
 
 
@@ -100,8 +144,8 @@ def parse_servers(value: str | c.Sequence[str | tuple[str, int]]) -> list[tuple[
 
 
 def get_and_touch(client: t.Any, key: str, exptime: int) -> tuple[t.Any, t.Any] | None:
-    """Run memcached's ``gats`` (get, touch and return the cas token) through ``client``: the
-    client's ``gats`` method where it has one.
+    """Run memcached's ``gats`` (get, touch and return the cas token) through ``client`` (a
+    ``Client`` or ``PooledClient``): the client's ``gats`` method where it has one.
 
     pymemcache 4.0, its latest release, parses the command's reply but has no method for it,
     and its public ``raw_command`` cannot carry a session: it stops reading at the first
@@ -111,14 +155,6 @@ def get_and_touch(client: t.Any, key: str, exptime: int) -> tuple[t.Any, t.Any] 
     """
     if callable(getattr(client, "gats", None)):
         return t.cast("tuple[t.Any, t.Any]", client.gats(key, exptime))
-    if isinstance(client, HashClient):
-        node = client._get_client(key)
-        if node is None:
-            return None
-        return t.cast(
-            "tuple[t.Any, t.Any] | None",
-            client._safely_run_func(node, get_and_touch, None, node, key, exptime),
-        )
     if isinstance(client, PooledClient):
         with client.client_pool.get_and_release(destroy_on_fail=True) as one:
             return get_and_touch(one, key, exptime)

@@ -9,10 +9,16 @@ Configuration (``SESSION_TYPE = "memcached"``, or ``"memcache"``)::
     SESSION_TYPE = "memcached://10.0.0.1:11211"              # the URL alone is enough
 
 A list or URL builds a :class:`~pymemcache.client.base.PooledClient` (one server) or a
-:class:`~pymemcache.client.hash.HashClient` (several) with TCP no-delay, connect and read
-timeouts (``SESSION_MEMCACHED_TIMEOUT``, 1 s) and, across servers, fail-over: a server that
-fails is left out for ``SESSION_MEMCACHED_DEAD_TIMEOUT`` seconds (10), its sessions become
-misses (fresh sessions) and new sessions go to the others; then it is tried again.
+:class:`~pymemcache.client.hash.HashClient` (several) with TCP no-delay and connect and read
+timeouts (``SESSION_MEMCACHED_TIMEOUT``, 1 s). A python-memcached ``memcache.Client`` is read
+for its servers and replaced by such a client (python-memcached reports a server that fails as
+a missing key, and has no compare-and-set); the store logs it once, at start-up.
+
+Several servers: a key always goes to the server that holds it (:mod:`._ring`). A server that
+fails makes its sessions unavailable (:class:`~flask_serverside.NodeUnavailable`, handled by
+``SESSION_ON_STORE_ERROR``), never missing; it is left alone for
+``SESSION_MEMCACHED_DEAD_TIMEOUT`` seconds (10), then probed by one call. New sessions get ids
+that land on the servers that answer.
 
 Keys are ``SESSION_KEY_PREFIX + sid``, as Flask-Session writes them, whenever that is a valid
 memcached key (at most 250 bytes of printable ASCII without spaces). Otherwise the prefix is
@@ -22,12 +28,9 @@ is not printable ASCII, the id by its sha256: deterministic, so every process fi
 Time to live: memcached reads an expiry over 30 days as an absolute Unix time, so longer ones
 are sent as ``now + ttl``. memcached never returns an item past its expiry.
 
-Capabilities with pymemcache (:class:`MemcachedStore`): ``TOUCH`` (``touch``), ``LOAD_AND_TOUCH``
-(``gats``: the record and its cas token in one round trip) and ``CONDITIONAL_SAVE``
-(``gets``/``cas``; ``add`` to create). A python-memcached style client
-(``get``/``set``/``delete``/``touch``) gets its sibling :class:`PythonMemcachedStore`, with
-``TOUCH`` only; such clients report errors as misses. memcached cannot list keys: no
-``ENUMERATE``, ``USER_INDEX`` or ``PURGE`` (expiry is native).
+Capabilities: ``TOUCH`` (``touch``), ``LOAD_AND_TOUCH`` (``gats``: the record and its cas token
+in one round trip) and ``CONDITIONAL_SAVE`` (``gets``/``cas``; ``add`` to create). memcached
+cannot list keys: no ``ENUMERATE``, ``USER_INDEX`` or ``PURGE`` (expiry is native).
 """
 
 from __future__ import annotations
@@ -54,12 +57,14 @@ from flask_serverside import ClientHandle
 from flask_serverside import ConfigurationError
 from flask_serverside import Record
 from flask_serverside import StoreError
-from flask_serverside import StoreUnavailable
 
 from ._client import build_client
 from ._client import drop_idle_connections
 from ._client import get_and_touch
+from ._client import node_name
 from ._client import parse_servers
+from ._client import python_memcached_servers
+from ._ring import NodeRing
 
 if t.TYPE_CHECKING:
     import collections.abc as c
@@ -72,6 +77,12 @@ log = logging.getLogger("flask_serverside.memcached")
 THIRTY_DAYS = 30 * 24 * 3600
 #: Longest key memcached accepts, in bytes.
 MAX_KEY_LENGTH = 250
+#: The server when nothing names one: Flask-Session's default.
+DEFAULT_SERVER = "127.0.0.1:11211"
+#: Seconds of the connect and read timeouts of the clients the store builds.
+DEFAULT_TIMEOUT = 1.0
+#: Seconds a server that failed is left alone before one call probes it.
+DEFAULT_DEAD_TIMEOUT = 10.0
 _VALID_KEY = re.compile(r"[!-~]+")  # printable ASCII, no space, no control character
 T = t.TypeVar("T")
 #: Errors of a connection: it could not be made, timed out, or the server closed it.
@@ -102,49 +113,73 @@ def memcached_key(prefix: str, sid: str, limit: int = MAX_KEY_LENGTH) -> str:
     return head + hashlib.sha256(sid.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-class _Memcached:
-    """What both memcached stores share: configuration, keys, the plain writes and ``touch``,
-    and the handling of failed servers. Each store adds its client's reads.
+class MemcachedStore:
+    """Sessions in memcached through a pymemcache ``Client``, ``PooledClient`` or
+    ``HashClient``, with the record's cas token as its version.
 
-    :param client: the memcached client; a plain pymemcache ``Client`` (or a ``HashClient``
-        without pooling) is not thread-safe, so the store serializes its calls to it.
+    :param client: the memcached client; a plain ``Client`` (or a ``HashClient`` without
+        pooling) is not thread-safe, so the store serializes its calls to it. A ``HashClient``
+        is used for its servers and its ring only: the store routes each key itself and never
+        moves a key to another server (see :mod:`._ring`).
     :param key_prefix: prepended to every session id (see :func:`memcached_key`).
     :param owns_client: close the client in :meth:`close`; true for clients the store built.
+    :param dead_timeout: with several servers, seconds a server that failed is left alone
+        before one call probes it.
+
+    .. versionchanged:: 0.2
+        A key whose server is down raises :class:`~flask_serverside.NodeUnavailable` instead
+        of reading as a miss; ``dead_timeout``. ``PythonMemcachedStore`` is gone: a
+        python-memcached client is replaced by a pymemcache client on its servers
+        (:meth:`for_client`).
     """
 
-    capabilities: t.ClassVar[Capability] = Capability.TOUCH
-    #: Keyword arguments of every write.
-    _write_options: t.ClassVar[dict[str, t.Any]] = {}
+    capabilities: t.ClassVar[Capability] = (
+        Capability.TOUCH | Capability.LOAD_AND_TOUCH | Capability.CONDITIONAL_SAVE
+    )
     url_schemes = ("memcached", "memcache")
     config_keys = (
         "SESSION_MEMCACHED",
         "SESSION_MEMCACHED_TIMEOUT",
         "SESSION_MEMCACHED_DEAD_TIMEOUT",
     )
+    #: Keyword arguments of every write: wait for the reply (pymemcache's default is not to).
+    _write_options: t.ClassVar[dict[str, t.Any]] = {"noreply": False}
 
     def __init__(
-        self, client: t.Any, *, key_prefix: str = "session:", owns_client: bool = False
+        self,
+        client: t.Any,
+        *,
+        key_prefix: str = "session:",
+        owns_client: bool = False,
+        dead_timeout: float = DEFAULT_DEAD_TIMEOUT,
     ) -> None:
         #: The memcached client.
         self.client = client
         #: Prepended to every session id.
         self.key_prefix = key_prefix
-        self._handle = ClientHandle(client, owned=owns_client, closer=self._close_client)
-        self._hashed = isinstance(client, HashClient)
-        unsafe = isinstance(client, Client) or (self._hashed and not client.use_pooling)
+        self._handle = ClientHandle(client, owned=owns_client)
+        hashed = isinstance(client, HashClient)
+        #: With several servers: which one holds a key, and which ones are down.
+        self.ring = NodeRing(client, dead_timeout) if hashed else None
+        unsafe = isinstance(client, Client) or (hashed and not client.use_pooling)
         self._lock: contextlib.AbstractContextManager[t.Any] = (
             threading.RLock() if unsafe else contextlib.nullcontext()
         )
         client_prefix = getattr(client, "key_prefix", b"")
         self._key_limit = MAX_KEY_LENGTH - len(client_prefix)
+        self._has_gats = True
 
     @classmethod
-    def from_settings(cls, settings: StoreSettings) -> _Memcached:
+    def from_settings(cls, settings: StoreSettings) -> MemcachedStore:
         """Build the store from ``SESSION_MEMCACHED`` or the ``memcached://`` URL of
         ``SESSION_TYPE``, with ``SESSION_MEMCACHED_TIMEOUT`` and
-        ``SESSION_MEMCACHED_DEAD_TIMEOUT`` for the clients it builds.
+        ``SESSION_MEMCACHED_DEAD_TIMEOUT``; with neither, on :data:`DEFAULT_SERVER`, as
+        Flask-Session does, with a warning.
 
-        :raises ConfigurationError: when no server is named, or badly.
+        :raises ConfigurationError: when the servers are named badly.
+
+        .. versionchanged:: 0.2
+            Nothing set means Flask-Session's default server (logged), no longer an error.
         """
         value = settings.config.get("SESSION_MEMCACHED")
         if settings.url is not None and value is not None:
@@ -153,18 +188,23 @@ class _Memcached:
                 " (SESSION_TYPE = 'memcached' with SESSION_MEMCACHED, or the URL alone)."
             )
         value = settings.url if value is None else value
-        if value is None:
-            raise ConfigurationError(
-                "The memcached session store needs servers: set SESSION_MEMCACHED to a list of"
-                " 'host:port' strings, a 'memcached://host:port,host:port' URL or a pymemcache"
-                " client (or set SESSION_TYPE = 'memcached://host:port')."
-            )
-        if not isinstance(value, (str, list, tuple)):
-            return cls.for_client(value, key_prefix=settings.key_prefix)
         options = {
-            "timeout": settings.seconds("SESSION_MEMCACHED_TIMEOUT", 1.0),
-            "dead_timeout": settings.seconds("SESSION_MEMCACHED_DEAD_TIMEOUT", 10.0),
+            "timeout": settings.seconds("SESSION_MEMCACHED_TIMEOUT", DEFAULT_TIMEOUT),
+            "dead_timeout": settings.seconds(
+                "SESSION_MEMCACHED_DEAD_TIMEOUT", DEFAULT_DEAD_TIMEOUT
+            ),
         }
+        if value is None:
+            log.warning(
+                "SESSION_MEMCACHED is not set: sessions go to the memcached at %s,"
+                " Flask-Session's default. Set SESSION_MEMCACHED to a list of 'host:port'"
+                " strings or a client, or SESSION_TYPE to a URL such as"
+                " 'memcached://host:11211', to choose the servers and silence this message.",
+                DEFAULT_SERVER,
+            )
+            value = [DEFAULT_SERVER]
+        if not isinstance(value, (str, list, tuple)):
+            return cls.for_client(value, key_prefix=settings.key_prefix, **options)
         try:
             if isinstance(value, str) and "://" in value:
                 url = urllib.parse.urlsplit(value)
@@ -181,105 +221,125 @@ class _Memcached:
                 f"Bad memcached servers {value!r}: {exc}. Name them as 'host:port' strings in"
                 " a list, or as 'memcached://host:port,host:port?timeout=1&dead_timeout=10'."
             ) from exc
-        client = build_client(servers, **options)
-        return MemcachedStore(client, key_prefix=settings.key_prefix, owns_client=True)
+        client = build_client(servers, timeout=options["timeout"])
+        return cls(
+            client,
+            key_prefix=settings.key_prefix,
+            owns_client=True,
+            dead_timeout=options["dead_timeout"],
+        )
 
     @classmethod
-    def for_client(cls, client: object, *, key_prefix: str = "session:") -> _Memcached:
-        """Return a :class:`MemcachedStore` for a pymemcache client, a
-        :class:`PythonMemcachedStore` for a python-memcached style one.
+    def for_client(
+        cls,
+        client: object,
+        *,
+        key_prefix: str = "session:",
+        timeout: float = DEFAULT_TIMEOUT,
+        dead_timeout: float = DEFAULT_DEAD_TIMEOUT,
+    ) -> MemcachedStore:
+        """Return a store on a pymemcache client, used as it is; or, for a python-memcached
+        ``memcache.Client`` (Flask-Session's documented configuration), on a pymemcache client
+        the store builds for the same servers (same weights, same choice of server for a key)
+        and owns. That replacement is logged (warning) once, here.
 
+        python-memcached cannot serve sessions safely: its ``get`` returns ``None`` when a
+        server fails or times out, so a fault reads as "no such session" (the user would get a
+        new session and lose the cookie), and its ``cas`` takes no token from the caller: it
+        uses one its last ``gets`` cached (only with ``cache_cas=True``, per thread) and
+        becomes a plain ``set`` without one, so a write racing a logout would bring the
+        session back.
+
+        :param timeout: connect and read timeout of a client built here, in seconds.
+        :param dead_timeout: see :class:`MemcachedStore`.
         :raises ConfigurationError: when ``client`` is neither.
+
+        .. versionchanged:: 0.2
+            A python-memcached client is replaced by a pymemcache one; other clients with
+            python-memcached's methods are refused.
         """
         if isinstance(client, (Client, PooledClient, HashClient)):
-            return MemcachedStore(client, key_prefix=key_prefix)
-        if all(callable(getattr(client, name, None)) for name in ("get", "set", "delete", "touch")):
-            return PythonMemcachedStore(client, key_prefix=key_prefix)
-        raise ConfigurationError(
-            f"SESSION_MEMCACHED is a {type(client).__name__}, not a memcached client: set it to"
-            " a pymemcache Client, PooledClient or HashClient, a memcache.Client, a list of"
-            " 'host:port' strings or a 'memcached://host:port' URL."
+            return cls(client, key_prefix=key_prefix, dead_timeout=dead_timeout)
+        kind = f"{type(client).__module__}.{type(client).__qualname__}"
+        if not _is_python_memcached(client):
+            raise ConfigurationError(
+                f"SESSION_MEMCACHED is a {kind}, not a client this store can use: the"
+                " memcached store works through pymemcache. Set SESSION_MEMCACHED to a"
+                " pymemcache Client, PooledClient or HashClient, a python-memcached"
+                " memcache.Client (its servers are used), a list of 'host:port' strings or a"
+                " 'memcached://host:port' URL."
+            )
+        try:
+            servers, weights = python_memcached_servers(client)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"SESSION_MEMCACHED is a python-memcached client, but {exc}: set it to a list"
+                " of 'host:port' strings instead."
+            ) from exc
+        names = [node_name(server) for server in servers]
+        log.warning(
+            "SESSION_MEMCACHED is a python-memcached %s: sessions go through a pymemcache"
+            " client of the store's own on its servers (%s; timeout %g s), because"
+            " python-memcached reads a server that fails as a missing session and has no"
+            " compare-and-set. The memcache.Client itself is not used; set SESSION_MEMCACHED"
+            " to %r to say so and silence this message.",
+            type(client).__name__,
+            ", ".join(names),
+            timeout,
+            names,
+        )
+        return cls(
+            build_client(servers, timeout=timeout, weights=weights),
+            key_prefix=key_prefix,
+            owns_client=True,
+            dead_timeout=dead_timeout,
         )
 
     def key(self, sid: str) -> str:
         """Return the memcached key of ``sid`` (see :func:`memcached_key`)."""
         return memcached_key(self.key_prefix, sid, self._key_limit)
 
-    def _run(self, doing: str, key: str, run: c.Callable[[], T]) -> T:
-        """Run one client command (one round trip) for ``key``, translating its errors.
+    # -- calls ------------------------------------------------------------------------------
 
-        A broken connection is retried once on a new one and, on a ``HashClient``, as long as
-        a server is left for the key (the failed one is then left out): so the sessions of a
-        dead server are misses, and writes go to the server that now owns the key.
+    def _run(self, doing: str, key: str, run: c.Callable[[t.Any], T]) -> T:
+        """Run one client command (one round trip) for ``key`` on the client of the server
+        that holds it, translating its errors.
+
+        :raises NodeUnavailable: when that server is down and others are not.
+        :raises StoreUnavailable: when the server (every server) is down.
         """
-        attempts = 3 if self._hashed else 2
         with _errors(doing):
-            for attempt in range(1, attempts + 1):
-                try:
-                    with self._lock:
-                        return run()
-                except _CONNECTION_ERRORS as exc:
-                    node = self.client.hasher.get_node(key) if self._hashed else None
-                    stale = isinstance(exc, _STALE_CONNECTION)
-                    if stale:  # the other pooled connections to that server are likely stale
-                        drop_idle_connections(self.client.clients[node] if node else self.client)
-                    if attempt == attempts or not (stale or node is not None):
-                        raise
-                    log.warning("memcached failed to %s (%r); trying again", doing, exc)
-                except MemcacheError as exc:
-                    if self._hashed and self.client.hasher.get_node(key) is None:
-                        raise StoreUnavailable(f"no memcached server is up: {exc}") from exc
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+            ring = self.ring
+            if ring is None:
+                return self._call(self.client, doing, run)
+            name, client = ring.route(key)
+            try:
+                result = self._call(client, doing, run)
+            except _CONNECTION_ERRORS as exc:
+                raise ring.failed(name, exc, doing) from exc
+            except MemcacheError:
+                ring.answered(name)  # with an error, but it answered
+                raise
+            ring.answered(name)
+            return result
 
-    def save(self, sid: str, data: bytes, ttl: int, *, user_id: str | None = None) -> None:
-        key, exptime, options = self.key(sid), expiry_time(ttl), self._write_options
-        if not self._run(
-            "save a session", key, lambda: self.client.set(key, data, exptime, **options)
-        ):
-            raise StoreError("memcached did not store the session (too large, or out of memory)")
+    def _call(self, client: t.Any, doing: str, run: c.Callable[[t.Any], T]) -> T:
+        """Run ``run(client)``; a connection found broken (the server restarted, or closed
+        it) is retried once on a new one."""
+        try:
+            with self._lock:
+                return run(client)
+        except _STALE_CONNECTION as exc:
+            drop_idle_connections(client)  # the other pooled connections are likely stale
+            log.warning("memcached failed to %s (%r); trying again", doing, exc)
+        with self._lock:
+            return run(client)
 
-    def delete(self, sid: str) -> None:
-        key = self.key(sid)
-        self._run("delete a session", key, lambda: self.client.delete(key, **self._write_options))
-
-    def touch(self, sid: str, ttl: int) -> bool:
-        key, exptime, options = self.key(sid), expiry_time(ttl), self._write_options
-        return bool(
-            self._run("refresh a session", key, lambda: self.client.touch(key, exptime, **options))
-        )
-
-    def close(self) -> None:
-        """Close the client when the store built it; a client passed in is the caller's."""
-        self._handle.close()
-
-    def _close_client(self, client: t.Any) -> None:
-        client.close()
-
-
-class MemcachedStore(_Memcached):
-    """Sessions in memcached through a pymemcache ``Client``, ``PooledClient`` or
-    ``HashClient`` (see :class:`_Memcached` for the parameters), with the record's cas token
-    as its version.
-
-    .. versionchanged:: 0.2
-        :class:`PythonMemcachedStore` is its sibling, no longer a subclass.
-    """
-
-    capabilities: t.ClassVar[Capability] = (
-        Capability.TOUCH | Capability.LOAD_AND_TOUCH | Capability.CONDITIONAL_SAVE
-    )
-    _write_options: t.ClassVar[dict[str, t.Any]] = {"noreply": False}
-
-    def __init__(
-        self, client: t.Any, *, key_prefix: str = "session:", owns_client: bool = False
-    ) -> None:
-        super().__init__(client, key_prefix=key_prefix, owns_client=owns_client)
-        self._has_gats = True
+    # -- the protocol -----------------------------------------------------------------------
 
     def load(self, sid: str) -> Record | None:
         key = self.key(sid)
-        return _record(self._run("load a session", key, lambda: self.client.gets(key)))
+        return _record(self._run("load a session", key, lambda client: client.gets(key)))
 
     def load_and_touch(self, sid: str, ttl: int) -> Record | None:
         """Load and touch with ``gats``: one round trip; two (``gets`` then ``touch``) on a
@@ -288,7 +348,7 @@ class MemcachedStore(_Memcached):
         if self._has_gats:
             try:
                 found = self._run(
-                    "load a session", key, lambda: get_and_touch(self.client, key, exptime)
+                    "load a session", key, lambda client: get_and_touch(client, key, exptime)
                 )
             except StoreError as exc:
                 if not isinstance(exc.__cause__, MemcacheUnknownCommandError):
@@ -299,6 +359,13 @@ class MemcachedStore(_Memcached):
                 return _record(found)
         record = self.load(sid)
         return record if record is not None and self.touch(sid, ttl) else None
+
+    def save(self, sid: str, data: bytes, ttl: int, *, user_id: str | None = None) -> None:
+        key, exptime, options = self.key(sid), expiry_time(ttl), self._write_options
+        if not self._run(
+            "save a session", key, lambda client: client.set(key, data, exptime, **options)
+        ):
+            raise StoreError("memcached did not store the session (too large, or out of memory)")
 
     def save_if(
         self,
@@ -313,37 +380,43 @@ class MemcachedStore(_Memcached):
         if expected is None:
             return bool(
                 self._run(
-                    "create a session", key, lambda: self.client.add(key, data, exptime, **options)
+                    "create a session",
+                    key,
+                    lambda client: client.add(key, data, exptime, **options),
                 )
             )
         if expected.version is None:
             return False
         version = expected.version
         cas = self._run(
-            "save a session", key, lambda: self.client.cas(key, data, version, exptime, **options)
+            "save a session",
+            key,
+            lambda client: client.cas(key, data, version, exptime, **options),
         )
         return bool(cas)  # None when the record is gone, False when it changed
 
+    def delete(self, sid: str) -> None:
+        key, options = self.key(sid), self._write_options
+        self._run("delete a session", key, lambda client: client.delete(key, **options))
 
-class PythonMemcachedStore(_Memcached):
-    """Sessions in memcached through a python-memcached style client (``memcache.Client``, as
-    Flask-Session's seeds configure it): ``get``, ``set``, ``delete`` and ``touch``.
+    def touch(self, sid: str, ttl: int) -> bool:
+        key, exptime, options = self.key(sid), expiry_time(ttl), self._write_options
+        return bool(
+            self._run(
+                "refresh a session", key, lambda client: client.touch(key, exptime, **options)
+            )
+        )
 
-    Such clients do not expose cas tokens, so there is no conditional save (the last writer
-    wins) and no load-and-touch. python-memcached reports a server error as a miss on reads;
-    a write it could not make raises :class:`StoreError`.
+    def close(self) -> None:
+        """Close the client when the store built it; a client passed in is the caller's."""
+        self._handle.close()
 
-    .. versionchanged:: 0.2
-        A sibling of :class:`MemcachedStore` over a shared base, no longer its subclass.
-    """
 
-    def load(self, sid: str) -> Record | None:
-        key = self.key(sid)
-        value = self._run("load a session", key, lambda: self.client.get(key))
-        return None if value is None else Record(_as_bytes(value))
-
-    def _close_client(self, client: t.Any) -> None:
-        client.disconnect_all()
+def _is_python_memcached(client: object) -> bool:
+    """Whether ``client`` is python-memcached's ``memcache.Client`` (or a subclass)."""
+    return any(
+        kind.__module__ == "memcache" and kind.__name__ == "Client" for kind in type(client).__mro__
+    )
 
 
 def _record(found: tuple[t.Any, t.Any] | None) -> Record | None:

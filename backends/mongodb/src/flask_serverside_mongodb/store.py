@@ -25,6 +25,16 @@ into a duplicate-key error when a live one exists). A read with sliding expiry i
 Errors: a server that cannot be reached or does not answer in time raises
 :class:`~flask_serverside.exceptions.StoreUnavailable`; any other pymongo failure raises
 :class:`~flask_serverside.exceptions.StoreError`; both chain pymongo's exception.
+
+Failing fast: each operation may take ``SESSION_MONGODB_TIMEOUT`` seconds (2), finding a server
+included. pymongo waits that long for a server even when the connection is refused at once, so
+while every server of the client was last found unreachable (by an operation or by pymongo's
+monitor) the store first opens a plain TCP connection to each: when all refuse (or none accepts
+within :data:`DOWN_TIMEOUT`), the operation fails at once; when one accepts, the operation runs
+as usual. On the clients the store builds, pymongo's own retries (which would wait for a server
+that refuses connections the whole time) are off, and the store retries an operation whose
+connection was lost (not one that timed out) once itself, under the same rule: a server that
+restarted or a replica set that elected a new primary answers the second attempt.
 """
 
 from __future__ import annotations
@@ -32,17 +42,24 @@ from __future__ import annotations
 import collections.abc as c
 import contextlib
 import datetime
+import functools
 import logging
 import re
 import secrets
+import socket
+import time
 import typing as t
 import urllib.parse
 
 import pymongo
 from bson.errors import BSONError
+from pymongo.errors import AutoReconnect
 from pymongo.errors import ConnectionFailure
 from pymongo.errors import DuplicateKeyError
+from pymongo.errors import NetworkTimeout
 from pymongo.errors import PyMongoError
+from pymongo.errors import ServerSelectionTimeoutError
+from pymongo.server_type import SERVER_TYPE
 
 from flask_serverside import Capability
 from flask_serverside import ClientErrors
@@ -67,6 +84,11 @@ DEFAULT_DB = "flask_session"
 DEFAULT_COLLECTION = "sessions"
 #: Seconds a store operation may take before the store counts as down.
 DEFAULT_TIMEOUT = 2.0
+#: Seconds a server may take to accept a connection, while every server of the client was last
+#: found unreachable, before the operation fails without waiting for pymongo's server selection.
+DOWN_TIMEOUT = 0.5
+#: The server when nothing names one: Flask-Session's default (``MongoClient()``).
+DEFAULT_URL = "mongodb://localhost:27017/"
 #: Options of a client built from a URL, unless the URL sets them: an outage is noticed in
 #: two seconds, and datetimes come back timezone-aware.
 URL_CLIENT_OPTIONS: c.Mapping[str, t.Any] = {
@@ -74,6 +96,10 @@ URL_CLIENT_OPTIONS: c.Mapping[str, t.Any] = {
     "connectTimeoutMS": 2000,
     "tz_aware": True,
     "appname": "flask-serverside",
+    # The store retries itself (see _retried): pymongo's retry would wait for a server that
+    # refuses connections until the operation's time is up.
+    "retryReads": False,
+    "retryWrites": False,
 }
 
 #: The indexes :meth:`MongoDBStore.create_indexes` creates.
@@ -101,6 +127,43 @@ def _translated(doing: str) -> c.Iterator[None]:
             if exc.timeout and not isinstance(exc, ConnectionFailure):
                 raise StoreUnavailable(f"MongoDB timed out, could not {doing}: {exc}") from exc
             raise
+
+
+P = t.ParamSpec("P")
+R = t.TypeVar("R")
+
+
+def _retried(
+    method: c.Callable[t.Concatenate[MongoDBStore, P], R],
+) -> c.Callable[t.Concatenate[MongoDBStore, P], R]:
+    """Run a store operation once more when its connection was lost (closed, reset, refused;
+    not a timeout), within the operation's time: a server that restarted, or a replica set
+    that elected a new primary, answers the second attempt; a server that went away fails it
+    at once (see :meth:`MongoDBStore._call`). Only for clients that do not retry themselves
+    (the store turns pymongo's retries off on the clients it builds, since pymongo's retry
+    waits for a server that refuses connections until the operation's time is up).
+
+    Every operation may run twice: a conditional save whose first
+    attempt landed fails the second (the core reloads and merges), and a new session whose
+    first attempt landed is created again under another id (the unused record expires)."""
+
+    @functools.wraps(method)
+    def run(self: MongoDBStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        if not self._retries:
+            return method(self, *args, **kwargs)
+        with pymongo.timeout(self.timeout):
+            try:
+                return method(self, *args, **kwargs)
+            except StoreUnavailable as exc:
+                cause = exc.__cause__
+                if not isinstance(cause, AutoReconnect) or isinstance(
+                    cause, (NetworkTimeout, ServerSelectionTimeoutError)
+                ):
+                    raise
+                log.info("MongoDB connection lost (%s); trying once more", type(cause).__name__)
+            return method(self, *args, **kwargs)
+
+    return run
 
 
 def _now() -> datetime.datetime:
@@ -153,6 +216,9 @@ class MongoDBStore:
         #: Seconds each operation may take, or ``None``.
         self.timeout = timeout
         self._client = ClientHandle(collection.database.client, owned=owns_client)
+        options = collection.database.client.options
+        # Retry once where pymongo does not (see _retried); pymongo.timeout bounds both.
+        self._retries = timeout is not None and not (options.retry_reads or options.retry_writes)
         self._indexes_pending = False
         if create_indexes:
             try:
@@ -176,9 +242,13 @@ class MongoDBStore:
 
         The database is ``SESSION_MONGODB_DB``, else the URL's database, else
         ``"flask_session"``. A client passed in is used as it is and never closed by the store;
-        a URL gets a client of the store's own with :data:`URL_CLIENT_OPTIONS`.
+        a URL gets a client of the store's own with :data:`URL_CLIENT_OPTIONS`. With neither,
+        the store uses :data:`DEFAULT_URL`, as Flask-Session does, with a warning.
 
-        :raises ConfigurationError: when no server is configured or a key is wrong.
+        :raises ConfigurationError: when a key is wrong.
+
+        .. versionchanged:: 0.2
+            Nothing set means Flask-Session's default server (logged), no longer an error.
         """
         config = settings.config
         value = config.get("SESSION_MONGODB")
@@ -196,11 +266,15 @@ class MongoDBStore:
         elif isinstance(value, pymongo.MongoClient):
             client, database = value, DEFAULT_DB
         elif value is None:
-            raise ConfigurationError(
-                f"SESSION_TYPE = {settings.name!r} needs a server: set SESSION_MONGODB to a"
-                " pymongo.MongoClient or to a URL such as 'mongodb://localhost:27017/myapp',"
-                " or set SESSION_TYPE to such a URL."
+            log.warning(
+                "SESSION_MONGODB is not set: sessions go to the MongoDB at %s, Flask-Session's"
+                " default. Set SESSION_MONGODB to a MongoClient or a URL, or SESSION_TYPE to a"
+                " URL such as 'mongodb://host:27017/myapp', to choose the server and silence"
+                " this message.",
+                DEFAULT_URL,
             )
+            url = DEFAULT_URL
+            client, database = _client_from_url(url), DEFAULT_DB
         else:
             raise ConfigurationError(
                 "SESSION_MONGODB must be a pymongo.MongoClient or a 'mongodb://' URL, not"
@@ -232,14 +306,20 @@ class MongoDBStore:
 
     @contextlib.contextmanager
     def _call(self, doing: str) -> c.Iterator[None]:
-        """Run one operation under the timeout, translating pymongo's errors."""
+        """Run one operation under the timeout, translating pymongo's errors. While every
+        server of the client was last found unreachable, the operation runs only if one of
+        them accepts a connection again (see :func:`_expect_a_server`)."""
         deadline: t.ContextManager[None] = (
             contextlib.nullcontext() if self.timeout is None else pymongo.timeout(self.timeout)
         )
-        with _translated(doing), deadline:
-            if self._indexes_pending:
-                self._create_late_indexes()
-            yield
+        with _translated(doing):
+            client = self.collection.database.client
+            if self.timeout is not None and _known_down(client):
+                _expect_a_server(client, min(self.timeout, DOWN_TIMEOUT))
+            with deadline:
+                if self._indexes_pending:
+                    self._create_late_indexes()
+                yield
 
     def create_indexes(self) -> None:
         """Create the indexes the store relies on (a no-op for those that exist): a unique
@@ -298,6 +378,7 @@ class MongoDBStore:
 
     # -- the protocol -----------------------------------------------------------------------
 
+    @_retried
     def load(self, sid: str) -> Record | None:
         with self._call("load a session"):
             document = self.collection.find_one(
@@ -305,6 +386,7 @@ class MongoDBStore:
             )
         return self._record(document)
 
+    @_retried
     def save(self, sid: str, data: bytes, ttl: int, *, user_id: str | None = None) -> None:
         key = self.key_prefix + sid
         update = self._update(key, data, _now(), ttl, user_id)
@@ -315,10 +397,12 @@ class MongoDBStore:
                 # A concurrent save inserted the document first; now it can be updated.
                 self.collection.update_one({"id": key}, update, upsert=True)
 
+    @_retried
     def delete(self, sid: str) -> None:
         with self._call("delete a session"):
             self.collection.delete_many({"id": self.key_prefix + sid})
 
+    @_retried
     def touch(self, sid: str, ttl: int) -> bool:
         now = _now()
         with self._call("refresh a session"):
@@ -328,6 +412,7 @@ class MongoDBStore:
             )
         return result.matched_count > 0
 
+    @_retried
     def load_and_touch(self, sid: str, ttl: int) -> Record | None:
         now = _now()
         with self._call("load a session"):
@@ -338,6 +423,7 @@ class MongoDBStore:
             )
         return self._record(document)
 
+    @_retried
     def save_if(
         self,
         sid: str,
@@ -366,6 +452,7 @@ class MongoDBStore:
             )
         return result.matched_count > 0
 
+    @_retried
     def purge_expired(self) -> int:
         with self._call("purge expired sessions"):
             result = self.collection.delete_many(
@@ -376,6 +463,7 @@ class MongoDBStore:
     def _live_filter(self, **fields: t.Any) -> Document:
         return {**self._prefix_filter(), **fields, "expiration": {"$gt": _now()}}
 
+    @_retried
     def count(self) -> int:
         with self._call("count sessions"):
             return self.collection.count_documents(self._live_filter())
@@ -394,6 +482,7 @@ class MongoDBStore:
         finally:
             cursor.close()
 
+    @_retried
     def user_sids(self, user_id: str) -> list[str]:
         start = len(self.key_prefix)
         with self._call("list a user's sessions"):
@@ -406,6 +495,46 @@ class MongoDBStore:
         """Close the client when the store built it from a URL; a client the application
         passed in stays open."""
         self._client.close()
+
+
+def _known_down(client: pymongo.MongoClient[Document]) -> bool:
+    """Whether every server of ``client`` was last found unreachable: checked (by pymongo's
+    monitor or a failed operation) and left unknown with an error. A topology not yet checked
+    (just started, just forked) is not down."""
+    servers = client.topology_description.server_descriptions().values()
+    return bool(servers) and all(
+        server.server_type == SERVER_TYPE.Unknown and server.error is not None for server in servers
+    )
+
+
+def _expect_a_server(client: pymongo.MongoClient[Document], timeout: float) -> None:
+    """Return when one of the servers of ``client`` accepts a TCP connection within
+    ``timeout`` seconds in all; raise pymongo's :class:`~pymongo.errors.ConnectionFailure` at
+    once when none does (the store turns it into :class:`StoreUnavailable`).
+
+    pymongo's server selection would wait for such a server until the operation's time is up
+    (its monitor checks a server at most every half second, and a refused connection changes
+    nothing it waits for); a refused connection answers at once. A server that accepts
+    connections but does not answer (hung) is left to the operation's timeout.
+    """
+    deadline = time.monotonic() + timeout
+    errors = []
+    for host, port in client.topology_description.server_descriptions():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        try:
+            if port is None:  # a Unix domain socket, named by its path
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as unix:
+                    unix.settimeout(remaining)
+                    unix.connect(host)
+            else:
+                socket.create_connection((host, port), timeout=remaining).close()
+        except OSError as exc:
+            errors.append(f"{host}:{port}: {type(exc).__name__}: {exc}")
+        else:
+            return
+    raise ConnectionFailure(f"no server accepts connections ({'; '.join(errors) or 'timed out'})")
 
 
 def _client_from_url(url: str) -> pymongo.MongoClient[Document]:

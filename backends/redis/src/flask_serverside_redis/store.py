@@ -63,6 +63,10 @@ if t.TYPE_CHECKING:
 
 log = logging.getLogger("flask_serverside.redis")
 
+#: The server when neither ``SESSION_REDIS`` nor a URL names one: Flask-Session's default
+#: (``redis.Redis()``), with the timeouts of every client built from a URL.
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
 #: redis-py's exceptions in the core's terms: a server that cannot be reached, timed out or is
 #: a Cluster without quorum is unavailable; a refused login (an ``AuthenticationError`` is a
 #: ``ConnectionError`` in redis-py) and every other error is a failure.
@@ -162,9 +166,13 @@ class RedisStore:
 
     @classmethod
     def from_settings(cls, settings: StoreSettings) -> RedisStore:
-        """Build the store from ``SESSION_REDIS`` (a client or a URL) or a ``SESSION_TYPE`` URL.
+        """Build the store from ``SESSION_REDIS`` (a client or a URL) or a ``SESSION_TYPE`` URL;
+        with neither, from :data:`DEFAULT_URL`, as Flask-Session does, with a warning.
 
-        :raises ConfigurationError: when neither is set, both are, or the value is wrong.
+        :raises ConfigurationError: when both are set, or the value is wrong.
+
+        .. versionchanged:: 0.2
+            Neither set means Flask-Session's default server (logged), no longer an error.
         """
         value = settings.config.get("SESSION_REDIS")
         if settings.url is not None and value is not None:
@@ -174,11 +182,13 @@ class RedisStore:
             )
         source = value if value is not None else settings.url
         if source is None:
-            raise ConfigurationError(
-                "The redis session store needs a Redis: set SESSION_REDIS to a client"
-                " (redis.Redis.from_url('redis://localhost:6379/0')) or a URL, or set"
-                " SESSION_TYPE to a URL such as 'redis://localhost:6379/0'."
+            log.warning(
+                "SESSION_REDIS is not set: sessions go to the Redis at %s, Flask-Session's"
+                " default. Set SESSION_REDIS to a client or a URL, or SESSION_TYPE to a URL"
+                " such as 'redis://host:6379/0', to choose the server and silence this message.",
+                DEFAULT_URL,
             )
+            source = DEFAULT_URL
         if isinstance(source, str):
             return cls.from_url(source, key_prefix=settings.key_prefix)
         if isinstance(source, (redis.Redis, RedisCluster)):
