@@ -111,7 +111,7 @@ def test_other_failures_are_store_errors(sqlite_engine: sa.Engine) -> None:
 
 
 def test_a_busy_sqlite_database_is_tried_again(sqlite_url: str) -> None:
-    engine = sa.create_engine(sqlite_url, connect_args={"timeout": 1.0})
+    engine = sa.create_engine(sqlite_url, connect_args={"timeout": 0.3})
     store = SQLAlchemyStore(engine)
     sid = new_sid()
     store.save(sid, b"before", 60)
@@ -119,10 +119,10 @@ def test_a_busy_sqlite_database_is_tried_again(sqlite_url: str) -> None:
         engine.url.database or "", isolation_level=None, check_same_thread=False
     )
     locker.execute("BEGIN EXCLUSIVE")
-    timer = threading.Timer(1.5, locker.rollback)
+    timer = threading.Timer(0.45, locker.rollback)
     timer.start()
     try:
-        store.save(sid, b"after", 60)  # busy for 1 s, then tried again
+        store.save(sid, b"after", 60)  # busy for 0.3 s (under half the timeout), tried again
     finally:
         timer.join()
         locker.close()

@@ -1,0 +1,127 @@
+"""A client-side deadline for each statement: a database that stops answering (a frozen host,
+a process stopped with ``SIGSTOP``, a network that drops packets) cannot hold a request longer
+than the store's timeout.
+
+A server-side limit (PostgreSQL's ``statement_timeout``) ends a slow statement only while the
+server runs, and TCP keeps an idle connection to a stopped process open forever (its kernel
+still acknowledges every packet); psycopg has no read timeout. So while a statement runs, a
+:class:`Watchdog` holds a duplicate of its connection's socket, and when the deadline passes it
+shuts that socket down: the driver's wait ends at once with a lost connection, which the pool
+discards. The duplicate is closed when the statement ends, so the watchdog never touches a
+socket that was closed and reused meanwhile.
+
+A single daemon thread serves every statement of a store; it wakes every
+:data:`RESOLUTION` seconds while statements run, and sleeps otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import socket
+import threading
+import time
+import typing as t
+
+if t.TYPE_CHECKING:
+    import collections.abc as c
+
+    import sqlalchemy as sa
+
+#: Seconds between two checks of the deadlines while statements run.
+RESOLUTION = 0.05
+
+
+class _Watch:
+    __slots__ = ("deadline", "fd", "fired")
+
+    def __init__(self, fd: int, deadline: float) -> None:
+        self.fd = fd
+        self.deadline = deadline
+        #: Set when the deadline passed and the socket was shut down.
+        self.fired = False
+
+
+def socket_of(conn: sa.Connection) -> int | None:
+    """Return the file descriptor of the socket under ``conn``'s DBAPI connection, or
+    ``None`` when the driver has none (SQLite) or does not say."""
+    try:
+        raw: t.Any = conn.connection.dbapi_connection
+    except Exception:  # an invalidated connection: nothing to watch
+        return None
+    fileno = getattr(raw, "fileno", None)  # psycopg, psycopg2
+    if fileno is None:
+        sock = getattr(raw, "_sock", None)  # PyMySQL
+        fileno = getattr(sock, "fileno", None)
+    if not callable(fileno):
+        return None
+    try:
+        fd = fileno()
+    except Exception:
+        return None
+    return fd if isinstance(fd, int) and fd >= 0 else None
+
+
+class Watchdog:
+    """Shuts down the socket of a statement that runs past ``seconds``.
+
+    :param seconds: how long a statement may run.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        #: How long a statement may run, in seconds.
+        self.seconds = seconds
+        self._cond = threading.Condition(threading.Lock())
+        self._watches: dict[int, _Watch] = {}
+        self._ids = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def watch(self, conn: sa.Connection) -> c.Iterator[_Watch | None]:
+        """Watch the statements run on ``conn`` inside the block; yield the watch (its
+        ``fired`` says whether the deadline passed), or ``None`` when the connection has no
+        socket to watch."""
+        fd = socket_of(conn)
+        if fd is None:
+            yield None
+            return
+        watch = _Watch(os.dup(fd), time.monotonic() + self.seconds)
+        key = next(self._ids)
+        with self._cond:
+            self._watches[key] = watch
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="flask-serverside-sql-deadline", daemon=True
+                )
+                self._thread.start()
+            elif len(self._watches) == 1:
+                self._cond.notify()
+        try:
+            yield watch
+        finally:
+            with self._cond:  # the thread cannot be using the descriptor now
+                del self._watches[key]
+                os.close(watch.fd)
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                while not self._watches:
+                    self._cond.wait()
+                self._cond.wait(RESOLUTION)
+                now = time.monotonic()
+                for watch in self._watches.values():
+                    if not watch.fired and watch.deadline <= now:
+                        watch.fired = True
+                        _shut_down(watch.fd)
+
+
+def _shut_down(fd: int) -> None:
+    """End every wait on the socket ``fd`` refers to (a duplicate of the driver's)."""
+    with contextlib.suppress(OSError):
+        sock = socket.socket(fileno=os.dup(fd))
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        finally:
+            sock.close()
