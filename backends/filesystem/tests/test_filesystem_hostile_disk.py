@@ -52,7 +52,7 @@ def make_app(directory: pathlib.Path, **config: t.Any) -> Flask:
     return app
 
 
-# -- who owns the directory ----------------------------------------------------------------------
+# -- who owns the directory ---------------------------------------------------------------
 
 
 @pytest.mark.parametrize("mode", [0o777, 0o775, 0o703, 0o1777])
@@ -131,7 +131,7 @@ def test_a_record_another_user_planted_is_never_loaded(tmp_path, caplog):
     assert sid not in caplog.text
 
 
-# -- a read-only disk ------------------------------------------------------------------------------
+# -- a read-only disk --------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -179,7 +179,7 @@ def test_a_read_only_disk_serves_read_only_requests(tmp_path, caplog):
         assert client.get("/me").get_json() == {"user": "bob"}
 
 
-# -- anonymous traffic and the threshold -------------------------------------------------------------
+# -- anonymous traffic and the threshold ----------------------------------------------------
 
 
 def _flood(app: Flask, users: int, visitors: int) -> list[t.Any]:
