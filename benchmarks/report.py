@@ -316,6 +316,10 @@ def render(results: Results) -> str:
     scale = results.get("scale")
     if scale:
         _render_scale(add, scale)
+    faults = results.get("faults")
+    if faults:
+        add("## Store faults\n")
+        add(faults.rstrip() + "\n")
     return "\n".join(out).rstrip() + "\n"
 
 
