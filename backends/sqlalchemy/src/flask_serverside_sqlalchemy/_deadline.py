@@ -10,8 +10,9 @@ shuts that socket down: the driver's wait ends at once with a lost connection, w
 discards. The duplicate is closed when the statement ends, so the watchdog never touches a
 socket that was closed and reused meanwhile.
 
-A single daemon thread serves every statement of a store; it wakes every
-:data:`RESOLUTION` seconds while statements run, and sleeps otherwise.
+One daemon thread per process (:data:`watchdog`) serves every store; it wakes every
+:data:`RESOLUTION` seconds while statements run, and sleeps otherwise. A forked worker (gunicorn
+with ``preload_app``) starts its own on its first statement.
 """
 
 from __future__ import annotations
@@ -64,33 +65,31 @@ def socket_of(conn: sa.Connection) -> int | None:
 
 
 class Watchdog:
-    """Shuts down the socket of a statement that runs past ``seconds``.
+    """Shuts down the socket of a statement that runs past its deadline."""
 
-    :param seconds: how long a statement may run.
-    """
+    def __init__(self) -> None:
+        self._reset()
 
-    def __init__(self, seconds: float) -> None:
-        #: How long a statement may run, in seconds.
-        self.seconds = seconds
+    def _reset(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._watches: dict[int, _Watch] = {}
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
 
     @contextlib.contextmanager
-    def watch(self, conn: sa.Connection) -> c.Iterator[_Watch | None]:
-        """Watch the statements run on ``conn`` inside the block; yield the watch (its
-        ``fired`` says whether the deadline passed), or ``None`` when the connection has no
-        socket to watch."""
+    def watch(self, conn: sa.Connection, seconds: float) -> c.Iterator[_Watch | None]:
+        """Watch the statements run on ``conn`` inside the block, for ``seconds``; yield the
+        watch (its ``fired`` says whether the deadline passed), or ``None`` when the
+        connection has no socket to watch."""
         fd = socket_of(conn)
         if fd is None:
             yield None
             return
-        watch = _Watch(os.dup(fd), time.monotonic() + self.seconds)
+        watch = _Watch(os.dup(fd), time.monotonic() + seconds)
         key = next(self._ids)
         with self._cond:
             self._watches[key] = watch
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name="flask-serverside-sql-deadline", daemon=True
                 )
@@ -115,6 +114,13 @@ class Watchdog:
                     if not watch.fired and watch.deadline <= now:
                         watch.fired = True
                         _shut_down(watch.fd)
+
+
+#: The process's watchdog, shared by every store.
+watchdog = Watchdog()
+if hasattr(os, "register_at_fork"):
+    # The child has no watchdog thread, and the lock may have been held by one at the fork.
+    os.register_at_fork(after_in_child=watchdog._reset)
 
 
 def _shut_down(fd: int) -> None:

@@ -37,7 +37,7 @@ from flask_serverside import Record
 from flask_serverside import StoreError
 from flask_serverside import StoreUnavailable
 
-from ._deadline import Watchdog
+from ._deadline import watchdog
 from ._engine import DEFAULT_CONNECT_TIMEOUT
 from ._engine import DEFAULT_POOL_TIMEOUT
 from ._engine import DEFAULT_TIMEOUT
@@ -140,7 +140,7 @@ class SQLAlchemyStore:
         self.engine = engine
         #: Seconds a statement may take; ``None`` for no limit.
         self.timeout = timeout
-        self._watchdog = None if timeout is None else Watchdog(timeout + DEADLINE_GRACE)
+        self._deadline = None if timeout is None else timeout + DEADLINE_GRACE
         self.key_prefix = key_prefix
         #: The sessions table, in a :class:`~sqlalchemy.schema.MetaData` of its own.
         self.table = define_table(sa.MetaData(), table, schema=schema, sequence=sequence)
@@ -273,9 +273,9 @@ class SQLAlchemyStore:
     ) -> T:
         """Run ``work`` on ``conn`` (in a transaction committed at the end when
         ``transaction``), its connection cut when it overruns :attr:`timeout`."""
-        if self._watchdog is None:
+        if self._deadline is None:
             return _in_transaction(conn, work) if transaction else work(conn)
-        with self._watchdog.watch(conn) as watch:
+        with watchdog.watch(conn, self._deadline) as watch:
             try:
                 return _in_transaction(conn, work) if transaction else work(conn)
             except sa.exc.StatementError as exc:
