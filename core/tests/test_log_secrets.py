@@ -14,6 +14,7 @@ from flask import session
 from flask_serverside import MemoryStore
 from flask_serverside import Session
 from flask_serverside import StoreUnavailable
+from flask_serverside import get_state
 from flask_serverside import register_store
 from flask_serverside import unregister_store
 from flask_serverside.testing import assert_no_secrets
@@ -103,8 +104,8 @@ def test_core_fault_paths_log_no_secret(app, caplog):
         assert client.get("/me").status_code == 503  # with a traceback
         assert client.get("/me").status_code == 503  # one line
         BrokenStore.fail = False
-        store = spy.wrapped
-        store.save(sid, b'{"_user_id": "' + user.encode() + b'", "x": ', 60)  # corrupt
+        key = get_state(app).store_key(sid)
+        spy.wrapped.save(key, b'{"_user_id": "' + user.encode() + b'", "x": ', 60)  # corrupt
         assert client.get("/me").text == "anonymous"
     messages = [record.getMessage() for record in caplog.records]
     assert sum("failed to load a session" in message for message in messages) == 2

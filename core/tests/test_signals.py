@@ -102,7 +102,7 @@ def test_the_guide_counts_every_signal(app, clock):
             app.session_interface.save_session(app, other.session, app.response_class())
         app.session_interface.save_session(app, slow.session, app.response_class())
     # A corrupt record.
-    state.store.save(sid, b"\xc1 not a record", 60)
+    state.store.save(state.store_key(sid), b"\xc1 not a record", 60)
     assert client.get("/me").text == "anonymous"
     # An outage: a failed call opens the breaker; after the window a probe closes it.
     client.post("/login")

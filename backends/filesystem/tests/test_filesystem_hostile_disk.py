@@ -122,8 +122,8 @@ def test_a_record_another_user_planted_is_never_loaded(tmp_path, caplog):
     client = app.test_client()
     client.post("/login/admin")
     sid = client.get_cookie("session").value
-    store = get_state(app).store
-    _, path = store._locate(sid)
+    state = get_state(app)
+    _, path = state.store._locate(state.store_key(sid))
     os.chown(path, _nobody(), -1)
     with caplog.at_level(logging.WARNING, "flask_serverside.filesystem"):
         assert client.get("/me").get_json() == {"user": None}
