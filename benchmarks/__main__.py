@@ -168,6 +168,9 @@ def run(args: argparse.Namespace) -> dict[str, t.Any]:
         results["notes"] = [
             line[2:].strip() for line in analysis.read_text().splitlines() if line.startswith("- ")
         ]
+    faults = HERE / "faults.md"
+    if args.output and faults.exists():
+        results["faults"] = faults.read_text()
     results["duration"] = time.monotonic() - started
     return results
 

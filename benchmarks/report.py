@@ -322,6 +322,10 @@ def render(results: Results) -> str:
         _render_scale(add, scale)
     if results.get("serialization"):
         render_serialization(add, results["serialization"])
+    faults = results.get("faults")
+    if faults:
+        add("## Store faults\n")
+        add(faults.rstrip() + "\n")
     return "\n".join(out).rstrip() + "\n"
 
 

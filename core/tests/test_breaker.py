@@ -271,3 +271,22 @@ def test_the_breaker_alone():
     off.failed()
     off.before_call()
     assert not off.is_open
+
+
+def test_a_spy_behind_the_guard_counts_only_calls_that_reach_the_store(app, flaky, clock):
+    client = app.test_client()
+    client.post("/login")
+    spy = spy_on_store(app, behind_guard=True)
+    flaky.fault = StoreUnavailable("down")
+    assert client.get("/me").status_code == 503
+    assert dict(spy.calls) == {"load_and_touch": 1}  # reached the store, which failed
+    spy.reset()
+    assert client.get("/me").status_code == 503
+    assert sum(spy.calls.values()) == 0  # refused by the open breaker
+    flaky.fault = None
+    clock.advance(5)
+    assert client.get("/me").text == "alice"
+    assert dict(spy.calls) == {"load_and_touch": 1}
+    with pytest.raises(TypeError, match="not behind its guard"):
+        spy_on_store(app)  # a spy in front ...
+        spy_on_store(app, behind_guard=True)  # ... then none can go behind it

@@ -36,3 +36,32 @@ class TestMemoryStoreWithFlask(SessionFlowContract):
             )
 
         return dump
+
+
+def test_expired_records_are_freed_under_churn_without_configuration(make_app, clock):
+    """Anonymous traffic that stores something (a CSRF token) makes a session per request:
+    the memory store frees the expired ones as it goes, with SESSION_CLEANUP_N_REQUESTS unset."""
+    import datetime
+
+    from flask import session
+
+    app = make_app(PERMANENT_SESSION_LIFETIME=datetime.timedelta(seconds=10))
+    assert app.config["SESSION_CLEANUP_N_REQUESTS"] is None
+    store = get_state(app).store
+    store.wrapped._clock = clock
+
+    @app.get("/form")
+    def form():
+        session["csrf_token"] = "token"
+        return "form"
+
+    live = 100  # one request every 0.1 s, each session lives 10 s
+    sizes = []
+    for _ in range(5000):
+        assert app.test_client().get("/form").status_code == 200
+        clock.advance(0.1)
+        sizes.append(len(store.wrapped._entries))
+    assert store.count() <= live
+    # Without freeing, the dict would hold all 5,000; the sweep keeps it within a few times
+    # the live records.
+    assert max(sizes) <= 3 * live

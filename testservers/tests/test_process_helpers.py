@@ -16,6 +16,7 @@ from serverside_testservers import ServerProcess
 from serverside_testservers import ServerStartError
 from serverside_testservers import free_port
 from serverside_testservers import port_is_free
+from serverside_testservers._process import descendants
 from serverside_testservers._process import missing
 from serverside_testservers._process import require_binary
 
@@ -156,3 +157,58 @@ def test_fixtures_mark_tests_as_servers(
     request: pytest.FixtureRequest, make_memcached_server: object
 ) -> None:
     assert request.node.get_closest_marker("servers") is not None
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0]
+
+
+def _wait_for_child(server: ServerProcess) -> int:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        children = descendants(server.pid)
+        if children:
+            return children[-1]
+        time.sleep(0.02)
+    raise AssertionError("the server started no child")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_freeze_and_thaw_reach_children_in_sessions_of_their_own() -> None:
+    # A child in a session of its own, as PostgreSQL's backends are: the process group
+    # alone would miss it.
+    server = ShellServer("setsid sleep 60 & wait", ready=True)
+    server.start()
+    try:
+        child = _wait_for_child(server)
+        assert os.getsid(child) != os.getsid(server.pid)
+        server.freeze()
+        assert server.frozen
+        assert _state(server.pid) == "T" and _state(child) == "T"
+        with pytest.raises(RuntimeError, match="frozen already"):
+            server.freeze()
+        server.thaw()
+        assert not server.frozen
+        assert _state(server.pid) != "T" and _state(child) != "T"
+        server.freeze()
+        server.kill()  # a frozen server dies too, children included
+        deadline = time.monotonic() + 5
+        while not pid_gone(child) and _state(child) != "Z" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert pid_gone(child) or _state(child) == "Z"
+    finally:
+        server.close()
+
+
+def test_a_frozen_server_stops() -> None:
+    server = ShellServer("exec sleep 60", ready=True)
+    server.start()
+    try:
+        server.freeze()
+        began = time.monotonic()
+        server.stop(timeout=5)
+        assert not server.is_running()
+        assert time.monotonic() - began < 4  # thawed first, so SIGTERM worked at once
+    finally:
+        server.close()

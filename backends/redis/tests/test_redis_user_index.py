@@ -122,3 +122,13 @@ def test_a_write_leaves_a_good_entry_alone(store, clock):
     assert store.client.zscore(store.user_key("bob"), sid) == clock.now + 20
     store.save(sid, b"e", 10, user_id="bob")  # a plain save always writes the entry
     assert store.client.zscore(store.user_key("bob"), sid) == clock.now + 20
+
+
+def test_a_user_id_too_long_to_index_is_not_quoted():
+    from flask_serverside import StoreError
+    from flask_serverside_redis._record import pack
+
+    user = ("a" * 40 + secrets.token_hex(40_000)).encode()
+    with pytest.raises(StoreError, match=f"a user id of {len(user)} bytes is too long") as info:
+        pack(b"data", user, 0)
+    assert "aaaa" not in str(info.value)  # not even its start

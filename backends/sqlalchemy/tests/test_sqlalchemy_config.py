@@ -4,6 +4,7 @@ sessions written by Flask-Session 0.8."""
 from __future__ import annotations
 
 import collections.abc as c
+import datetime
 import pathlib
 import secrets
 import socket
@@ -69,6 +70,9 @@ def works(app: Flask) -> None:
         {"SESSION_TYPE": "sqlite:///x.db", "SESSION_SQLALCHEMY_REFRESH_INTERVAL": "60"},
         {"SESSION_TYPE": "sqlite:///x.db", "SESSION_SQLALCHEMY_PURGE_BATCH": 0},
         {"SESSION_TYPE": "sqlite:///x.db", "SESSION_SQLALCHEMY_BIND_KEY": "sessions"},
+        {"SESSION_TYPE": "sqlite:///x.db", "SESSION_SQLALCHEMY_TIMEOUT": 0},
+        {"SESSION_TYPE": "sqlite:///x.db", "SESSION_SQLALCHEMY_CONNECT_TIMEOUT": "2"},
+        {"SESSION_TYPE": "sqlite:///x.db", "SESSION_SQLALCHEMY_POOL_TIMEOUT": -1},
     ],
     ids=[
         "nothing",
@@ -82,6 +86,9 @@ def works(app: Flask) -> None:
         "string interval",
         "zero batch",
         "bind key without a db",
+        "zero timeout",
+        "string connect timeout",
+        "negative pool timeout",
     ],
 )
 def test_mistakes_fail_at_start_up_saying_what_to_set(
@@ -239,3 +246,85 @@ def test_the_longest_ids_fit(
             SESSION_SQLALCHEMY_TABLE=f"long_{secrets.token_hex(4)}",
         )
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "postgresql+psycopg://u@h/db",
+            {"connect_timeout": 3, "options": "-c statement_timeout=1500"},
+        ),
+        (
+            "postgresql+psycopg://u@h/db?connect_timeout=9&options=-c%20search_path%3Dx",
+            {"connect_timeout": "9", "options": "-c search_path=x -c statement_timeout=1500"},
+        ),
+        (
+            "postgresql+psycopg://u@h/db?options=-c%20statement_timeout%3D100",
+            {"connect_timeout": 3, "options": "-c statement_timeout=100"},
+        ),
+        (
+            "mysql+pymysql://u@h/db",
+            {"connect_timeout": 2.5, "read_timeout": 1.5, "write_timeout": 1.5},
+        ),
+        ("sqlite:///sessions.db", {"timeout": 1.5}),
+    ],
+    ids=[
+        "postgresql",
+        "postgresql, the url's own",
+        "postgresql, its statement_timeout",
+        "mysql",
+        "sqlite",
+    ],
+)
+def test_engines_built_from_a_url_get_time_limits(url: str, expected: dict[str, t.Any]) -> None:
+    from flask_serverside_sqlalchemy._engine import Timeouts
+    from flask_serverside_sqlalchemy._engine import connect_args
+    from flask_serverside_sqlalchemy._engine import engine_from_url
+
+    timeouts = Timeouts(statement=1.5, connect=2.5, pool=0.5)
+    engine = engine_from_url(url, timeouts)
+    try:
+        cparams = engine.dialect.create_connect_args(engine.url)[1]
+        cparams.update(connect_args(engine.url, timeouts))
+        assert {key: cparams.get(key) for key in expected} == expected
+        assert engine.hide_parameters
+        assert engine.pool.timeout() == 0.5  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()
+
+
+def test_the_time_limit_keys_reach_the_engine(
+    make_app: c.Callable[..., Flask], sqlite_url: str
+) -> None:
+    app = make_app(
+        SESSION_TYPE=sqlite_url,
+        SESSION_SQLALCHEMY_TIMEOUT=0.75,
+        SESSION_SQLALCHEMY_CONNECT_TIMEOUT=3,
+        SESSION_SQLALCHEMY_POOL_TIMEOUT=datetime.timedelta(seconds=4),
+    )
+    store = app.extensions["serverside"].store
+    assert store.timeout == 0.75
+    assert store.engine.pool.timeout() == 4
+    assert store.engine.hide_parameters
+    with store.engine.connect() as conn:  # SQLite's busy timeout, in milliseconds
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 750
+    works(app)
+
+
+@pytest.mark.parametrize(
+    "key", ["SESSION_SQLALCHEMY_CONNECT_TIMEOUT", "SESSION_SQLALCHEMY_POOL_TIMEOUT"]
+)
+def test_engine_limits_are_refused_for_an_engine_of_the_application(
+    key: str, sqlite_engine: sa.Engine
+) -> None:
+    app = Flask(__name__)
+    app.config.update(SESSION_TYPE="sqlalchemy", SESSION_SQLALCHEMY=sqlite_engine, **{key: 2})
+    with pytest.raises(ConfigurationError, match=f"{key} applies to an engine the store builds"):
+        Session(app)
+    app = Flask(__name__)
+    app.config.update(
+        SESSION_TYPE="sqlalchemy", SESSION_SQLALCHEMY=sqlite_engine, SESSION_SQLALCHEMY_TIMEOUT=1
+    )
+    Session(app)  # the statement deadline applies to any engine
+    assert app.extensions["serverside"].store.timeout == 1

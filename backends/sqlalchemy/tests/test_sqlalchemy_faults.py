@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 import typing as t
 
 import pytest
@@ -14,6 +15,7 @@ from flask import session
 
 from flask_serverside import Session
 from flask_serverside import StoreError
+from flask_serverside import StoreSettings
 from flask_serverside import StoreUnavailable
 from flask_serverside.testing import new_sid
 from flask_serverside_sqlalchemy import SQLAlchemyStore
@@ -111,7 +113,7 @@ def test_other_failures_are_store_errors(sqlite_engine: sa.Engine) -> None:
 
 
 def test_a_busy_sqlite_database_is_tried_again(sqlite_url: str) -> None:
-    engine = sa.create_engine(sqlite_url, connect_args={"timeout": 1.0})
+    engine = sa.create_engine(sqlite_url, connect_args={"timeout": 0.3})
     store = SQLAlchemyStore(engine)
     sid = new_sid()
     store.save(sid, b"before", 60)
@@ -119,13 +121,74 @@ def test_a_busy_sqlite_database_is_tried_again(sqlite_url: str) -> None:
         engine.url.database or "", isolation_level=None, check_same_thread=False
     )
     locker.execute("BEGIN EXCLUSIVE")
-    timer = threading.Timer(1.5, locker.rollback)
+    timer = threading.Timer(0.45, locker.rollback)
     timer.start()
     try:
-        store.save(sid, b"after", 60)  # busy for 1 s, then tried again
+        store.save(sid, b"after", 60)  # busy for 0.3 s (under half the timeout), tried again
     finally:
         timer.join()
         locker.close()
     record = store.load(sid)
     assert record is not None and record.data == b"after"
+    engine.dispose()
+
+
+def test_a_slow_statement_is_cancelled_by_the_server(postgresql_server: t.Any) -> None:
+    """An engine built from a URL carries ``statement_timeout``: PostgreSQL itself cancels a
+    statement that runs too long, and the connection stays usable."""
+    store = SQLAlchemyStore.from_settings(
+        StoreSettings(
+            name="postgresql",
+            config={"SESSION_SQLALCHEMY_TIMEOUT": 0.5},
+            url=postgresql_server.url,
+        )
+    )
+    try:
+        began = time.monotonic()
+        with pytest.raises(StoreUnavailable, match="statement timeout") as caught:
+            store._run(lambda conn: conn.exec_driver_sql("SELECT pg_sleep(5)"), write=False)
+        assert time.monotonic() - began < 3
+        assert "did not answer" not in str(caught.value)  # the server answered: cancelled
+        store.save(new_sid(), b"data", 60)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("server_fixture", ["make_postgresql_server", "make_mariadb_server"])
+def test_a_frozen_database_costs_one_timeout_on_an_engine_without_limits(
+    server_fixture: str, request: pytest.FixtureRequest
+) -> None:
+    """An engine of the application's, with no timeout of its own: the store's deadline cuts
+    the statement's connection when the server does not answer (SIGSTOP), and the store works
+    again once the server does."""
+    server = request.getfixturevalue(server_fixture)()
+    url = server.url.replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = sa.create_engine(url.replace("mysql://", "mysql+pymysql://", 1))
+    store = SQLAlchemyStore(engine, timeout=0.5)
+    sid = new_sid()
+    store.save(sid, b"before", 60)
+    server.freeze()
+    outcome: list[BaseException | None] = []
+
+    def load() -> None:
+        try:
+            store.load(sid)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    try:
+        began = time.monotonic()
+        thread = threading.Thread(target=load, daemon=True)
+        thread.start()
+        thread.join(10)
+        assert not thread.is_alive(), "the load still waits on the frozen server"
+        assert time.monotonic() - began < 4
+    finally:
+        server.thaw()
+    (error,) = outcome
+    assert isinstance(error, StoreUnavailable)
+    assert "did not answer within 0.5 s" in str(error)
+    record = store.load(sid)
+    assert record is not None and record.data == b"before"
     engine.dispose()

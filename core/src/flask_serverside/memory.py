@@ -6,6 +6,12 @@ that need no server. It is registered through the same entry point group as ever
 
 Sessions live only as long as the process and are not shared between worker processes: do not
 use it in production.
+
+Expired records are freed without any configuration: every write also checks a few other
+records (:data:`SWEEP_PER_WRITE`), cycling through them all, and frees those that expired. So
+the dict holds at most about twice the live records (the ones written during the last cycle
+may have expired meanwhile), whatever ``SESSION_CLEANUP_N_REQUESTS`` says, and no write pays
+for more than a few checks plus, once per cycle, a copy of the keys.
 """
 
 from __future__ import annotations
@@ -25,6 +31,10 @@ if t.TYPE_CHECKING:
     from .settings import StoreSettings
 
 
+#: Records checked for expiry on each write, besides the one written.
+SWEEP_PER_WRITE = 2
+
+
 @dataclasses.dataclass(frozen=True)
 class _Entry:
     data: bytes
@@ -40,6 +50,9 @@ class MemoryStore:
     :param clock: returns the current time in seconds; tests pass a fake one.
     :param entries: the dict to keep records in; share one between instances to give them
         one backend (as two workers would share a server).
+
+    .. versionchanged:: 0.2
+        Expired records are freed as other records are written, a few per write.
     """
 
     capabilities: t.ClassVar[Capability] = (
@@ -67,6 +80,8 @@ class MemoryStore:
         self._clock = clock
         self._entries: dict[str, _Entry] = entries if entries is not None else {}
         self._lock = threading.Lock()
+        # The keys the sweep has yet to check in this cycle; a new cycle copies the keys.
+        self._sweep: list[str] = []
 
     @classmethod
     def from_settings(cls, settings: StoreSettings) -> MemoryStore:
@@ -81,7 +96,22 @@ class MemoryStore:
         return entry
 
     def _put(self, key: str, data: bytes, ttl: int, user_id: str | None) -> None:
-        self._entries[key] = _Entry(bytes(data), self._clock() + ttl, next(self._versions), user_id)
+        now = self._clock()
+        self._entries[key] = _Entry(bytes(data), now + ttl, next(self._versions), user_id)
+        self._free_some(now)
+
+    def _free_some(self, now: float) -> None:
+        """Check the next :data:`SWEEP_PER_WRITE` keys of the cycle and free the expired
+        ones of this store's prefix; the caller holds the lock."""
+        sweep = self._sweep
+        if not sweep:
+            sweep.extend(self._entries)
+            sweep.reverse()  # popped from the end: oldest first
+        for _ in range(min(SWEEP_PER_WRITE, len(sweep))):
+            key = sweep.pop()
+            entry = self._entries.get(key)
+            if entry is not None and entry.expires_at <= now and key.startswith(self.key_prefix):
+                del self._entries[key]
 
     def load(self, sid: str) -> Record | None:
         with self._lock:

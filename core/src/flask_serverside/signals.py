@@ -1,7 +1,7 @@
 """Signals for watching the session store, Flask's way (blinker).
 
 Every signal is sent with the application as sender, and never carries a session id, a user id
-or session data. Count them to feed a metrics system::
+or session data. Count them to feed a metrics system (the user guide shows the same)::
 
     from collections import Counter
     from flask_serverside import signals
@@ -16,6 +16,18 @@ or session data. Count them to feed a metrics system::
     def count_conflict(app, attempts, saved, **extra):
         counts["write_conflicted"] += 1
         counts["write_retries"] += attempts - 1
+
+    @signals.record_corrupt.connect_via(app)
+    def count_corrupt(app, error, **extra):
+        counts["record_corrupt"] += 1
+
+    @signals.breaker_opened.connect_via(app)
+    def count_opened(app, window, **extra):
+        counts["breaker_opened"] += 1
+
+    @signals.breaker_closed.connect_via(app)
+    def count_closed(app, **extra):
+        counts["breaker_closed"] += 1
 
 =========================  ====================================================================
 signal                     sent when, with

@@ -72,10 +72,7 @@ class SessionState:
         #: Fails store calls fast after an outage (``SESSION_BREAKER_WINDOW``).
         self.breaker = CircuitBreaker(config.breaker_window, on_change=self._breaker_changed)
         #: The store, behind the fault boundary and the breaker.
-        self.store: SessionStore = t.cast(
-            "SessionStore",
-            GuardedStore(store, store_name, breaker=self.breaker, on_failure=self._failed),
-        )
+        self.store: SessionStore = self.guard(store)
         #: Encodes and decodes records.
         self.serializer = serializer
         #: Generates and validates ids.
@@ -144,6 +141,17 @@ class SessionState:
         if forward_target(plain) is not None:
             raise CorruptRecord("the record forwards to a regenerated session")
         return self.serializer.loads(plain)
+
+    def guard(self, store: SessionStore) -> SessionStore:
+        """Return ``store`` behind this application's fault boundary and circuit breaker
+        (:class:`~flask_serverside.guard.GuardedStore`), as :attr:`store` is.
+
+        .. versionadded:: 0.2
+        """
+        return t.cast(
+            "SessionStore",
+            GuardedStore(store, self.store_name, breaker=self.breaker, on_failure=self._failed),
+        )
 
     def signer(self) -> SidSigner | None:
         """The signer for the application's current ``SECRET_KEY`` and

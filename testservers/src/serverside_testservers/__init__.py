@@ -10,9 +10,9 @@ from __future__ import annotations
 from ._process import ServerProcess
 from ._process import ServerStartError
 from ._process import free_port
+from ._process import port_is_free
 from .dynamodb import DynamoDBServer
 from .dynamodb import dynamodb_request
-from ._process import port_is_free
 from .mariadb import MariaDBServer
 from .memcached import MemcachedServer
 from .memcached import memcached_command

@@ -237,6 +237,44 @@ def wait_until(
         time.sleep(interval)
 
 
+def descendants(pid: int) -> list[int]:
+    """Return the IDs of every process descended from *pid* (children first found, then
+    theirs), read from ``/proc``; ``[]`` where there is no ``/proc``.
+
+    PostgreSQL puts each backend in a session of its own, so its process group does not
+    hold its whole server: this does.
+    """
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    found: list[int] = []
+    pending = list(children.get(pid, ()))
+    while pending:
+        child = pending.pop(0)
+        found.append(child)
+        pending.extend(children.get(child, ()))
+    return found
+
+
+def _signal_all(pids: c.Iterable[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
 class ServerProcess:
     """One server process on a fixed loopback port with its own directory.
 
@@ -266,6 +304,7 @@ class ServerProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._last_pid: int | None = None
         self._prepared = False
+        self._frozen: list[int] = []
 
     def __repr__(self) -> str:
         state = "running" if self.is_running() else "stopped"
@@ -351,11 +390,42 @@ class ServerProcess:
             self.kill()
             raise
 
+    @property
+    def frozen(self) -> bool:
+        """Whether :meth:`freeze` stopped the server and :meth:`thaw` has not resumed it."""
+        return bool(self._frozen)
+
+    def freeze(self) -> None:
+        """Stop the server and every process it started with SIGSTOP: a hung server.
+
+        Its sockets stay open and its kernel still accepts connections and acknowledges
+        data, but nothing answers, as with a frozen host. :meth:`thaw` resumes it; stopping
+        or killing a frozen server thaws it first.
+
+        :raises RuntimeError: when it is not running, or already frozen.
+        """
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            raise RuntimeError(f"{self!r} is not running")
+        if self._frozen:
+            raise RuntimeError(f"{self!r} is frozen already")
+        self._frozen = [proc.pid]
+        _signal_all([proc.pid], signal.SIGSTOP)  # first, so that it starts no more children
+        children = descendants(proc.pid)
+        self._frozen.extend(children)
+        _signal_all(children, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """Resume a server :meth:`freeze` stopped (SIGCONT); does nothing otherwise."""
+        frozen, self._frozen = self._frozen, []
+        _signal_all(reversed(frozen), signal.SIGCONT)
+
     def request_stop(self) -> None:
         """Send :attr:`stop_signal` to the server's PID without waiting.
 
         Lets several servers shut down at once; :meth:`stop` then waits for each.
         """
+        self.thaw()
         proc = self._proc
         if proc is not None and proc.poll() is None:
             try:
@@ -380,16 +450,20 @@ class ServerProcess:
         self._reap()
 
     def kill(self) -> None:
-        """Kill the server and its process group with SIGKILL (a crash); wait for it to go."""
+        """Kill the server, its process group and every process it started with SIGKILL (a
+        crash); wait for it to go."""
         proc = self._proc
         if proc is None:
             return
+        self._frozen = []  # SIGKILL ends stopped processes too
         if proc.poll() is None:  # while it lives, its process group is surely ours
+            children = descendants(proc.pid)
             try:
                 # The whole group (start_new_session): worker processes go with it.
                 os.killpg(proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+            _signal_all(children, signal.SIGKILL)  # those in sessions of their own
         self._reap()
 
     def close(self) -> None:

@@ -168,7 +168,7 @@ class MongoecoServer(MongoDBServer):
 class ExternalMongoDB:
     """An existing MongoDB server named by ``SERVERSIDE_MONGODB_URL``.
 
-    The tests do not own it: :meth:`stop`, :meth:`kill`, :meth:`start` and
+    The tests do not own it: :meth:`stop`, :meth:`kill`, :meth:`freeze`, :meth:`start` and
     :attr:`pid` skip the calling test.
     """
 
@@ -214,6 +214,13 @@ class ExternalMongoDB:
     def kill(self) -> None:
         """Not available: skips the test."""
         self._unavailable("killing the server")
+
+    def freeze(self) -> None:
+        """Not available: skips the test."""
+        self._unavailable("freezing the server")
+
+    def thaw(self) -> None:
+        """Nothing to do: the server is not ours."""
 
     def request_stop(self) -> None:
         """Nothing to do: the server is not ours."""

@@ -78,6 +78,7 @@ from ._posix import OPEN_FLAGS
 from ._posix import listdir
 from ._posix import subdirectories
 from ._posix import unlink
+from ._safety import Owners
 
 if t.TYPE_CHECKING:
     import collections.abc as c
@@ -93,6 +94,10 @@ _SID = re.compile(r"[A-Za-z0-9_-]{1,512}")
 _NAME = re.compile(r"[0-9a-f]{64}")
 _TOP = re.compile(r"[0-9a-f]{2}")
 _LEAF = re.compile(r"[0-9a-f]")
+#: The most records kept by default (``SESSION_FILE_THRESHOLD``): about 400 MB of files.
+DEFAULT_THRESHOLD = 100_000
+#: Seconds between two warnings about expiry refreshes that failed.
+REFRESH_WARNING_INTERVAL = 60.0
 #: Every failed system call is a failure of the store, never an outage: there is no server.
 _errors = ClientErrors("The session file store", unavailable=(), failed=(OSError,))
 
@@ -145,7 +150,7 @@ class FileSystemStore:
         directory: str | os.PathLike[str],
         *,
         key_prefix: str = "session:",
-        threshold: int = 500,
+        threshold: int = DEFAULT_THRESHOLD,
         mode: int = 0o600,
         fsync: bool = False,
         clock: c.Callable[[], float] = time.time,
@@ -169,10 +174,14 @@ class FileSystemStore:
         self._exchange = _posix.exchange
         self._check_every = max(1, threshold // 10)
         self._writes = itertools.count(1)
+        self._owners = Owners(self.dir_mode)
+        self._last_refresh_warning = -REFRESH_WARNING_INTERVAL
         try:
+            self._owners.check_directory(self.directory, follow=True)
             os.makedirs(os.path.dirname(self.directory), exist_ok=True)
             self._makedirs(self._sessions)
             self._makedirs(self._users)
+            self._check_tree()
         except OSError as exc:
             raise ConfigurationError(
                 f"The session directory {self.directory!r} cannot be created ({exc}): set"
@@ -198,18 +207,39 @@ class FileSystemStore:
             or not isinstance(mode, int)
             or not 0 <= mode <= 0o777
             or mode & 0o600 != 0o600
+            or mode & 0o002
         ):
             raise ConfigurationError(
                 "SESSION_FILE_MODE must be permission bits that let the owner read and write,"
-                f" such as 0o600 (the default: owner only) or 0o640, not {mode!r}."
+                " and other users not write, such as 0o600 (the default: owner only), 0o640 or"
+                f" 0o660 (a group shares them), not {mode!r}."
             )
         return cls(
             _directory(settings),
             key_prefix=settings.key_prefix,
-            threshold=settings.integer("SESSION_FILE_THRESHOLD", 500, minimum=0),
+            threshold=settings.integer("SESSION_FILE_THRESHOLD", DEFAULT_THRESHOLD, minimum=0),
             mode=mode,
             fsync=settings.flag("SESSION_FILE_FSYNC", False),
         )
+
+    def _check_tree(self) -> None:
+        """Refuse the session directory when another user owns, or may write, it or one of
+        the store's directories in it (see :mod:`._safety`): a fixed number of ``stat``
+        calls, at most 4,611, whatever the number of sessions.
+
+        :raises ConfigurationError: saying how to fix it.
+        """
+        check = self._owners.check_directory
+        check(self.directory, follow=True)
+        namespace = os.path.dirname(self._sessions)
+        for path in (namespace, self._sessions, self._users):
+            check(path, follow=False)
+        for top in _posix.subdirectories(self._sessions, _TOP):
+            check(top, follow=False)
+            for leaf in _posix.subdirectories(top, _LEAF):
+                check(leaf, follow=False)
+        for top in _posix.subdirectories(self._users, _TOP):
+            check(top, follow=False)
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -298,6 +328,14 @@ class FileSystemStore:
         if st.st_mtime <= now:
             os.close(fd)
             return None
+        if not self._owners.trusts(st):
+            os.close(fd)
+            log.warning(
+                "ignoring the session file %s: it belongs to uid %d, not to this process's user",
+                path,
+                st.st_uid,
+            )
+            return None
         return fd, st
 
     def _read(self, sid: str, ttl: int | None) -> Record | None:
@@ -314,10 +352,26 @@ class FileSystemStore:
                 log.warning("ignoring the unreadable session file %s", path)
                 return None
             if ttl is not None:
-                _posix.set_expiry(fd, now, ttl)
+                self._refresh(fd, now, ttl)
         finally:
             os.close(fd)
         return Record(buffer[meta.end :], meta.token)
+
+    def _refresh(self, fd: int, now: float, ttl: int) -> None:
+        """Refresh the expiry of the record open at ``fd``. A failure (a read-only disk, an
+        immutable file) is logged, at most once per :data:`REFRESH_WARNING_INTERVAL`, and the
+        record is served as it is: it expires when it was going to."""
+        try:
+            _posix.set_expiry(fd, now, ttl)
+        except OSError as exc:
+            clock = time.monotonic()
+            if clock - self._last_refresh_warning >= REFRESH_WARNING_INTERVAL:
+                self._last_refresh_warning = clock
+                log.warning(
+                    "could not refresh the expiry of a session (a read-only disk?); serving it"
+                    " without: %s",
+                    exc,
+                )
 
     def _meta(self, path: str, now: float) -> _record.Meta | None:
         """Return the header of the live, well-formed record at ``path``, or ``None``."""
@@ -521,21 +575,41 @@ class FileSystemStore:
         return removed
 
     def _enforce_threshold(self) -> None:
-        records = [(st.st_mtime, bucket, path, st) for bucket, path, st in self._records()]
-        excess = len(records) - self.threshold
+        """Delete the expired records; then, while more than :attr:`threshold` live records
+        remain, evict the sessions of no user (anonymous visitors) closest to expiry first,
+        and those of signed-in users only when there are not enough of those."""
+        now = self._clock()
+        live = []
+        for bucket, path, st in self._records():
+            if st.st_mtime <= now:
+                self._unlink_unchanged(bucket, path, st)
+            else:
+                live.append((st.st_mtime, bucket, path, st))
+        excess = len(live) - self.threshold
         if excess <= 0:
             return
-        now = self._clock()
-        records.sort(key=lambda record: record[0])  # expired first, then closest to expiry
-        expired = sum(1 for record in records if record[0] <= now)
-        evicted = 0
-        for expires, bucket, path, st in records[: max(excess, expired)]:
-            if self._unlink_unchanged(bucket, path, st) and expires > now:
+        live.sort(key=lambda record: record[0])  # closest to expiry first
+        anonymous: list[tuple[float, str, str, os.stat_result]] = []
+        signed_in: list[tuple[float, str, str, os.stat_result]] = []
+        for record in live:
+            if len(anonymous) >= excess:
+                break
+            meta = self._meta(record[2], now)
+            if meta is not None and meta.user_id is not None:
+                signed_in.append(record)
+            else:
+                anonymous.append(record)
+        evicted = users = 0
+        for position, (_, bucket, path, st) in enumerate((anonymous + signed_in)[:excess]):
+            if self._unlink_unchanged(bucket, path, st):
                 evicted += 1
+                users += position >= len(anonymous)
         if evicted:
             log.warning(
-                "evicted %d live sessions to stay under SESSION_FILE_THRESHOLD = %d",
+                "evicted %d live sessions (%d of signed-in users) to stay under"
+                " SESSION_FILE_THRESHOLD = %d",
                 evicted,
+                users,
                 self.threshold,
             )
 

@@ -57,6 +57,7 @@ from pymongo.errors import AutoReconnect
 from pymongo.errors import ConnectionFailure
 from pymongo.errors import DuplicateKeyError
 from pymongo.errors import NetworkTimeout
+from pymongo.errors import OperationFailure
 from pymongo.errors import PyMongoError
 from pymongo.errors import ServerSelectionTimeoutError
 from pymongo.server_type import SERVER_TYPE
@@ -110,8 +111,30 @@ INDEXES: tuple[pymongo.IndexModel, ...] = (
 )
 
 _PROJECTION = {"_id": False, "val": True, "version": True}
+_DUP_KEY = re.compile(r"dup key: \{.*?\}( \}?)?", re.DOTALL)
+
+
+def _describe(exc: BaseException) -> str:
+    """pymongo's message without the values it quotes: a duplicate key's value (a session
+    id) and the server's whole reply (``full error: {...}``)."""
+    text = _DUP_KEY.sub("dup key: { … }", str(exc).split(", full error:", 1)[0])
+    if len(text) > 300:
+        text = text[:300] + "…"
+    return f"{type(exc).__name__}: {text}"
+
+
+def _quotes_values(exc: PyMongoError) -> bool:
+    """Whether the text of ``exc`` (and so a traceback through it) quotes stored values."""
+    if not isinstance(exc, OperationFailure):
+        return False
+    return exc.code == 11000 or "keyValue" in (exc.details or {})
+
+
 _errors = ClientErrors(
-    "MongoDB", unavailable=(ConnectionFailure,), failed=(PyMongoError, BSONError)
+    "MongoDB",
+    unavailable=(ConnectionFailure,),
+    failed=(PyMongoError, BSONError),
+    describe=_describe,
 )
 
 
@@ -125,7 +148,10 @@ def _translated(doing: str) -> c.Iterator[None]:
             yield
         except PyMongoError as exc:
             if exc.timeout and not isinstance(exc, ConnectionFailure):
-                raise StoreUnavailable(f"MongoDB timed out, could not {doing}: {exc}") from exc
+                detail = _describe(exc)
+                raise StoreUnavailable(f"MongoDB timed out, could not {doing}: {detail}") from exc
+            if _quotes_values(exc):  # not chained: tracebacks get into logs
+                raise t.cast(StoreError, _errors.translate(exc, doing)) from None
             raise
 
 

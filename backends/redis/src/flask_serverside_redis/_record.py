@@ -57,7 +57,7 @@ def pack(data: bytes, user: bytes, deadline: int) -> bytes:
     try:
         head = HEADER.pack(MAGIC, os.urandom(8), deadline, len(user))
     except struct.error:
-        raise StoreError(f"the user id {user[:40]!r}... is too long to index") from None
+        raise StoreError(f"a user id of {len(user)} bytes is too long to index") from None
     return head + user + data
 
 

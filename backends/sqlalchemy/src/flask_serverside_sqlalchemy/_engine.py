@@ -1,10 +1,12 @@
-"""The engine the store uses when it is given a URL or a Flask-SQLAlchemy ``db``, and whether
-an engine runs each statement in autocommit mode."""
+"""The engine the store uses when it is given a URL or a Flask-SQLAlchemy ``db``, the time
+limits of the engines it builds, and whether an engine runs each statement in autocommit mode."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import inspect
+import math
 import typing as t
 
 import sqlalchemy as sa
@@ -28,10 +30,67 @@ _SKIP_AUTOCOMMIT_ROLLBACK = (
 )
 
 
+#: Seconds a statement may take (``SESSION_SQLALCHEMY_TIMEOUT``).
+DEFAULT_TIMEOUT = 2.0
+#: Seconds to open a connection (``SESSION_SQLALCHEMY_CONNECT_TIMEOUT``); libpq's minimum is 2.
+DEFAULT_CONNECT_TIMEOUT = 2.0
+#: Seconds to wait for a free pooled connection (``SESSION_SQLALCHEMY_POOL_TIMEOUT``).
+DEFAULT_POOL_TIMEOUT = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Timeouts:
+    """The time limits of an engine the store builds from a URL, in seconds."""
+
+    #: Each statement: PostgreSQL's ``statement_timeout``, the MySQL drivers' read and write
+    #: timeouts, SQLite's busy timeout.
+    statement: float = DEFAULT_TIMEOUT
+    #: Opening a connection: the drivers' ``connect_timeout``.
+    connect: float = DEFAULT_CONNECT_TIMEOUT
+    #: Waiting for a connection from a full pool: ``pool_timeout``.
+    pool: float = DEFAULT_POOL_TIMEOUT
+
+
+def connect_args(url: sa.URL, timeouts: Timeouts) -> dict[str, t.Any]:
+    """The driver arguments that bound connecting and each statement, for ``url``'s driver.
+
+    A limit the URL's query already sets is left to it (``?connect_timeout=5``); PostgreSQL's
+    ``statement_timeout`` is added to the URL's ``options`` unless they set one.
+    """
+    driver = url.get_driver_name()
+    query = url.query
+    args: dict[str, t.Any] = {}
+    if url.get_backend_name() == "postgresql" and driver in ("psycopg", "psycopg2"):
+        # libpq takes whole seconds, and at least 2.
+        args["connect_timeout"] = max(2, math.ceil(timeouts.connect))
+        options = query.get("options", "")
+        if isinstance(options, tuple):
+            options = " ".join(options)
+        if "statement_timeout" not in options:
+            limit = f"-c statement_timeout={math.ceil(timeouts.statement * 1000)}"
+            args["options"] = f"{options} {limit}".strip()
+    elif driver == "pymysql":
+        args.update(
+            connect_timeout=timeouts.connect,
+            read_timeout=timeouts.statement,
+            write_timeout=timeouts.statement,
+        )
+    elif driver == "mysqldb":  # whole seconds
+        args.update(
+            connect_timeout=math.ceil(timeouts.connect),
+            read_timeout=math.ceil(timeouts.statement),
+            write_timeout=math.ceil(timeouts.statement),
+        )
+    elif url.get_backend_name() == "sqlite":
+        args["timeout"] = timeouts.statement
+    return {n: value for n, value in args.items() if n == "options" or n not in query}
+
+
 def engine_for(
-    target: object, bind_key: str | None, settings: StoreSettings
+    target: object, bind_key: str | None, settings: StoreSettings, timeouts: Timeouts
 ) -> tuple[sa.Engine, bool]:
-    """Return the engine ``target`` names, and whether the store made it."""
+    """Return the engine ``target`` names, and whether the store made it (with
+    ``timeouts``)."""
     if target is None:
         raise ConfigurationError(
             "The sqlalchemy session store needs a database: set SESSION_SQLALCHEMY to your"
@@ -48,7 +107,7 @@ def engine_for(
     if isinstance(target, sa.Engine):
         return target, False
     if isinstance(target, (str, sa.URL)):
-        return engine_from_url(target), True
+        return engine_from_url(target, timeouts), True
     if is_db:
         if settings.app is None:
             raise ConfigurationError(
@@ -76,7 +135,12 @@ def engine_for(
     )
 
 
-def engine_from_url(value: str | sa.URL) -> sa.Engine:
+def engine_from_url(value: str | sa.URL, timeouts: Timeouts | None = None) -> sa.Engine:
+    """Build an engine for a URL: a driver where the URL names none, autocommit where each
+    operation is one statement, ``timeouts`` (the defaults when ``None``), and
+    ``hide_parameters`` so that no error or log line of SQLAlchemy's shows session ids or
+    data."""
+    timeouts = Timeouts() if timeouts is None else timeouts
     try:
         url = sa.make_url(value)
     except sa.exc.ArgumentError as exc:
@@ -94,12 +158,13 @@ def engine_from_url(value: str | sa.URL) -> sa.Engine:
         )
     # Every operation is one statement: in autocommit mode it needs no COMMIT, and (on MySQL,
     # with SQLAlchemy 2.0.43+) no ROLLBACK when the connection goes back to the pool.
-    options: dict[str, t.Any] = {}
+    options: dict[str, t.Any] = {"hide_parameters": True, "pool_timeout": timeouts.pool}
     if url.get_backend_name() in ("postgresql", "mysql", "mariadb"):
         options["isolation_level"] = "AUTOCOMMIT"
     if url.get_backend_name() in ("mysql", "mariadb") and _SKIP_AUTOCOMMIT_ROLLBACK:
         options["skip_autocommit_rollback"] = True
     try:
+        options["connect_args"] = connect_args(url, timeouts)  # needs the dialect's driver
         return sa.create_engine(url, **options)
     except (ImportError, sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
         raise ConfigurationError(

@@ -31,14 +31,24 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 
 from flask_serverside import Capability
-from flask_serverside import ClientErrors
 from flask_serverside import ClientHandle
 from flask_serverside import ConfigurationError
 from flask_serverside import Record
 from flask_serverside import StoreError
+from flask_serverside import StoreUnavailable
 
+from ._deadline import watchdog
+from ._engine import DEFAULT_CONNECT_TIMEOUT
+from ._engine import DEFAULT_POOL_TIMEOUT
+from ._engine import DEFAULT_TIMEOUT
+from ._engine import Timeouts
 from ._engine import autocommits
 from ._engine import engine_for
+from ._errors import RETRYABLE
+from ._errors import code
+from ._errors import duplicate
+from ._errors import errors
+from ._errors import scrub
 from ._table import define_table
 from ._table import upgrade_message
 
@@ -51,34 +61,13 @@ T = t.TypeVar("T")
 
 #: Seconds a read-only request may leave a record's expiry behind (capped at a tenth of the TTL).
 DEFAULT_REFRESH_INTERVAL = 600
+#: Seconds the store waits past ``timeout`` before it cuts a statement's connection, so that a
+#: server-side limit of the same length (``statement_timeout``) ends it first when it can.
+DEADLINE_GRACE = 0.1
 #: Rows deleted per transaction by :meth:`SQLAlchemyStore.purge_expired`.
 DEFAULT_PURGE_BATCH = 1000
 #: The columns a save writes.
 _WRITTEN = ("data", "expiry", "version", "user_id")
-#: Error codes after which the transaction was rolled back and may be tried again: MySQL's
-#: lock wait timeout and deadlock, PostgreSQL's serialization failure and deadlock, SQLite's
-#: busy and locked (a lock upgrade SQLite refuses at once rather than wait for).
-_RETRYABLE = {1205, 1213, "40001", "40P01", "sqlite:5", "sqlite:6"}
-
-
-def _describe(exc: BaseException) -> str:
-    """The error's message without the statement and its parameters, which hold session ids
-    and data."""
-    text = str(exc.args[0] if isinstance(exc, sa.exc.StatementError) and exc.args else exc)
-    return f"{type(exc).__name__}: {text[:300]}"
-
-
-_errors = ClientErrors(
-    "The session database",
-    unavailable=(
-        sa.exc.OperationalError,
-        sa.exc.InterfaceError,
-        sa.exc.DisconnectionError,
-        sa.exc.TimeoutError,
-    ),
-    failed=(sa.exc.SQLAlchemyError,),
-    describe=_describe,
-)
 
 
 def _utcnow() -> datetime.datetime:
@@ -98,8 +87,16 @@ class SQLAlchemyStore:
         on every request.
     :param purge_batch: rows deleted per transaction when purging.
     :param dispose_engine: dispose of the engine in :meth:`close` (when the store made it).
+    :param timeout: seconds a statement may take before the store gives up on it and raises
+        :class:`~flask_serverside.StoreUnavailable`, whatever the engine: the store cuts the
+        connection of a statement still running this long (plus a tenth of a second, so that
+        a server-side limit of the same length ends it first when the server still answers).
+        A failure that took half of it is not tried again. ``None``: no limit.
     :raises StoreError: when ``create_table`` is on and the database cannot be reached.
     :raises ConfigurationError: when the existing table lacks columns.
+
+    .. versionchanged:: 0.2
+        ``timeout``; errors carry no statement parameters.
     """
 
     capabilities: t.ClassVar[Capability] = (
@@ -120,6 +117,9 @@ class SQLAlchemyStore:
         "SESSION_SQLALCHEMY_CREATE_TABLE",
         "SESSION_SQLALCHEMY_REFRESH_INTERVAL",
         "SESSION_SQLALCHEMY_PURGE_BATCH",
+        "SESSION_SQLALCHEMY_TIMEOUT",
+        "SESSION_SQLALCHEMY_CONNECT_TIMEOUT",
+        "SESSION_SQLALCHEMY_POOL_TIMEOUT",
     )
 
     def __init__(
@@ -134,9 +134,13 @@ class SQLAlchemyStore:
         refresh_interval: int = DEFAULT_REFRESH_INTERVAL,
         purge_batch: int = DEFAULT_PURGE_BATCH,
         dispose_engine: bool = False,
+        timeout: float | None = DEFAULT_TIMEOUT,
     ) -> None:
         #: The engine given.
         self.engine = engine
+        #: Seconds a statement may take; ``None`` for no limit.
+        self.timeout = timeout
+        self._deadline = None if timeout is None else timeout + DEADLINE_GRACE
         self.key_prefix = key_prefix
         #: The sessions table, in a :class:`~sqlalchemy.schema.MetaData` of its own.
         self.table = define_table(sa.MetaData(), table, schema=schema, sequence=sequence)
@@ -186,9 +190,12 @@ class SQLAlchemyStore:
     def from_settings(cls, settings: StoreSettings) -> SQLAlchemyStore:
         """Build the store from ``SESSION_SQLALCHEMY`` (an engine, a URL or a Flask-SQLAlchemy
         ``db``) or from ``SESSION_TYPE`` when it is a database URL, and the
-        ``SESSION_SQLALCHEMY_*`` keys (see the README).
+        ``SESSION_SQLALCHEMY_*`` keys (see the README). An engine built from a URL gets the
+        ``SESSION_SQLALCHEMY_CONNECT_TIMEOUT``, ``SESSION_SQLALCHEMY_TIMEOUT`` and
+        ``SESSION_SQLALCHEMY_POOL_TIMEOUT`` limits and ``hide_parameters``.
 
-        :raises ConfigurationError: when no database is named or a key is wrong.
+        :raises ConfigurationError: when no database is named or a key is wrong, or when the
+            connect or pool timeout is set for an engine the application built.
         """
         config = settings.config
         target = config.get("SESSION_SQLALCHEMY")
@@ -209,8 +216,24 @@ class SQLAlchemyStore:
                 "SESSION_SQLALCHEMY_REFRESH_INTERVAL", DEFAULT_REFRESH_INTERVAL, minimum=0
             ),
             "purge_batch": settings.integer("SESSION_SQLALCHEMY_PURGE_BATCH", DEFAULT_PURGE_BATCH),
+            "timeout": settings.seconds("SESSION_SQLALCHEMY_TIMEOUT", DEFAULT_TIMEOUT),
         }
-        engine, owned = engine_for(target, config.get("SESSION_SQLALCHEMY_BIND_KEY"), settings)
+        timeouts = Timeouts(
+            statement=options["timeout"],
+            connect=settings.seconds("SESSION_SQLALCHEMY_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
+            pool=settings.seconds("SESSION_SQLALCHEMY_POOL_TIMEOUT", DEFAULT_POOL_TIMEOUT),
+        )
+        bind_key = config.get("SESSION_SQLALCHEMY_BIND_KEY")
+        engine, owned = engine_for(target, bind_key, settings, timeouts)
+        if not owned:
+            for key in ("SESSION_SQLALCHEMY_CONNECT_TIMEOUT", "SESSION_SQLALCHEMY_POOL_TIMEOUT"):
+                if config.get(key) is not None:
+                    raise ConfigurationError(
+                        f"{key} applies to an engine the store builds from a URL; the engine"
+                        " of SESSION_SQLALCHEMY is yours: give it connect_args and pool_timeout"
+                        " (SQLALCHEMY_ENGINE_OPTIONS with Flask-SQLAlchemy), see the store's"
+                        f" README, and remove {key}."
+                    )
         try:
             return cls(engine, dispose_engine=owned, **options)
         except BaseException:
@@ -222,21 +245,51 @@ class SQLAlchemyStore:
 
     def _run(self, work: c.Callable[[sa.Connection], T], *, write: bool = True) -> T:
         """Run ``work`` on a connection of its own: in a transaction committed at the end when
-        ``write``, else with no commit. A dropped connection, a deadlock or a lock timeout is
-        tried once more. A duplicate key is a :class:`StoreError` caused by an
-        :class:`~sqlalchemy.exc.IntegrityError` (see :func:`_duplicate`)."""
-        with _errors("run a statement"):
+        ``write``, else with no commit, within :attr:`timeout`. A dropped connection, a
+        deadlock or a lock timeout is tried once more, unless it took half the timeout
+        already. A duplicate key is a :class:`StoreError` caused by an
+        :class:`~sqlalchemy.exc.IntegrityError` (see :func:`duplicate`). Errors carry no
+        statement parameters (see :func:`scrub`).
+
+        :raises StoreUnavailable: when the database is down or did not answer in time.
+        """
+        began = time.monotonic()
+        with errors("run a statement"):
             for attempt in (1, 2):
                 try:
-                    if write and not self._autocommit:
-                        with self._engine.begin() as conn:
-                            return work(conn)
                     with self._engine.connect() as conn:
-                        return work(conn)
-                except sa.exc.DBAPIError as exc:
-                    if attempt == 2 or not (exc.connection_invalidated or _code(exc) in _RETRYABLE):
+                        return self._watched(conn, work, write and not self._autocommit)
+                except sa.exc.StatementError as exc:
+                    scrub(exc)
+                    if not isinstance(exc, sa.exc.DBAPIError):
+                        raise
+                    retry = exc.connection_invalidated or code(exc) in RETRYABLE
+                    if attempt == 2 or not retry or self._late(began):
                         raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _watched(
+        self, conn: sa.Connection, work: c.Callable[[sa.Connection], T], transaction: bool
+    ) -> T:
+        """Run ``work`` on ``conn`` (in a transaction committed at the end when
+        ``transaction``), its connection cut when it overruns :attr:`timeout`."""
+        if self._deadline is None:
+            return _in_transaction(conn, work) if transaction else work(conn)
+        with watchdog.watch(conn, self._deadline) as watch:
+            try:
+                return _in_transaction(conn, work) if transaction else work(conn)
+            except sa.exc.StatementError as exc:
+                if watch is None or not watch.fired:
+                    raise
+                scrub(exc)
+                raise StoreUnavailable(
+                    f"The session database did not answer within {self.timeout:g} s"
+                    " (SESSION_SQLALCHEMY_TIMEOUT)"
+                ) from exc
+
+    def _late(self, began: float) -> bool:
+        """Whether half the timeout has passed since ``began``: no time for another try."""
+        return self.timeout is not None and time.monotonic() - began >= self.timeout / 2
 
     def _execute(self, statement: sa.Executable, params: dict[str, t.Any] | None = None) -> int:
         """Run one writing statement in a transaction of its own; return its row count."""
@@ -265,7 +318,7 @@ class SQLAlchemyStore:
 
     def _create_table(self) -> None:
         name, schema = self.table.name, self.table.schema
-        with _errors("create the session table"):
+        with errors("create the session table"):
             try:
                 self.table.create(self.engine, checkfirst=True)
             except sa.exc.DBAPIError:  # another process created it first
@@ -314,7 +367,7 @@ class SQLAlchemyStore:
             try:
                 self._run(upsert_portably)
             except StoreError as exc:
-                if not _duplicate(exc):
+                if not duplicate(exc):
                     raise
                 self._execute(update)
 
@@ -367,7 +420,7 @@ class SQLAlchemyStore:
                     self._execute(self._insert, values)
                     return True
                 except StoreError as exc:
-                    if not _duplicate(exc):
+                    if not duplicate(exc):
                         raise
                     if attempt == 2:
                         return False
@@ -449,19 +502,6 @@ class SQLAlchemyStore:
         self._owned.close()
 
 
-def _code(exc: sa.exc.DBAPIError) -> object:
-    """The server's error code: MySQL's number, PostgreSQL's SQLSTATE, or SQLite's."""
-    orig = exc.orig
-    sqlite_code = getattr(orig, "sqlite_errorcode", None)
-    if sqlite_code is not None:
-        return f"sqlite:{sqlite_code & 0xFF}"
-    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    if sqlstate:
-        return sqlstate
-    args = getattr(orig, "args", ())
-    return args[0] if args else None
-
-
-def _duplicate(exc: StoreError) -> bool:
-    """Whether ``exc`` is a duplicate key (or another integrity violation)."""
-    return isinstance(exc.__cause__, sa.exc.IntegrityError)
+def _in_transaction(conn: sa.Connection, work: c.Callable[[sa.Connection], T]) -> T:
+    with conn.begin():
+        return work(conn)

@@ -26,18 +26,32 @@ an injectable clock).
 :class:`SessionFlowContract` (:mod:`.flow_contract`) runs Flask applications on the store end to
 end, with the views of :mod:`.views`: the write policy, cookies, regeneration, hostile cookies,
 corrupt records and concurrent requests. :func:`spy_on_store` (:mod:`.spy`) counts the calls an
-application makes to its store.
+application makes to its store. :func:`assert_no_secrets` (:mod:`.logs`) checks captured log
+records, tracebacks included, for whole session ids, user ids and session data.
 
 .. versionchanged:: 0.2
-    A package (it was one module); :func:`new_sid` takes the application whose id length to use.
+    A package (it was one module); :func:`new_sid` takes the application whose id length to use;
+    :func:`assert_no_secrets` and :func:`find_secrets`.
 """
 
 from __future__ import annotations
 
 from .flow_contract import SessionFlowContract
+from .logs import Leak
+from .logs import assert_no_secrets
+from .logs import find_secrets
 from .spy import StoreSpy
 from .spy import spy_on_store
 from .store_contract import StoreContract
 from .store_contract import new_sid
 
-__all__ = ["SessionFlowContract", "StoreContract", "StoreSpy", "new_sid", "spy_on_store"]
+__all__ = [
+    "Leak",
+    "SessionFlowContract",
+    "StoreContract",
+    "StoreSpy",
+    "assert_no_secrets",
+    "find_secrets",
+    "new_sid",
+    "spy_on_store",
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import typing as t
 
+from ..guard import GuardedStore
 from ..state import get_state
 
 if t.TYPE_CHECKING:
@@ -47,10 +48,25 @@ class StoreSpy:
         return call
 
 
-def spy_on_store(app: Flask) -> StoreSpy:
+def spy_on_store(app: Flask, *, behind_guard: bool = False) -> StoreSpy:
     """Put a :class:`StoreSpy` between ``app``'s sessions and its store, and return it: the
-    application's :class:`~flask_serverside.SessionState` is the one place that holds it."""
+    application's :class:`~flask_serverside.SessionState` is the one place that holds it.
+
+    :param behind_guard: put the spy between the fault boundary (with its circuit breaker)
+        and the store, so that it counts only the calls that reached the store: none while
+        the breaker is open.
+
+    .. versionchanged:: 0.2
+        ``behind_guard``.
+    """
     state = get_state(app)
-    spy = StoreSpy(state.store)
-    state.store = t.cast("SessionStore", spy)
+    if not behind_guard:
+        spy = StoreSpy(state.store)
+        state.store = t.cast("SessionStore", spy)
+        return spy
+    guarded = state.store
+    if not isinstance(guarded, GuardedStore):
+        raise TypeError("the application's store is not behind its guard (another spy?)")
+    spy = StoreSpy(guarded.wrapped)
+    state.store = state.guard(t.cast("SessionStore", spy))
     return spy
