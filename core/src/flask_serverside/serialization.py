@@ -20,6 +20,7 @@ import typing as t
 import msgspec
 from flask.json.tag import TaggedJSONSerializer
 
+from .compat import flask_session_dumps
 from .exceptions import CorruptRecord
 
 if t.TYPE_CHECKING:
@@ -41,13 +42,20 @@ class SessionSerializer:
     """Encodes session dicts into record bytes and decodes them back.
 
     :param format: the format :meth:`dumps` writes, one of :data:`FORMATS`.
+    :param compat: write as Flask-Session 0.8 does, without tags (the compatibility write
+        mode, see :mod:`~flask_serverside.compat`); reading is the same either way.
+
+    .. versionchanged:: 0.2
+        The ``compat`` parameter.
     """
 
-    def __init__(self, format: str = "msgpack") -> None:
+    def __init__(self, format: str = "msgpack", *, compat: bool = False) -> None:
         if format not in FORMATS:
             raise ValueError(f"unknown serialization format {format!r}, expected one of {FORMATS}")
         #: The format records are written in.
         self.format = format
+        #: Whether :meth:`dumps` writes Flask-Session 0.8's encoding (no tags).
+        self.compat = compat
         #: Flask's tagger; register extra :class:`~flask.json.tag.JSONTag` types on it.
         self.tagger = TaggedJSONSerializer()
         self._msgpack_encoder = msgspec.msgpack.Encoder()
@@ -58,6 +66,8 @@ class SessionSerializer:
 
         :raises TypeError: when a value is of a type sessions cannot hold.
         """
+        if self.compat:
+            return flask_session_dumps(data, self.format)
         if len(data) == 1:
             # Flask's tagger protects a lone key that looks like a tag (" t", " di", ...).
             tagged = self.tagger.tag(dict(data))

@@ -36,6 +36,14 @@ would defeat regeneration against session fixation): it sees an empty session, a
 to store anything it answers 409 (:class:`~flask_serverside.SessionRenewed`) without touching
 the cookie. A destroyed session is deleted outright and stays destroyed.
 
+**Compatibility write mode** (``SESSION_COMPAT_FLASK_SESSION``). Flask-Session 0.8 workers
+may read any record, so the writer leaves nothing behind that they cannot read: the id a
+session had before a regeneration is deleted, as Flask-Session deletes it, never replaced by
+a forwarding record. Where the core encodes records as Flask-Session does
+(:attr:`.SessionSerializer.compat`), a session the view did not modify is encoded too, and a
+record that still holds this project's own encoding (written before the mode was on) is
+rewritten in Flask-Session's: a rollback then finds every session its workers can read.
+
 :meth:`SessionWriter.revoke_user` deletes every session of a user ("log out everywhere").
 """
 
@@ -53,6 +61,7 @@ from .exceptions import ConfigurationError
 from .exceptions import CorruptRecord
 from .exceptions import SessionRenewed
 from .exceptions import WriteConflict
+from .serialization import SessionSerializer
 from .store import Capability
 
 if t.TYPE_CHECKING:
@@ -188,7 +197,9 @@ class SessionWriter:
         if session.rekey is not None:  # found under an older key: move it, changed or not
             plain = self.state.serializer.dumps(session.data())
             return self._move(session, plain, ttl, self.user_id(session.data()))
-        if session.record is not None and session.key is not None and session.unchanged():
+        if self.state.serializer.compat and session.record is not None and not session.modified:
+            plain, changed = self._recode(session)
+        elif session.record is not None and session.key is not None and session.unchanged():
             changed = False
         else:
             plain = self.state.serializer.dumps(session.data())
@@ -212,6 +223,25 @@ class SessionWriter:
             return Outcome.SAVED
         with self._locks(session.key):
             return self._apply(session.key, session, plain, user_id, ttl, session.record)
+
+    def _recode(self, session: ServerSideSession) -> tuple[bytes, bool]:
+        """In the compatibility write mode, return a session the view did not modify encoded
+        as Flask-Session encodes it, and whether that differs from its record (a nested
+        change, or a record written in this project's encoding). A value Flask-Session cannot
+        hold (a ``Markup`` saved before the mode was on) leaves the record as it is when the
+        session provably still holds what was loaded.
+
+        :raises TypeError: when it cannot be encoded and changed in place.
+        """
+        data = session.data()
+        loaded = t.cast(bytes, session.plain)
+        try:
+            plain = self.state.serializer.dumps(data)
+        except (TypeError, ValueError):
+            if session.unchanged() or _own_encoding(data, self.state.serializer) == loaded:
+                return loaded, False
+            raise
+        return plain, plain != loaded
 
     def refresh(self, session: ServerSideSession, ttl: int) -> None:
         """Refresh the expiry of an unchanged session: ``touch`` where the store can, else a
@@ -333,11 +363,17 @@ class SessionWriter:
     def _retire(self, session: ServerSideSession, old: str, ttl: int) -> None:
         """Replace the record of ``old``, the key ``session`` had before it was regenerated, by
         a forwarding record to its new key; or delete it (a destroyed session, a store without
-        conditional saves). Changes another request saved under ``old`` after this request
-        loaded it are carried over to the new key first, so none is lost."""
+        conditional saves, the compatibility write mode). Changes another request saved under
+        ``old`` after this request loaded it are carried over to the new key first, so none is
+        lost."""
         state = self.state
         store = state.store
-        if not self.conditional or session.destroyed or session.record is None:
+        if (
+            not self.conditional
+            or session.destroyed
+            or session.record is None
+            or state.config.compat_flask_session  # Flask-Session cannot read a forward
+        ):
             store.delete(old)
             return
         cas = t.cast("ConditionallySavable", store)
@@ -408,6 +444,15 @@ class SessionWriter:
                 store.delete(key)
                 deleted += 1
         return deleted
+
+
+def _own_encoding(data: c.Mapping[str, t.Any], serializer: SessionSerializer) -> bytes | None:
+    """``data`` in this project's own encoding (as written outside the compatibility write
+    mode), or ``None`` when it cannot be encoded."""
+    try:
+        return SessionSerializer(serializer.format).dumps(data)
+    except (TypeError, ValueError):
+        return None
 
 
 def _short(key: str) -> str:
