@@ -195,7 +195,10 @@ class SessionWriter:
             return Outcome.NOTHING
         ttl = self.state.config.ttl
         if session.rekey is not None:  # found under an older key: move it, changed or not
-            plain = self.state.serializer.dumps(session.data())
+            if self.state.serializer.compat and not session.modified:
+                plain, _ = self._recode(session)
+            else:
+                plain = self.state.serializer.dumps(session.data())
             return self._move(session, plain, ttl, self.user_id(session.data()))
         if self.state.serializer.compat and session.record is not None and not session.modified:
             plain, changed = self._recode(session)
