@@ -213,3 +213,29 @@ def test_a_record_of_the_cores_own_encoding_is_rewritten_by_a_read(make_app):
     assert compat_client.get("/read").status_code == 200
     moved = get_state(after).store.load(sid)
     assert moved is not None and moved.data == kept.data  # moved to its id, not re-encoded
+
+
+@pytest.mark.parametrize("compat", [False, True])
+def test_a_cookie_signed_the_other_way_is_signed_again_by_a_read(make_app, compat):
+    """Without refreshing cookies on every request: one signed by Flask-Session is signed
+    again with ours, and in the compatibility write mode ours with Flask-Session's."""
+    app = _routes(
+        make_app(
+            SESSION_USE_SIGNER=True,
+            SESSION_REFRESH_EACH_REQUEST=False,
+            SESSION_COMPAT_FLASK_SESSION=compat,
+        )
+    )
+    client = app.test_client()
+    client.post("/login")
+    sid = _sid(client)
+    flask_session = Signer(app.secret_key, salt="flask-session", key_derivation="hmac")
+    ours = SidSigner([app.secret_key])
+    other = ours.sign(sid) if compat else flask_session.sign(sid).decode()
+    client.set_cookie("session", other)
+    response = client.get("/read")
+    assert response.get_json()["user"] == "alice"
+    expected = flask_session.sign(sid).decode() if compat else ours.sign(sid)
+    assert client.get_cookie("session").value == expected
+    assert "session=" in response.headers["Set-Cookie"]
+    assert "Set-Cookie" not in client.get("/read").headers  # signed as it should be now

@@ -4,7 +4,8 @@ Ids are random and long enough not to need a signature; signing is there for app
 want one anyway. The signature is an HMAC-SHA256 from :mod:`itsdangerous` over the id, keyed by
 ``SECRET_KEY`` and, for verification only, by ``SECRET_KEY_FALLBACKS``, so keys can be rotated
 without logging everyone out. Cookies signed by Flask-Session 0.8 (HMAC-SHA1, salt
-``flask-session``) are accepted too, and replaced by our own signature on the next write.
+``flask-session``) are accepted too, and signed again with the current signature by the next
+response that saves or keeps the session.
 In the compatibility write mode (``SESSION_COMPAT_FLASK_SESSION``) cookies are signed as
 Flask-Session 0.8 signs them, so that its workers accept them; both signatures are accepted in
 either mode.
