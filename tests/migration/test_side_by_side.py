@@ -75,7 +75,7 @@ def test_interleaved_in_any_order_with_signed_cookies_and_logins(
             browser.request(app, "POST", f"/login/{name}")  # a new id, the same data
         page = browser.page(chooser.choice(apps))
         assert (page["user"], page["cart"]) == (name, cart), browser.log
-    for name, (browser, _) in users.items():
+    for browser, _ in users.values():
         browser.request(chooser.choice(apps), "POST", "/logout")
         assert browser.page(apps[0])["user"] is None
         assert browser.page(apps[1])["user"] is None

@@ -12,7 +12,8 @@ Saving: a session the view never touched costs nothing (no store call, no cookie
 did; this module turns that into the cookie (set, removed with the attributes it was set with,
 or left alone) and adds ``Vary: Cookie`` when the view accessed the session or the cookie
 changed. A cookie whose signature is not the one the application signs with now (see
-:attr:`.ServerSideSession.resign_cookie`) is set again whenever the session is saved or kept. Reads the interface itself makes while saving do not count.
+:attr:`.ServerSideSession.resign_cookie`) is set again whenever the session is saved or kept.
+Reads the interface itself makes while saving do not count.
 
 Faults (``SESSION_ON_STORE_ERROR``), store faults only (:class:`~flask_serverside.StoreError`
 and :class:`~flask_serverside.WriteConflict`; see :mod:`~flask_serverside.guard`): a store
