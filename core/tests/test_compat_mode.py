@@ -239,3 +239,39 @@ def test_a_cookie_signed_the_other_way_is_signed_again_by_a_read(make_app, compa
     assert client.get_cookie("session").value == expected
     assert "session=" in response.headers["Set-Cookie"]
     assert "Set-Cookie" not in client.get("/read").headers  # signed as it should be now
+
+
+def test_flask_session_rewrite_re_encodes_every_session_for_a_rollback(make_app, flask_cli):
+    entries: dict = {}
+
+    class Shared(MemoryStore):
+        @classmethod
+        def from_settings(cls, settings):
+            return cls(key_prefix=settings.key_prefix, entries=entries)
+
+    register_store("shared", Shared)
+    try:
+        before = _routes(make_app(SESSION_TYPE="shared"))
+        after = make_app(SESSION_TYPE="shared", SESSION_COMPAT_FLASK_SESSION=True)
+    finally:
+        unregister_store("shared")
+    sids = []
+    for _ in range(3):
+        client = before.test_client()
+        client.post("/login")
+        sids.append(_sid(client))
+    marked = before.test_client()
+    marked.post("/markup")
+    sids.append(_sid(marked))
+    result = flask_cli(after, "session", "rewrite")
+    assert result.exit_code == 0, result.output
+    assert "checked 4 sessions, re-encoded 3" in result.output
+    assert "Flask-Session 0.8's layout" in result.output
+    store = get_state(after).store
+    for sid in sids[:3]:
+        assert store.load(sid).data == FLASK_SESSION_ENCODERS["msgpack"].encode(
+            {"_permanent": True, "user": "alice", "cart": ["pear", 2]}
+        )
+    assert b" m" in store.load(sids[3]).data  # its Markup: Flask-Session could not store it
+    again = flask_cli(after, "session", "rewrite")
+    assert "re-encoded 0" in again.output

@@ -8,6 +8,11 @@ from __future__ import annotations
 import random
 
 import pytest
+from click.testing import CliRunner
+from flask.cli import FlaskGroup
+
+from flask_serverside import Capability
+from flask_serverside import get_state
 
 from .conftest import Browser
 from .conftest import SideBySide
@@ -106,3 +111,31 @@ def test_without_compat_mode_signed_flask_session_cookies_are_accepted(
     assert browser.page(new)["user"] == "eve"
     browser.request(new, "POST", "/cart/x")
     assert browser.page(new) == {"user": "eve", "cart": ["x"], "flashes": []}
+
+
+def _flask(app, *args: str):
+    group = FlaskGroup(create_app=lambda: app, load_dotenv=False, set_debug_flag=False)
+    return CliRunner().invoke(group, list(args))
+
+
+def test_a_rollback_after_the_mode_was_off(side_by_side: SideBySide, browser):
+    """Sessions written without the mode (this project's layout and tags) are rewritten for
+    Flask-Session by ``flask session rewrite`` once the mode is on (or, on memcached, which
+    cannot list its keys, by the user's next request), and Flask-Session then serves them."""
+    new = side_by_side.app(flask_session_08=False)
+    browser.request(new, "POST", "/login/fay")
+    browser.request(new, "POST", "/cart/kept")
+    browser.request(new, "POST", "/flash/pending")  # a (category, message) tuple, tagged
+    compat = side_by_side.app(flask_session_08=False, compat=True)
+    if Capability.ENUMERATE in get_state(compat).store.capabilities:
+        result = _flask(compat, "session", "rewrite")
+        assert result.exit_code == 0, result.output
+        assert "Flask-Session 0.8's layout" in result.output
+    else:
+        browser.request(compat, "POST", "/cart/during")
+    old = side_by_side.app(flask_session_08=True)
+    page = browser.page(old)
+    assert page["user"] == "fay"
+    assert page["flashes"] == ["pending"]
+    browser.request(old, "POST", "/cart/after")
+    assert browser.page(old)["cart"][-1] == "after"

@@ -44,7 +44,9 @@ a forwarding record. Where the core encodes records as Flask-Session does
 record that still holds this project's own encoding (written before the mode was on) is
 rewritten in Flask-Session's: a rollback then finds every session its workers can read.
 
-:meth:`SessionWriter.revoke_user` deletes every session of a user ("log out everywhere").
+:meth:`SessionWriter.revoke_user` deletes every session of a user ("log out everywhere");
+:meth:`SessionWriter.rewrite` rewrites one stored record as records are written now (``flask
+session rewrite``, before a rollback to Flask-Session).
 """
 
 from __future__ import annotations
@@ -422,6 +424,40 @@ class SessionWriter:
             return self.state.serializer.loads(plain)
         except CorruptRecord:
             return {}
+
+    # -- rewriting stored records ---------------------------------------------------------------
+
+    def rewrite(self, sid: str) -> bool:
+        """Rewrite the record of ``sid`` as records are written now, unless it is so already:
+        in the compatibility write mode, in Flask-Session 0.8's encoding (a store that keeps
+        another layout converts the record as it loads it), so that Flask-Session can read
+        it after a rollback; otherwise in this project's. The session gets a whole
+        ``PERMANENT_SESSION_LIFETIME`` to live. A forwarding record, a corrupt record, and a
+        session holding a value the current encoding cannot (a ``Markup`` in Flask-Session's)
+        are left as they are.
+
+        .. versionadded:: 0.2
+
+        :returns: whether the record was rewritten.
+        :raises StoreError: when the store fails.
+        """
+        store = self.state.store
+        record = store.load(sid)
+        if record is None or forward_target(record.data) is not None:
+            return False
+        try:
+            data = self.state.serializer.loads(record.data)
+            payload = self.state.serializer.dumps(data)
+        except (CorruptRecord, TypeError, ValueError):
+            return False
+        if payload == record.data:
+            return False
+        ttl, user_id = self.state.config.ttl, self.user_id(data)
+        if not self.conditional:
+            store.save(sid, payload, ttl, user_id=user_id)
+            return True
+        cas = t.cast("ConditionallySavable", store)
+        return cas.save_if(sid, payload, ttl, expected=record, user_id=user_id)
 
     # -- log out everywhere -------------------------------------------------------------------
 
