@@ -396,4 +396,3 @@ def rewrite_command() -> None:
         f"checked {len(sids)} sessions, re-encoded {rewritten}: every session that can be is"
         f" now in {target} layout and encoding"
     )
-

@@ -2,7 +2,7 @@
 ``filesystem`` type writes into ``SESSION_FILE_DIR``.
 
 A session is the file ``SESSION_FILE_DIR/<hash>``, where ``<hash>`` is the hex digest of
-``SESSION_KEY_PREFIX + sid`` (SHA-256 in current cachelib, MD5 in cachelib before 0.14; see
+``SESSION_KEY_PREFIX + sid`` (SHA-256 since cachelib 0.16, MD5 before; see
 :func:`detect_hash`). Its bytes are the expiry (``struct`` ``"I"``: Unix time, native byte
 order; ``0`` for never) followed by ``pickle.dump(dict(session))``. cachelib also keeps the
 number of its files in the file of the key ``__wz_cache_count`` (a pickled ``int``, expiry
