@@ -251,8 +251,11 @@ def test_flask_session_rewrite_re_encodes_every_session_for_a_rollback(make_app,
 
     register_store("shared", Shared)
     try:
-        before = _routes(make_app(SESSION_TYPE="shared"))
-        after = make_app(SESSION_TYPE="shared", SESSION_COMPAT_FLASK_SESSION=True)
+        # Raw ids: a record under a hashed key stays there (moved to its id by a request).
+        before = _routes(make_app(SESSION_TYPE="shared", SESSION_HASH_IDS=False))
+        after = make_app(
+            SESSION_TYPE="shared", SESSION_HASH_IDS=False, SESSION_COMPAT_FLASK_SESSION=True
+        )
     finally:
         unregister_store("shared")
     sids = []
@@ -275,3 +278,20 @@ def test_flask_session_rewrite_re_encodes_every_session_for_a_rollback(make_app,
     assert b" m" in store.load(sids[3]).data  # its Markup: Flask-Session could not store it
     again = flask_cli(after, "session", "rewrite")
     assert "re-encoded 0" in again.output
+
+
+def test_encryption_is_refused_in_compat_mode(make_app):
+    key = "k" * 43  # 32 bytes in URL-safe base64
+    with pytest.raises(ConfigurationError, match="cannot read encrypted ones"):
+        make_app(SESSION_COMPAT_FLASK_SESSION=True, SESSION_ENCRYPTION_KEY=key)
+
+
+def test_compat_mode_stores_under_raw_ids_and_finds_hashed_ones(make_app):
+    app = make_app(SESSION_COMPAT_FLASK_SESSION=True)
+    keys = get_state(app).keys()
+    sid = "i" * 43
+    assert keys.key(sid) == sid
+    hashed = make_app().extensions["serverside"].store_key(sid)
+    assert hashed != sid and keys.older_keys(sid) == [hashed]
+    unhashed = make_app(SESSION_COMPAT_FLASK_SESSION=True, SESSION_HASH_IDS=False)
+    assert get_state(unhashed).keys().older_keys(sid) == []

@@ -88,12 +88,20 @@ class SideBySide:
     prepare: c.Callable[[Flask], None] = lambda app: None
     made: list[Flask] = dataclasses.field(default_factory=list)
 
-    def app(self, *, flask_session_08: bool, compat: bool = False, signer: bool = False) -> Flask:
+    def app(
+        self,
+        *,
+        flask_session_08: bool,
+        compat: bool = False,
+        signer: bool = False,
+        **config: t.Any,
+    ) -> Flask:
         """An application under the real Flask-Session 0.8 (``flask_session_08``) or under
-        flask-serverside (with ``SESSION_COMPAT_FLASK_SESSION = compat``)."""
+        flask-serverside (with ``SESSION_COMPAT_FLASK_SESSION = compat``); keyword arguments
+        are more configuration keys."""
         name = "flask_session_app" if flask_session_08 else "serverside_app"
         app = Flask(name)
-        app.config.update(COMMON, **self.config, SESSION_USE_SIGNER=signer)
+        app.config.update(COMMON, **self.config, SESSION_USE_SIGNER=signer, **config)
         if not flask_session_08:
             app.config["SESSION_COMPAT_FLASK_SESSION"] = compat
         self.prepare(app)

@@ -385,14 +385,16 @@ def rewrite_command() -> None:
     """Rewrite every live session as records are written now: with
     SESSION_COMPAT_FLASK_SESSION on, in Flask-Session 0.8's layout and encoding, so that a
     rollback to Flask-Session finds every session readable. Each rewritten session gets a whole
-    PERMANENT_SESSION_LIFETIME to live."""
+    PERMANENT_SESSION_LIFETIME to live. A record stays under its store key: one under a hashed
+    key (SESSION_HASH_IDS, while the mode was off) reaches its id, where Flask-Session looks,
+    only with its user's next request."""
     state = _state()
     _require(state, Capability.ENUMERATE, "list the sessions to rewrite")
     with _store_faults(state, "rewrite sessions"):
-        sids = list(t.cast("Enumerable", state.store).iter_sids())
-        rewritten = sum(state.writer.rewrite(sid) for sid in sids)
+        keys = list(t.cast("Enumerable", state.store).iter_sids())
+        rewritten = sum(state.writer.rewrite(key) for key in keys)
     target = "Flask-Session 0.8's" if state.config.compat_flask_session else "flask-serverside's"
     click.echo(
-        f"checked {len(sids)} sessions, re-encoded {rewritten}: every session that can be is"
+        f"checked {len(keys)} sessions, re-encoded {rewritten}: every session that can be is"
         f" now in {target} layout and encoding"
     )

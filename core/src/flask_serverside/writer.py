@@ -427,37 +427,44 @@ class SessionWriter:
 
     # -- rewriting stored records ---------------------------------------------------------------
 
-    def rewrite(self, sid: str) -> bool:
-        """Rewrite the record of ``sid`` as records are written now, unless it is so already:
-        in the compatibility write mode, in Flask-Session 0.8's encoding (a store that keeps
-        another layout converts the record as it loads it), so that Flask-Session can read
-        it after a rollback; otherwise in this project's. The session gets a whole
-        ``PERMANENT_SESSION_LIFETIME`` to live. A forwarding record, a corrupt record, and a
-        session holding a value the current encoding cannot (a ``Markup`` in Flask-Session's)
-        are left as they are.
+    def rewrite(self, key: str) -> bool:
+        """Rewrite the record stored under ``key`` (a store key, as the store lists them) as
+        records are written now, unless it is so already: in the compatibility write mode, in
+        Flask-Session 0.8's encoding (a store that keeps another layout converts the record as
+        it loads it), so that Flask-Session can read it after a rollback; otherwise in this
+        project's (sealed, with ``SESSION_ENCRYPTION_KEY``). The session gets a whole
+        ``PERMANENT_SESSION_LIFETIME`` to live. A forwarding record, a record that cannot be
+        opened or decoded, and a session holding a value the current encoding cannot (a
+        ``Markup`` in Flask-Session's) are left as they are. A record stays under its key:
+        one under a hashed key (written while the mode was off) is moved to its id only by
+        its user's next request, since a hash cannot be turned back into an id.
 
         .. versionadded:: 0.2
 
         :returns: whether the record was rewritten.
         :raises StoreError: when the store fails.
         """
-        store = self.state.store
-        record = store.load(sid)
-        if record is None or forward_target(record.data) is not None:
+        state = self.state
+        store = state.store
+        record = store.load(key)
+        if record is None:
             return False
         try:
-            data = self.state.serializer.loads(record.data)
-            payload = self.state.serializer.dumps(data)
+            plain = state.codec.open(key, record.data)
+            if forward_target(plain) is not None:
+                return False
+            data = state.serializer.loads(plain)
+            fresh = state.serializer.dumps(data)
         except (CorruptRecord, TypeError, ValueError):
             return False
-        if payload == record.data:
-            return False
-        ttl, user_id = self.state.config.ttl, self.user_id(data)
+        if fresh == plain and (record.data != plain or not state.codec.encrypting):
+            return False  # already encoded, and sealed if records are
+        sealed, ttl, user_id = state.codec.seal(key, fresh), state.config.ttl, self.user_id(data)
         if not self.conditional:
-            store.save(sid, payload, ttl, user_id=user_id)
+            store.save(key, sealed, ttl, user_id=user_id)
             return True
         cas = t.cast("ConditionallySavable", store)
-        return cas.save_if(sid, payload, ttl, expected=record, user_id=user_id)
+        return cas.save_if(key, sealed, ttl, expected=record, user_id=user_id)
 
     # -- log out everywhere -------------------------------------------------------------------
 
