@@ -41,6 +41,9 @@ import struct
 import typing as t
 import uuid
 
+if t.TYPE_CHECKING:
+    import collections.abc as c
+
 from markupsafe import Markup
 
 from .exceptions import CorruptRecord
@@ -185,6 +188,7 @@ class _Reader:
         self.stack: list[t.Any] = []
         self.marks: list[list[t.Any]] = []
         self.memo: dict[int, t.Any] = {}
+        self.result: t.Any = None
 
     def take(self, size: int) -> bytes:
         end = self.pos + size
@@ -255,132 +259,193 @@ class _Reader:
                 _add(target, item)
 
     def run(self) -> t.Any:
+        """Run the opcodes of :data:`_HANDLERS` until ``STOP``; refuse any other."""
         raw = self.raw
-        while True:
-            if self.pos >= len(raw):
-                _refuse("it has no STOP")
-            opcode = chr(raw[self.pos])
+        size = len(raw)
+        handlers = _HANDLERS
+        while self.pos < size:
+            opcode = raw[self.pos]
             self.pos += 1
-            stack = self.stack
-            if opcode == "\x80":  # PROTO
-                if self.pos != 1 or not 2 <= self.take(1)[0] <= 5:
-                    _refuse("a PROTO that is not the first opcode of protocol 2 to 5")
-            elif opcode == "\x95":  # FRAME: a buffering hint; the frame must lie within
-                self.length(8)
-            elif opcode == ".":  # STOP
-                value = self.pop()
-                if stack or self.marks or self.pos != len(raw):
-                    _refuse("something besides one value")
-                return value
-            elif opcode == "(":  # MARK
-                self.marks.append(stack)
-                self.stack = []
-            elif opcode == "\x94":  # MEMOIZE
-                self.put(len(self.memo))
-            elif opcode == "q":  # BINPUT
-                self.put(self.take(1)[0])
-            elif opcode == "r":  # LONG_BINPUT
-                self.put(self.length_free(4))
-            elif opcode == "h":  # BINGET
-                self.get(self.take(1)[0])
-            elif opcode == "j":  # LONG_BINGET
-                self.get(self.length_free(4))
-            elif opcode == "N":
-                stack.append(None)
-            elif opcode == "\x88":
-                stack.append(True)
-            elif opcode == "\x89":
-                stack.append(False)
-            elif opcode == "K":  # BININT1
-                stack.append(self.take(1)[0])
-            elif opcode == "M":  # BININT2
-                raw2 = self.take(2)
-                stack.append(raw2[0] | raw2[1] << 8)
-            elif opcode == "J":  # BININT
-                stack.append(_UNPACK_INT32(self.take(4))[0])
-            elif opcode == "\x8a":  # LONG1
-                self.push_int(self.take(self.take(1)[0]))
-            elif opcode == "\x8b":  # LONG4
-                self.push_int(self.take(self.length(4)))
-            elif opcode == "G":  # BINFLOAT
-                stack.append(_UNPACK_FLOAT(self.take(8))[0])
-            elif opcode == "\x8c":  # SHORT_BINUNICODE
-                self.push_text(self.take(1)[0])
-            elif opcode == "X":  # BINUNICODE
-                self.push_text(self.length(4))
-            elif opcode == "\x8d":  # BINUNICODE8
-                self.push_text(self.length(8))
-            elif opcode == "C":  # SHORT_BINBYTES
-                stack.append(self.take(self.take(1)[0]))
-            elif opcode == "B":  # BINBYTES
-                stack.append(self.take(self.length(4)))
-            elif opcode == "\x8e":  # BINBYTES8
-                stack.append(self.take(self.length(8)))
-            elif opcode == "}":  # EMPTY_DICT
-                stack.append({})
-            elif opcode == "]":  # EMPTY_LIST
-                stack.append([])
-            elif opcode == ")":  # EMPTY_TUPLE
-                stack.append(())
-            elif opcode == "\x8f":  # EMPTY_SET
-                stack.append(set())
-            elif opcode in "\x85\x86\x87":  # TUPLE1, TUPLE2, TUPLE3
-                size = ord(opcode) - 0x84
-                if len(stack) < size:
-                    _refuse("a tuple without its items")
-                items = tuple(stack[-size:])
-                del stack[-size:]
-                stack.append(items)
-            elif opcode == "t":  # TUPLE
-                items = tuple(self.pop_mark())
-                self.stack.append(items)
-            elif opcode == "l":  # LIST
-                items_list = self.pop_mark()
-                self.stack.append(items_list)
-            elif opcode == "\x91":  # FROZENSET
-                members: set[t.Any] = set()
-                for item in self.pop_mark():
-                    _add(members, item)
-                self.stack.append(frozenset(members))
-            elif opcode == "s":  # SETITEM
-                value = self.pop()
-                key = self.pop()
-                target = self.top()
-                if not _is(target, dict):
-                    _refuse("SETITEM on something else than a dict")
-                _set_item(target, key, value)
-            elif opcode == "a":  # APPEND
-                value = self.pop()
-                target = self.top()
-                if not _is(target, list):
-                    _refuse("APPEND on something else than a list")
-                target.append(value)
-            elif opcode in "ue\x90":  # SETITEMS, APPENDS, ADDITEMS
-                self.extend(opcode)
-            elif opcode == "\x93":  # STACK_GLOBAL
-                name = self.pop()
-                module = self.pop()
-                stack.append(_global(module, name))
-            elif opcode == "c":  # GLOBAL (protocol 2 and 3)
-                module_line = self.line()
-                stack.append(_global(module_line, self.line()))
-            elif opcode == "R":  # REDUCE
-                args = self.pop()
-                target = self.pop()
-                if not isinstance(target, _Global) or not _is(args, tuple):
-                    _refuse("REDUCE of something else than a known class")
-                stack.append(_reduce(target.name, args))
-            elif opcode == "\x81":  # NEWOBJ
-                args = self.pop()
-                target = self.pop()
-                if not isinstance(target, _Global) or not _is(args, tuple):
-                    _refuse("NEWOBJ of something else than a known class")
-                stack.append(_newobj(target.name, args))
-            elif opcode == "b":  # BUILD
-                state = self.pop()
-                _build(self.top(), state)
-            else:
-                _refuse(f"opcode {opcode!r} at byte {self.pos - 1}")
+            handler = handlers.get(opcode)
+            if handler is None:
+                _refuse(f"opcode {chr(opcode)!r} at byte {self.pos - 1}")
+            if handler(self):
+                return self.result
+        _refuse("it has no STOP")
+
+    # One method per opcode; a true return value stops the run (STOP).
+
+    def op_proto(self) -> None:
+        if self.pos != 1 or not 2 <= self.take(1)[0] <= 5:
+            _refuse("a PROTO that is not the first opcode of protocol 2 to 5")
+
+    def op_frame(self) -> None:  # a buffering hint; the frame must lie within
+        self.length(8)
+
+    def op_stop(self) -> bool:
+        self.result = self.pop()
+        if self.stack or self.marks or self.pos != len(self.raw):
+            _refuse("something besides one value")
+        return True
+
+    def op_mark(self) -> None:
+        self.marks.append(self.stack)
+        self.stack = []
+
+    def op_memoize(self) -> None:
+        self.put(len(self.memo))
+
+    def op_binput(self) -> None:
+        self.put(self.take(1)[0])
+
+    def op_long_binput(self) -> None:
+        self.put(self.length_free(4))
+
+    def op_binget(self) -> None:
+        self.get(self.take(1)[0])
+
+    def op_long_binget(self) -> None:
+        self.get(self.length_free(4))
+
+    def op_none(self) -> None:
+        self.stack.append(None)
+
+    def op_true(self) -> None:
+        self.stack.append(True)
+
+    def op_false(self) -> None:
+        self.stack.append(False)
+
+    def op_binint1(self) -> None:
+        self.stack.append(self.take(1)[0])
+
+    def op_binint2(self) -> None:
+        raw = self.take(2)
+        self.stack.append(raw[0] | raw[1] << 8)
+
+    def op_binint(self) -> None:
+        self.stack.append(_UNPACK_INT32(self.take(4))[0])
+
+    def op_long1(self) -> None:
+        self.push_int(self.take(self.take(1)[0]))
+
+    def op_long4(self) -> None:
+        self.push_int(self.take(self.length(4)))
+
+    def op_binfloat(self) -> None:
+        self.stack.append(_UNPACK_FLOAT(self.take(8))[0])
+
+    def op_short_binunicode(self) -> None:
+        self.push_text(self.take(1)[0])
+
+    def op_binunicode(self) -> None:
+        self.push_text(self.length(4))
+
+    def op_binunicode8(self) -> None:
+        self.push_text(self.length(8))
+
+    def op_short_binbytes(self) -> None:
+        self.stack.append(self.take(self.take(1)[0]))
+
+    def op_binbytes(self) -> None:
+        self.stack.append(self.take(self.length(4)))
+
+    def op_binbytes8(self) -> None:
+        self.stack.append(self.take(self.length(8)))
+
+    def op_empty_dict(self) -> None:
+        self.stack.append({})
+
+    def op_empty_list(self) -> None:
+        self.stack.append([])
+
+    def op_empty_tuple(self) -> None:
+        self.stack.append(())
+
+    def op_empty_set(self) -> None:
+        self.stack.append(set())
+
+    def _tuple_of(self, size: int) -> None:
+        stack = self.stack
+        if len(stack) < size:
+            _refuse("a tuple without its items")
+        items = tuple(stack[-size:])
+        del stack[-size:]
+        stack.append(items)
+
+    def op_tuple1(self) -> None:
+        self._tuple_of(1)
+
+    def op_tuple2(self) -> None:
+        self._tuple_of(2)
+
+    def op_tuple3(self) -> None:
+        self._tuple_of(3)
+
+    def op_tuple(self) -> None:
+        items = tuple(self.pop_mark())
+        self.stack.append(items)
+
+    def op_list(self) -> None:
+        items = self.pop_mark()
+        self.stack.append(items)
+
+    def op_frozenset(self) -> None:
+        members: set[t.Any] = set()
+        for item in self.pop_mark():
+            _add(members, item)
+        self.stack.append(frozenset(members))
+
+    def op_setitem(self) -> None:
+        value = self.pop()
+        key = self.pop()
+        target = self.top()
+        if not _is(target, dict):
+            _refuse("SETITEM on something else than a dict")
+        _set_item(target, key, value)
+
+    def op_append(self) -> None:
+        value = self.pop()
+        target = self.top()
+        if not _is(target, list):
+            _refuse("APPEND on something else than a list")
+        target.append(value)
+
+    def op_setitems(self) -> None:
+        self.extend("u")
+
+    def op_appends(self) -> None:
+        self.extend("e")
+
+    def op_additems(self) -> None:
+        self.extend("\x90")
+
+    def op_stack_global(self) -> None:
+        name = self.pop()
+        module = self.pop()
+        self.stack.append(_global(module, name))
+
+    def op_global(self) -> None:  # protocols 2 and 3
+        module = self.line()
+        self.stack.append(_global(module, self.line()))
+
+    def op_reduce(self) -> None:
+        args = self.pop()
+        target = self.pop()
+        if not isinstance(target, _Global) or not _is(args, tuple):
+            _refuse("REDUCE of something else than a known class")
+        self.stack.append(_reduce(target.name, args))
+
+    def op_newobj(self) -> None:
+        args = self.pop()
+        target = self.pop()
+        if not isinstance(target, _Global) or not _is(args, tuple):
+            _refuse("NEWOBJ of something else than a known class")
+        self.stack.append(_newobj(target.name, args))
+
+    def op_build(self) -> None:
+        state = self.pop()
+        _build(self.top(), state)
 
     def length_free(self, size: int) -> int:
         """An unsigned number that is not a length (a memo index)."""
@@ -396,6 +461,55 @@ class _Reader:
             return text.decode("ascii")
         except UnicodeDecodeError:
             _refuse("a GLOBAL name that is not ASCII")
+
+
+#: The opcodes read, by byte: every other opcode is refused.
+_HANDLERS: dict[int, c.Callable[[_Reader], bool | None]] = {
+    0x80: _Reader.op_proto,
+    0x95: _Reader.op_frame,
+    ord("."): _Reader.op_stop,
+    ord("("): _Reader.op_mark,
+    0x94: _Reader.op_memoize,
+    ord("q"): _Reader.op_binput,
+    ord("r"): _Reader.op_long_binput,
+    ord("h"): _Reader.op_binget,
+    ord("j"): _Reader.op_long_binget,
+    ord("N"): _Reader.op_none,
+    0x88: _Reader.op_true,
+    0x89: _Reader.op_false,
+    ord("K"): _Reader.op_binint1,
+    ord("M"): _Reader.op_binint2,
+    ord("J"): _Reader.op_binint,
+    0x8A: _Reader.op_long1,
+    0x8B: _Reader.op_long4,
+    ord("G"): _Reader.op_binfloat,
+    0x8C: _Reader.op_short_binunicode,
+    ord("X"): _Reader.op_binunicode,
+    0x8D: _Reader.op_binunicode8,
+    ord("C"): _Reader.op_short_binbytes,
+    ord("B"): _Reader.op_binbytes,
+    0x8E: _Reader.op_binbytes8,
+    ord("}"): _Reader.op_empty_dict,
+    ord("]"): _Reader.op_empty_list,
+    ord(")"): _Reader.op_empty_tuple,
+    0x8F: _Reader.op_empty_set,
+    0x85: _Reader.op_tuple1,
+    0x86: _Reader.op_tuple2,
+    0x87: _Reader.op_tuple3,
+    ord("t"): _Reader.op_tuple,
+    ord("l"): _Reader.op_list,
+    0x91: _Reader.op_frozenset,
+    ord("s"): _Reader.op_setitem,
+    ord("a"): _Reader.op_append,
+    ord("u"): _Reader.op_setitems,
+    ord("e"): _Reader.op_appends,
+    0x90: _Reader.op_additems,
+    0x93: _Reader.op_stack_global,
+    ord("c"): _Reader.op_global,
+    ord("R"): _Reader.op_reduce,
+    0x81: _Reader.op_newobj,
+    ord("b"): _Reader.op_build,
+}
 
 
 def _global(module: t.Any, name: t.Any) -> _Global:
