@@ -102,3 +102,15 @@ class TestFileUrlWithFlask(SessionFlowContract):
     @pytest.fixture
     def session_config(self, tmp_path):
         return {"SESSION_TYPE": tmp_path.as_uri()}
+
+
+class TestFileSystemCompatWithFlask(SessionFlowContract):
+    """The compatibility write mode: every session in Flask-Session's files."""
+
+    @pytest.fixture
+    def session_config(self, tmp_path):
+        return {
+            "SESSION_TYPE": "filesystem",
+            "SESSION_FILE_DIR": str(tmp_path),
+            "SESSION_COMPAT_FLASK_SESSION": True,
+        }

@@ -174,3 +174,12 @@ class TestFlaskAsTheSeeds(SessionFlowContract):
         client = memcache.Client([f"{server.host}:{server.port}"])
         yield FrozenMemcached(server, client)
         client.disconnect_all()
+
+
+class TestFlaskOnAURLCompat(SessionFlowContract):
+    """The compatibility write mode (memcached's records have Flask-Session's layout already;
+    the core writes its encoding and deletes on regeneration)."""
+
+    @pytest.fixture
+    def session_config(self, memcached_server: MemcachedServer) -> dict[str, t.Any]:
+        return {"SESSION_TYPE": memcached_server.url, "SESSION_COMPAT_FLASK_SESSION": True}

@@ -106,3 +106,30 @@ class StoppedMongoDB:
             yield
         finally:
             self.server.start()
+
+
+class TestMongoDBStoreCompat(StoreContract):
+    """The compatibility write mode: conditional saves also compare ``val``."""
+
+    @pytest.fixture
+    def store_factory(
+        self, mongo_client: pymongo.MongoClient[t.Any]
+    ) -> c.Callable[[str], MongoDBStore]:
+        def make(key_prefix: str) -> MongoDBStore:
+            collection = mongo_client[DATABASE]["sessions"]
+            return MongoDBStore(collection, key_prefix=key_prefix, compat=True)
+
+        return make
+
+    native_expiry = True
+
+
+class TestMongoDBSessionFlowCompat(SessionFlowContract):
+    @pytest.fixture
+    def session_config(self, mongo_client: pymongo.MongoClient[t.Any]) -> dict[str, t.Any]:
+        return {
+            "SESSION_TYPE": "mongodb",
+            "SESSION_MONGODB": mongo_client,
+            "SESSION_MONGODB_DB": DATABASE,
+            "SESSION_COMPAT_FLASK_SESSION": True,
+        }

@@ -13,6 +13,7 @@ from redis.cluster import ClusterNode
 from redis.cluster import RedisCluster
 from redis.sentinel import Sentinel
 
+from flask_serverside import ClientHandle
 from flask_serverside.testing import SessionFlowContract
 from flask_serverside.testing import StoreContract
 from flask_serverside_redis import RedisStore
@@ -165,3 +166,37 @@ class TestFlaskOnRedisSentinelUrl(SessionFlowContract):
     @pytest.fixture
     def session_config(self, redis_sentinel):
         return {"SESSION_TYPE": sentinel_url(redis_sentinel)}
+
+
+class TestRedisServerCompat(StoreContract):
+    """The compatibility write mode: values without header, SHA-1 versions."""
+
+    identical_saves_keep_version = True
+
+    @pytest.fixture
+    def store_factory(self, redis_client):
+        return lambda key_prefix: RedisStore(redis_client, key_prefix=key_prefix, compat=True)
+
+
+class TestRedisClusterCompat(StoreContract):
+    identical_saves_keep_version = True
+
+    @pytest.fixture
+    def store_factory(self, redis_cluster):
+        def make(key_prefix: str) -> RedisStore:
+            client = RedisCluster(
+                startup_nodes=[ClusterNode(h, p) for h, p in redis_cluster.startup_nodes]
+            )
+            return RedisStore(ClientHandle.built(client), key_prefix=key_prefix, compat=True)
+
+        return make
+
+
+class TestFlaskOnRedisCompat(SessionFlowContract):
+    @pytest.fixture
+    def session_config(self, redis_client):
+        return {
+            "SESSION_TYPE": "redis",
+            "SESSION_REDIS": redis_client,
+            "SESSION_COMPAT_FLASK_SESSION": True,
+        }

@@ -1,5 +1,5 @@
-"""Configuration forms and mistakes, the table's name, schema and sequence, migrations, and
-sessions written by Flask-Session 0.8."""
+"""Configuration forms and mistakes, the table's name, schema and sequence, and migrations.
+Tables made by Flask-Session 0.8: ``test_sqlalchemy_upgrade.py``."""
 
 from __future__ import annotations
 
@@ -10,16 +10,13 @@ import secrets
 import socket
 import typing as t
 
-import flask_session
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask import session
-from flask_sqlalchemy import SQLAlchemy
 
 from flask_serverside import ConfigurationError
 from flask_serverside import Session
-from flask_serverside.testing import new_sid
 from flask_serverside_sqlalchemy import SQLAlchemyStore
 from flask_serverside_sqlalchemy import define_table
 
@@ -176,54 +173,6 @@ def test_migrations_create_the_table_from_define_table(
         SESSION_SQLALCHEMY_CREATE_TABLE=False,
     )
     works(app)
-
-
-def test_sessions_written_by_flask_session_are_read_after_the_upgrade(
-    make_app: c.Callable[..., Flask], sqlite_url: str
-) -> None:
-    db = SQLAlchemy()
-    old = Flask(__name__)
-    old.config.update(
-        SECRET_KEY="secret",
-        SQLALCHEMY_DATABASE_URI=sqlite_url,
-        SESSION_TYPE="sqlalchemy",
-        SESSION_SQLALCHEMY=db,
-    )
-    db.init_app(old)
-    flask_session.Session(old)
-
-    @old.post("/login")
-    def login() -> dict[str, t.Any]:
-        session["user"] = "alice"
-        return {"ok": True}
-
-    old_client = old.test_client()
-    old_client.post("/login")
-    cookie = old_client.get_cookie("session")
-    assert cookie is not None
-    with old.app_context():
-        db.engine.dispose()
-
-    with pytest.raises(ConfigurationError, match="Flask-Session") as caught:
-        make_app(SESSION_TYPE=sqlite_url)
-    message = str(caught.value)
-    statements = message.split("keeping the sessions it holds: ")[1].split(" Or set")[0]
-    engine = sa.create_engine(sqlite_url)
-    with engine.begin() as conn:
-        for statement in statements.split(";"):
-            if statement.strip():
-                conn.execute(sa.text(statement))
-    engine.dispose()
-
-    app = make_app(SESSION_TYPE=sqlite_url)
-    client = app.test_client()
-    client.set_cookie("session", cookie.value)
-    assert client.get("/read").get_json() == {"user": "alice"}
-    client.post("/login")  # moved from the raw id to its hashed key
-    assert client.get("/read").get_json() == {"user": "alice"}
-    store: SQLAlchemyStore = app.extensions["serverside"].store
-    assert list(store.iter_sids()) == [app.extensions["serverside"].store_key(cookie.value)]
-    assert store.load(new_sid()) is None
 
 
 def test_a_shared_connection_is_warned_about() -> None:

@@ -100,3 +100,33 @@ class TestMariaDBEngineFlow(SessionFlowContract):
     @pytest.fixture
     def session_config(self, mariadb_engine: sa.Engine) -> dict[str, t.Any]:
         return {"SESSION_TYPE": "sqlalchemy", "SESSION_SQLALCHEMY": mariadb_engine}
+
+
+def _compat_factory(engine: sa.Engine) -> c.Callable[[str], SQLAlchemyStore]:
+    return lambda key_prefix: SQLAlchemyStore(engine, key_prefix=key_prefix, compat=True)
+
+
+class TestSQLiteStoreCompat(StoreContract):
+    """The compatibility write mode: conditional saves also compare ``data``."""
+
+    @pytest.fixture
+    def store_factory(self, sqlite_engine: sa.Engine) -> c.Callable[[str], SQLAlchemyStore]:
+        return _compat_factory(sqlite_engine)
+
+
+class TestPostgreSQLStoreCompat(StoreContract):
+    @pytest.fixture
+    def store_factory(self, postgresql_engine: sa.Engine) -> c.Callable[[str], SQLAlchemyStore]:
+        return _compat_factory(postgresql_engine)
+
+
+class TestMariaDBStoreCompat(StoreContract):
+    @pytest.fixture
+    def store_factory(self, mariadb_engine: sa.Engine) -> c.Callable[[str], SQLAlchemyStore]:
+        return _compat_factory(mariadb_engine)
+
+
+class TestPostgreSQLFlowCompat(SessionFlowContract):
+    @pytest.fixture
+    def session_config(self, postgresql_server: t.Any) -> dict[str, t.Any]:
+        return {"SESSION_TYPE": postgresql_server.url, "SESSION_COMPAT_FLASK_SESSION": True}

@@ -30,6 +30,10 @@ from .exceptions import WriteConflict
 from .extension import Session
 from .extension import revoke_user_sessions
 from .interface import ServerSideSessionInterface
+from .legacy_pickle import dump_legacy_pickle
+from .legacy_pickle import load_legacy_pickle
+from .legacy_pickle import pickle_to_record
+from .legacy_pickle import record_to_pickle
 from .memory import MemoryStore
 from .registry import register_store
 from .registry import unregister_store
@@ -65,7 +69,11 @@ __all__ = [
     "StoreUnavailable",
     "UnserializableValue",
     "WriteConflict",
+    "dump_legacy_pickle",
     "get_state",
+    "load_legacy_pickle",
+    "pickle_to_record",
+    "record_to_pickle",
     "register_store",
     "signals",
     "revoke_user_sessions",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import typing as t
 
+from .compat import ENCODINGS
 from .exceptions import StorePluginError
 from .store import Capability
 
@@ -66,10 +67,11 @@ def check_store_class(name: str, factory: object) -> None:
     """Check that ``factory`` (what an entry point or :func:`~.register_store` names) is a
     store class: a ``from_settings`` class method, a ``capabilities`` flag set, every method
     the protocol and those capabilities need, and, when present, ``url_schemes`` and
-    ``config_keys`` as tuples of strings.
+    ``config_keys`` as tuples of strings and ``flask_session_encoding`` as one of
+    :data:`~flask_serverside.compat.ENCODINGS`.
 
     .. versionchanged:: 0.2
-        Checks ``url_schemes`` and ``config_keys``.
+        Checks ``url_schemes``, ``config_keys`` and ``flask_session_encoding``.
 
     :raises StorePluginError: naming what is wrong.
     """
@@ -85,6 +87,14 @@ def check_store_class(name: str, factory: object) -> None:
             raise StorePluginError(
                 name, factory, f"its {attribute!r} attribute is not a tuple of strings"
             )
+    encoding = getattr(factory, "flask_session_encoding", "msgspec")
+    if encoding not in ENCODINGS:
+        raise StorePluginError(
+            name,
+            factory,
+            f"its 'flask_session_encoding' attribute is {encoding!r}, not one of"
+            f" {', '.join(repr(known) for known in ENCODINGS)}",
+        )
     check_store(name, factory)
 
 

@@ -14,6 +14,9 @@ command                    does                                            store
                            record's bytes)
 ``delete SID``             delete one session                              (nothing)
 ``delete-user USER_ID``    delete every session of one user                ``USER_INDEX``
+``rewrite``                rewrite every session as records are written    ``ENUMERATE``
+                           now (with ``SESSION_COMPAT_FLASK_SESSION``:
+                           as Flask-Session 0.8 reads them)
 =========================  ==============================================  ===================
 
 ``flask session_cleanup``, the command Flask-Session documents for cron, is ``flask session
@@ -27,8 +30,8 @@ A store that fails (down, timing out) makes any command print one line saying wh
 exit with status 1, never a traceback.
 
 .. versionchanged:: 0.2
-    ``check``, ``session_cleanup``, ``list --full``, ``show --raw``; ids from cookies and store
-    keys; ``delete`` of a missing session fails; store faults are one line.
+    ``check``, ``session_cleanup``, ``list --full``, ``show --raw``, ``rewrite``; ids from
+    cookies and store keys; ``delete`` of a missing session fails; store faults are one line.
 """
 
 from __future__ import annotations
@@ -375,3 +378,23 @@ def delete_user_command(user_id: str) -> None:
     with _store_faults(state, "delete the user's sessions"):
         deleted = state.revoke_user(user_id)
     click.echo(f"deleted {deleted} sessions of user {user_id}")
+
+
+@session_cli.command("rewrite")
+def rewrite_command() -> None:
+    """Rewrite every live session as records are written now: with
+    SESSION_COMPAT_FLASK_SESSION on, in Flask-Session 0.8's layout and encoding, so that a
+    rollback to Flask-Session finds every session readable. Each rewritten session gets a whole
+    PERMANENT_SESSION_LIFETIME to live. A record stays under its store key: one under a hashed
+    key (SESSION_HASH_IDS, while the mode was off) reaches its id, where Flask-Session looks,
+    only with its user's next request."""
+    state = _state()
+    _require(state, Capability.ENUMERATE, "list the sessions to rewrite")
+    with _store_faults(state, "rewrite sessions"):
+        keys = list(t.cast("Enumerable", state.store).iter_sids())
+        rewritten = sum(state.writer.rewrite(key) for key in keys)
+    target = "Flask-Session 0.8's" if state.config.compat_flask_session else "flask-serverside's"
+    click.echo(
+        f"checked {len(keys)} sessions, re-encoded {rewritten}: every session that can be is"
+        f" now in {target} layout and encoding"
+    )

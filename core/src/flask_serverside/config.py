@@ -21,6 +21,10 @@ key                               default           meaning
 ``SESSION_BREAKER_WINDOW``        ``5``             seconds store calls fail fast after an outage
                                                     before one request probes again (``0``: off);
                                                     also the 503's ``Retry-After``
+``SESSION_COMPAT_FLASK_SESSION``  ``False``         compatibility write mode: records are written
+                                                    as Flask-Session 0.8 writes them, so its
+                                                    workers and ours serve the same sessions
+                                                    (a migration, a rollback)
 ================================  ===============  ============================================
 
 Flask's own keys keep their meaning: ``SECRET_KEY``, ``SECRET_KEY_FALLBACKS``,
@@ -65,6 +69,7 @@ DEFAULTS: c.Mapping[str, t.Any] = {
     "SESSION_HASH_IDS_MIGRATION": True,
     "SESSION_ENCRYPTION_KEY": None,
     "SESSION_ENCRYPTION_MIGRATION": False,
+    "SESSION_COMPAT_FLASK_SESSION": False,
 }
 
 
@@ -94,6 +99,11 @@ class SessionConfig:
     encryption_keys: tuple[bytes, ...]
     #: ``SESSION_ENCRYPTION_MIGRATION``: plain records are accepted too.
     encryption_migration: bool
+    #: ``SESSION_COMPAT_FLASK_SESSION``: write records Flask-Session 0.8 reads as its own
+    #: (see :attr:`.StoreSettings.compat_flask_session`), under the raw ids.
+    #:
+    #: .. versionadded:: 0.2
+    compat_flask_session: bool = False
 
     @classmethod
     def from_app(cls, app: Flask) -> SessionConfig:
@@ -151,6 +161,12 @@ class SessionConfig:
         ):
             if not isinstance(config[key], bool):
                 raise ConfigurationError(f"{key} must be True or False, not {config[key]!r}.")
+        compat = config["SESSION_COMPAT_FLASK_SESSION"]
+        if not isinstance(compat, bool):
+            raise ConfigurationError(
+                "SESSION_COMPAT_FLASK_SESSION must be True (write records Flask-Session 0.8"
+                f" reads, while it still serves some requests) or False, not {compat!r}."
+            )
         hash_key = config["SESSION_ID_HASH_KEY"]
         hash_fallbacks = config["SESSION_ID_HASH_KEY_FALLBACKS"] or []
         if hash_key is not None and (not isinstance(hash_key, (str, bytes)) or not hash_key):
@@ -174,6 +190,12 @@ class SessionConfig:
             encryption_keys = tuple(parse_key(key) for key in encryption)
         else:
             encryption_keys = (parse_key(encryption),)
+        if compat and encryption_keys:
+            raise ConfigurationError(
+                "SESSION_COMPAT_FLASK_SESSION writes records Flask-Session 0.8 reads, and it"
+                " cannot read encrypted ones: unset SESSION_ENCRYPTION_KEY while the mode is"
+                " on, and set it once no Flask-Session worker is left."
+            )
         use_signer = bool(config["SESSION_USE_SIGNER"])
         if use_signer and not app.secret_key:
             raise ConfigurationError(
@@ -198,6 +220,7 @@ class SessionConfig:
             hash_migration=config["SESSION_HASH_IDS_MIGRATION"],
             encryption_keys=encryption_keys,
             encryption_migration=config["SESSION_ENCRYPTION_MIGRATION"],
+            compat_flask_session=compat,
         )
 
 

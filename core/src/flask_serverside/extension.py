@@ -25,6 +25,8 @@ from .state import get_state
 if t.TYPE_CHECKING:
     from flask import Flask
 
+    from .store import SessionStore
+
 
 class Session:
     """Server-side sessions for a Flask application.
@@ -61,11 +63,19 @@ class Session:
             config,
             name,
             store,
-            SessionSerializer(config.serialization_format),
+            SessionSerializer(config.serialization_format, compat=_compat_encoding(config, store)),
             SessionIds(config.id_bytes),
         )
         app.extensions[EXTENSION_KEY] = state
         app.session_interface = ServerSideSessionInterface(state)
+
+
+def _compat_encoding(config: SessionConfig, store: SessionStore) -> bool:
+    """Whether the core encodes records as Flask-Session 0.8 does: in the compatibility write
+    mode, unless the store converts the core's records itself (its ``flask_session_encoding``
+    is ``"pickle"``: Flask-Session's filesystem and cachelib types pickle the session dict)."""
+    encoding = getattr(store, "flask_session_encoding", "msgspec")
+    return config.compat_flask_session and encoding == "msgspec"
 
 
 def revoke_user_sessions(user_id: str, app: Flask | None = None) -> int:

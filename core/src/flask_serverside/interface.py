@@ -11,7 +11,9 @@ Saving: a session the view never touched costs nothing (no store call, no cookie
 ``Vary``). Otherwise :meth:`.SessionWriter.commit` applies the write policy and says what it
 did; this module turns that into the cookie (set, removed with the attributes it was set with,
 or left alone) and adds ``Vary: Cookie`` when the view accessed the session or the cookie
-changed. Reads the interface itself makes while saving do not count.
+changed. A cookie whose signature is not the one the application signs with now (see
+:attr:`.ServerSideSession.resign_cookie`) is set again whenever the session is saved or kept.
+Reads the interface itself makes while saving do not count.
 
 Faults (``SESSION_ON_STORE_ERROR``), store faults only (:class:`~flask_serverside.StoreError`
 and :class:`~flask_serverside.WriteConflict`; see :mod:`~flask_serverside.guard`): a store
@@ -114,7 +116,10 @@ class ServerSideSessionInterface(SessionInterface):
             session = self.session_class()
             self._start_fresh(session, stale_cookie=raw is not None)
             return session
-        return self.session_class(sid=sid, loader=self._load)
+        session = self.session_class(sid=sid, loader=self._load)
+        signer = self.state.signer()
+        session.resign_cookie = signer is not None and signer.sign(sid) != raw
+        return session
 
     def _load(self, session: ServerSideSession) -> None:
         """Fill ``session`` from its record, on its first access.
@@ -220,7 +225,7 @@ class ServerSideSessionInterface(SessionInterface):
             return False  # nothing to say, or another request's response says it
         if outcome is Outcome.SAVED:
             session.modified = True
-        if self.should_set_cookie(app, session):
+        if self.should_set_cookie(app, session) or session.resign_cookie:
             self._set_cookie(app, session, response)
             return True
         return False

@@ -18,7 +18,10 @@ first request that uses the session. The cost is one extra lookup per older key,
 the store does not know under the current key; turn it off once every older record has expired
 (``PERMANENT_SESSION_LIFETIME`` after the switch).
 
-Flask-Session's compatibility write mode keeps raw keys: Flask-Session finds records by id.
+Flask-Session's compatibility write mode (``SESSION_COMPAT_FLASK_SESSION``) writes under the
+raw ids, since Flask-Session finds records by id; with ``SESSION_HASH_IDS`` and migration on, it
+looks records up under their hashes too (written while the mode was off) and moves them to
+their ids, the other way round.
 
 .. versionadded:: 0.2
 """
@@ -70,15 +73,27 @@ class StoreKeys:
     :param keys: the hashing keys, current first, then older ones for lookups only; empty for
         an unkeyed hash.
     :param migration: also look records up under older keys and raw ids.
+    :param compat: the compatibility write mode: records are written under the raw ids, and
+        looked up under their hashes too when ``hashing`` and ``migration`` are on.
+
+    .. versionchanged:: 0.2
+        The ``compat`` parameter.
     """
 
     def __init__(
-        self, *, hashing: bool, keys: c.Sequence[bytes] = (), migration: bool = True
+        self,
+        *,
+        hashing: bool,
+        keys: c.Sequence[bytes] = (),
+        migration: bool = True,
+        compat: bool = False,
     ) -> None:
         #: Whether keys are hashes of the ids.
-        self.hashing = hashing
+        self.hashing = hashing and not compat
         #: Whether older keys and raw ids are looked up too.
         self.migration = migration
+        #: Whether records are written under raw ids for Flask-Session, hashes looked up.
+        self.compat = compat and hashing
         hashers = [_Hasher(key) for key in keys] or [_Hasher(None)]
         self._current = hashers[0]
         self._older = hashers[1:]
@@ -89,7 +104,10 @@ class StoreKeys:
 
     def older_keys(self, sid: str) -> list[str]:
         """Return the keys a record of ``sid`` may still be found under, oldest scheme last:
-        its hashes under older keys, then the raw id. Empty without hashing or migration."""
+        its hashes under older keys, then the raw id (in the compatibility write mode: its
+        hashes under every key). Empty without hashing or migration."""
+        if self.compat and self.migration:
+            return [self._current(sid), *(hasher(sid) for hasher in self._older)]
         if not self.hashing or not self.migration:
             return []
         return [*(hasher(sid) for hasher in self._older), sid]

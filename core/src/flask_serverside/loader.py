@@ -38,6 +38,7 @@ def build_store(config: SessionConfig, app: Flask | None = None) -> tuple[str, S
         key_prefix=config.key_prefix,
         url=config.store if "://" in config.store else None,
         app=app,
+        compat_flask_session=config.compat_flask_session,
     )
     store = factory.from_settings(settings)
     check_store(name, store)

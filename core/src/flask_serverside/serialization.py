@@ -41,6 +41,7 @@ import typing as t
 
 import msgspec
 
+from .compat import flask_session_dumps
 from .exceptions import CorruptRecord
 from .exceptions import UnserializableValue
 from .tagging import MAX_DEPTH as MAX_DEPTH
@@ -82,17 +83,21 @@ class SessionSerializer:
     """Encodes session dicts into record bytes and decodes them back.
 
     :param format: the format :meth:`dumps` writes, one of :data:`FORMATS`.
+    :param compat: write as Flask-Session 0.8 does, without tags (the compatibility write
+        mode, see :mod:`~flask_serverside.compat`); reading is the same either way.
 
     .. versionchanged:: 0.2
-        Exact types (see the module), :meth:`register`, and :attr:`tagger` is a
-        :class:`~flask_serverside.tagging.SessionTagger`.
+        Exact types (see the module), :meth:`register`, :attr:`tagger` is a
+        :class:`~flask_serverside.tagging.SessionTagger`, and the ``compat`` parameter.
     """
 
-    def __init__(self, format: str = "msgpack") -> None:
+    def __init__(self, format: str = "msgpack", *, compat: bool = False) -> None:
         if format not in FORMATS:
             raise ValueError(f"unknown serialization format {format!r}, expected one of {FORMATS}")
         #: The format records are written in.
         self.format = format
+        #: Whether :meth:`dumps` writes Flask-Session 0.8's encoding (no tags).
+        self.compat = compat
         #: Tags values for both formats; a :class:`~flask.json.tag.TaggedJSONSerializer`, so
         #: ``serializer.tagger.register(MyTag)`` works as with Flask's.
         self.tagger = SessionTagger()
@@ -121,6 +126,8 @@ class SessionSerializer:
         :raises ValueError: when the data nests deeper than :data:`MAX_DEPTH` (a circular
             reference does) or encodes to more than :data:`MAX_RECORD_SIZE` bytes.
         """
+        if self.compat:
+            return flask_session_dumps(data, self.format)
         if data.__class__ is not dict:
             data = dict(data)
         tagged = self.tagger.tag_session(data, msgpack=self._msgpack)

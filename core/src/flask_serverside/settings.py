@@ -46,7 +46,7 @@ class StoreSettings:
     .. versionchanged:: 0.2
         Typed readers (:meth:`integer`, :meth:`number`, :meth:`seconds`, :meth:`flag`,
         :meth:`text`); the unused ``lifetime`` attribute is gone (stores get the time to live
-        with each call).
+        with each call); :attr:`compat_flask_session`.
     """
 
     #: The entry-point name (or URL scheme) that selected the store.
@@ -60,6 +60,19 @@ class StoreSettings:
     #: The application, for stores that need its context (Flask-SQLAlchemy binds); ``None``
     #: when the store is built outside an application.
     app: Flask | None = None
+    #: ``SESSION_COMPAT_FLASK_SESSION``: the compatibility write mode, for a migration from
+    #: Flask-Session 0.8 (or back to it) while workers of both serve the same users. The store
+    #: then writes every record in Flask-Session 0.8's own layout, under its key, without a
+    #: header of its own, so that Flask-Session reads it as one it wrote; it still reads both
+    #: layouts, and keeps its conditional save where the backend allows one on that layout
+    #: (comparing the stored data when Flask-Session's writes leave no version behind). The
+    #: core does its part: it encodes the data as Flask-Session does (see the store's
+    #: optional ``flask_session_encoding`` attribute, :class:`~flask_serverside.store.
+    #: StoreFactory`), and deletes the old record on regeneration instead of leaving a
+    #: forwarding record behind. A store without a Flask-Session counterpart ignores it.
+    #:
+    #: .. versionadded:: 0.2
+    compat_flask_session: bool = False
 
     def _get(self, key: str, default: T) -> t.Any:
         value = self.config.get(key)

@@ -4,7 +4,11 @@ Ids are random and long enough not to need a signature; signing is there for app
 want one anyway. The signature is an HMAC-SHA256 from :mod:`itsdangerous` over the id, keyed by
 ``SECRET_KEY`` and, for verification only, by ``SECRET_KEY_FALLBACKS``, so keys can be rotated
 without logging everyone out. Cookies signed by Flask-Session 0.8 (HMAC-SHA1, salt
-``flask-session``) are accepted too, and replaced by our own signature on the next write.
+``flask-session``) are accepted too, and signed again with the current signature by the next
+response that saves or keeps the session.
+In the compatibility write mode (``SESSION_COMPAT_FLASK_SESSION``) cookies are signed as
+Flask-Session 0.8 signs them, so that its workers accept them; both signatures are accepted in
+either mode.
 """
 
 from __future__ import annotations
@@ -30,9 +34,14 @@ class SidSigner:
     """Signs session ids and checks signed cookie values.
 
     :param keys: signing keys, oldest first; the last one signs, all of them verify.
+    :param legacy: sign as Flask-Session 0.8 does (HMAC-SHA1, its salt), for the compatibility
+        write mode.
+
+    .. versionchanged:: 0.2
+        The ``legacy`` parameter.
     """
 
-    def __init__(self, keys: c.Sequence[str | bytes]) -> None:
+    def __init__(self, keys: c.Sequence[str | bytes], *, legacy: bool = False) -> None:
         if not keys or not all(keys):
             raise ValueError("signing needs a non-empty SECRET_KEY")
         key_list = [key.encode() if isinstance(key, str) else key for key in keys]
@@ -40,10 +49,13 @@ class SidSigner:
             key_list, salt=SALT, key_derivation="hmac", digest_method=hashlib.sha256
         )
         self._legacy = Signer(key_list, salt=LEGACY_SALT, key_derivation="hmac")
+        #: Whether :meth:`sign` signs as Flask-Session 0.8 does.
+        self.legacy = legacy
 
     def sign(self, sid: str) -> str:
         """Return the cookie value for ``sid``."""
-        return self._signer.sign(sid).decode("ascii")
+        signer = self._legacy if self.legacy else self._signer
+        return signer.sign(sid).decode("ascii")
 
     def unsign(self, value: str) -> str | None:
         """Return the id inside a signed cookie value, or ``None`` when the signature is not

@@ -120,6 +120,7 @@ class SessionState:
                     for secret in secrets
                 ],
                 migration=self.config.hash_migration,
+                compat=self.config.compat_flask_session,
             )
         return keys
 
@@ -158,7 +159,8 @@ class SessionState:
         ``SECRET_KEY_FALLBACKS``, or ``None`` when ``SESSION_USE_SIGNER`` is off.
 
         The keys are read at each call, as Flask does, so changing ``app.secret_key`` after
-        ``Session(app)`` takes effect; a signer is built once per set of keys.
+        ``Session(app)`` takes effect; a signer is built once per set of keys. In the
+        compatibility write mode it signs as Flask-Session 0.8 does.
 
         :raises ConfigurationError: when signing is on and ``SECRET_KEY`` is now empty.
         """
@@ -173,7 +175,8 @@ class SessionState:
                 raise ConfigurationError(
                     "SESSION_USE_SIGNER is on but SECRET_KEY is empty: set a secret key."
                 )
-            signer = self._signers[keys] = SidSigner(keys)
+            legacy = self.config.compat_flask_session
+            signer = self._signers[keys] = SidSigner(keys, legacy=legacy)
         return signer
 
     def revoke_user(self, user_id: str) -> int:

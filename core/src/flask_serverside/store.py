@@ -219,8 +219,20 @@ class StoreFactory(t.Protocol):
     Both must be tuples of strings when present; anything else is refused like a missing
     ``from_settings``.
 
+    ``flask_session_encoding: str``
+        For a store with a Flask-Session 0.8 counterpart, how Flask-Session stores a session
+        there, which the compatibility write mode (:attr:`.StoreSettings.compat_flask_session`)
+        must match: ``"msgspec"`` (the default; its redis, memcached, mongodb, sqlalchemy and
+        dynamodb types), and the core hands the store Flask-Session's own encoding
+        (:mod:`~flask_serverside.compat`); or ``"pickle"`` (its filesystem and cachelib types
+        pickle the session dict), and the core hands the store its own records, which the
+        store turns into Flask-Session's pickles with :func:`~flask_serverside.
+        dump_legacy_pickle` (and reads back with :func:`~flask_serverside.load_legacy_pickle`,
+        which never unpickles). Anything else is refused like a missing ``from_settings``.
+
     .. versionchanged:: 0.2
-        The optional ``url_schemes`` and ``config_keys`` attributes.
+        The optional ``url_schemes``, ``config_keys`` and ``flask_session_encoding``
+        attributes.
     """
 
     capabilities: Capability

@@ -37,7 +37,17 @@ would defeat regeneration against session fixation): it sees an empty session, a
 to store anything it answers 409 (:class:`~flask_serverside.SessionRenewed`) without touching
 the cookie. A destroyed session is deleted outright and stays destroyed.
 
-:meth:`SessionWriter.revoke_user` deletes every session of a user ("log out everywhere").
+**Compatibility write mode** (``SESSION_COMPAT_FLASK_SESSION``). Flask-Session 0.8 workers
+may read any record, so the writer leaves nothing behind that they cannot read: the id a
+session had before a regeneration is deleted, as Flask-Session deletes it, never replaced by
+a forwarding record. Where the core encodes records as Flask-Session does
+(:attr:`.SessionSerializer.compat`), a session the view did not modify is encoded too, and a
+record that still holds this project's own encoding (written before the mode was on) is
+rewritten in Flask-Session's: a rollback then finds every session its workers can read.
+
+:meth:`SessionWriter.revoke_user` deletes every session of a user ("log out everywhere");
+:meth:`SessionWriter.rewrite` rewrites one stored record as records are written now (``flask
+session rewrite``, before a rollback to Flask-Session).
 """
 
 from __future__ import annotations
@@ -55,6 +65,7 @@ from .exceptions import CorruptRecord
 from .exceptions import NodeUnavailable
 from .exceptions import SessionRenewed
 from .exceptions import WriteConflict
+from .serialization import SessionSerializer
 from .store import Capability
 
 if t.TYPE_CHECKING:
@@ -190,9 +201,14 @@ class SessionWriter:
             return Outcome.NOTHING
         ttl = self.state.config.ttl
         if session.rekey is not None:  # found under an older key: move it, changed or not
-            plain = self.state.serializer.dumps(session.data())
+            if self.state.serializer.compat and not session.modified:
+                plain, _ = self._recode(session)
+            else:
+                plain = self.state.serializer.dumps(session.data())
             return self._move(session, plain, ttl, self.user_id(session.data()))
-        if session.record is not None and session.key is not None and session.unchanged():
+        if self.state.serializer.compat and session.record is not None and not session.modified:
+            plain, changed = self._recode(session)
+        elif session.record is not None and session.key is not None and session.unchanged():
             changed = False
         else:
             plain = self.state.serializer.dumps(session.data())
@@ -216,6 +232,25 @@ class SessionWriter:
             return Outcome.SAVED
         with self._locks(session.key):
             return self._apply(session.key, session, plain, user_id, ttl, session.record)
+
+    def _recode(self, session: ServerSideSession) -> tuple[bytes, bool]:
+        """In the compatibility write mode, return a session the view did not modify encoded
+        as Flask-Session encodes it, and whether that differs from its record (a nested
+        change, or a record written in this project's encoding). A value Flask-Session cannot
+        hold (a ``Markup`` saved before the mode was on) leaves the record as it is when the
+        session provably still holds what was loaded.
+
+        :raises TypeError: when it cannot be encoded and changed in place.
+        """
+        data = session.data()
+        loaded = t.cast(bytes, session.plain)
+        try:
+            plain = self.state.serializer.dumps(data)
+        except (TypeError, ValueError):
+            if session.unchanged() or _own_encoding(data, self.state.serializer) == loaded:
+                return loaded, False
+            raise
+        return plain, plain != loaded
 
     def refresh(self, session: ServerSideSession, ttl: int) -> None:
         """Refresh the expiry of an unchanged session: ``touch`` where the store can, else a
@@ -346,11 +381,17 @@ class SessionWriter:
     def _retire(self, session: ServerSideSession, old: str, ttl: int) -> None:
         """Replace the record of ``old``, the key ``session`` had before it was regenerated, by
         a forwarding record to its new key; or delete it (a destroyed session, a store without
-        conditional saves). Changes another request saved under ``old`` after this request
-        loaded it are carried over to the new key first, so none is lost."""
+        conditional saves, the compatibility write mode). Changes another request saved under
+        ``old`` after this request loaded it are carried over to the new key first, so none is
+        lost."""
         state = self.state
         store = state.store
-        if not self.conditional or session.destroyed or session.record is None:
+        if (
+            not self.conditional
+            or session.destroyed
+            or session.record is None
+            or state.config.compat_flask_session  # Flask-Session cannot read a forward
+        ):
             store.delete(old)
             return
         cas = t.cast("ConditionallySavable", store)
@@ -397,6 +438,47 @@ class SessionWriter:
         except CorruptRecord:
             return {}
 
+    # -- rewriting stored records ---------------------------------------------------------------
+
+    def rewrite(self, key: str) -> bool:
+        """Rewrite the record stored under ``key`` (a store key, as the store lists them) as
+        records are written now, unless it is so already: in the compatibility write mode, in
+        Flask-Session 0.8's encoding (a store that keeps another layout converts the record as
+        it loads it), so that Flask-Session can read it after a rollback; otherwise in this
+        project's (sealed, with ``SESSION_ENCRYPTION_KEY``). The session gets a whole
+        ``PERMANENT_SESSION_LIFETIME`` to live. A forwarding record, a record that cannot be
+        opened or decoded, and a session holding a value the current encoding cannot (a
+        ``Markup`` in Flask-Session's) are left as they are. A record stays under its key:
+        one under a hashed key (written while the mode was off) is moved to its id only by
+        its user's next request, since a hash cannot be turned back into an id.
+
+        .. versionadded:: 0.2
+
+        :returns: whether the record was rewritten.
+        :raises StoreError: when the store fails.
+        """
+        state = self.state
+        store = state.store
+        record = store.load(key)
+        if record is None:
+            return False
+        try:
+            plain = state.codec.open(key, record.data)
+            if forward_target(plain) is not None:
+                return False
+            data = state.serializer.loads(plain)
+            fresh = state.serializer.dumps(data)
+        except (CorruptRecord, TypeError, ValueError):
+            return False
+        if fresh == plain and (record.data != plain or not state.codec.encrypting):
+            return False  # already encoded, and sealed if records are
+        sealed, ttl, user_id = state.codec.seal(key, fresh), state.config.ttl, self.user_id(data)
+        if not self.conditional:
+            store.save(key, sealed, ttl, user_id=user_id)
+            return True
+        cas = t.cast("ConditionallySavable", store)
+        return cas.save_if(key, sealed, ttl, expected=record, user_id=user_id)
+
     # -- log out everywhere -------------------------------------------------------------------
 
     def revoke_user(self, user_id: str) -> int:
@@ -421,6 +503,15 @@ class SessionWriter:
                 store.delete(key)
                 deleted += 1
         return deleted
+
+
+def _own_encoding(data: c.Mapping[str, t.Any], serializer: SessionSerializer) -> bytes | None:
+    """``data`` in this project's own encoding (as written outside the compatibility write
+    mode), or ``None`` when it cannot be encoded."""
+    try:
+        return SessionSerializer(serializer.format).dumps(data)
+    except (TypeError, ValueError):
+        return None
 
 
 def _short(key: str) -> str:

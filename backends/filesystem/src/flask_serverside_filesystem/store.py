@@ -48,6 +48,20 @@ Decisions:
 
 Loading, refreshing, saving and deleting a session cost a fixed number of system calls
 whatever the number of sessions. POSIX only: it needs ``fcntl.flock``.
+
+**Flask-Session's files.** Flask-Session 0.8 keeps a session in ``SESSION_FILE_DIR`` as a
+cachelib file: an expiry, then a pickle of the session dict (:mod:`._cachelib`). When
+``SESSION_FILE_DIR`` is Flask-Session's directory, the store finds those files too: a session
+missing from its own layout is looked up there, read without unpickling (a pickle holding
+anything but session values is refused, never run), refreshed in place, and replaced by a
+record of this store's layout on its next save; deleting a session deletes both. With
+``SESSION_COMPAT_FLASK_SESSION`` it is the other way round: every save writes Flask-Session's
+file (and keeps cachelib's file count, which Flask-Session's pruning relies on), a record of
+this store's layout is rewritten as one when it is read, and saves stay conditional between
+this store's writers (the bucket lock; a Flask-Session worker that writes in the moment
+between the check and the rename loses its write, as it would to another Flask-Session
+worker). Sessions in Flask-Session's layout are counted, purged and found by "log out
+everywhere", but not listed by id: cachelib names its files by a hash of the id.
 """
 
 from __future__ import annotations
@@ -69,9 +83,11 @@ import urllib.parse
 from flask_serverside import Capability
 from flask_serverside import ClientErrors
 from flask_serverside import ConfigurationError
+from flask_serverside import CorruptRecord
 from flask_serverside import Record
 from flask_serverside import StoreError
 
+from . import _cachelib
 from . import _posix
 from . import _record
 from ._posix import OPEN_FLAGS
@@ -124,9 +140,13 @@ class FileSystemStore:
         matching search bits (``0o600`` gives ``0o700``).
     :param fsync: flush each record to disk before it replaces the old one.
     :param clock: the current Unix time; tests pass a fake one.
+    :param compat: write Flask-Session 0.8's files (``SESSION_COMPAT_FLASK_SESSION``).
     :raises ConfigurationError: when the directory cannot be created or written.
 
     .. versionadded:: 0.1
+
+    .. versionchanged:: 0.2
+        Reads Flask-Session's files in ``directory``; the ``compat`` parameter.
     """
 
     capabilities: t.ClassVar[Capability] = (
@@ -138,6 +158,9 @@ class FileSystemStore:
         | Capability.USER_INDEX
     )
     url_schemes = ("file",)
+    #: Flask-Session's filesystem type pickles the session dict: in the compatibility write
+    #: mode the core hands over its own records, which the store pickles.
+    flask_session_encoding = "pickle"
     config_keys = (
         "SESSION_FILE_DIR",
         "SESSION_FILE_THRESHOLD",
@@ -154,6 +177,7 @@ class FileSystemStore:
         mode: int = 0o600,
         fsync: bool = False,
         clock: c.Callable[[], float] = time.time,
+        compat: bool = False,
     ) -> None:
         if sys.platform == "win32":  # pragma: no cover
             raise ConfigurationError(
@@ -192,6 +216,15 @@ class FileSystemStore:
                 f"The session directory {self.directory!r} is not writable by this process:"
                 " fix its owner or set SESSION_FILE_DIR to another directory."
             )
+        #: Whether saves write Flask-Session's files.
+        self.compat = compat
+        method = _cachelib.detect_hash(self.directory)
+        #: Flask-Session's files in the directory, when it holds some or ``compat`` is on.
+        self.legacy = (
+            _cachelib.LegacyFiles(self.directory, method or "sha256", mode=mode, fsync=fsync)
+            if method is not None or compat
+            else None
+        )
 
     @classmethod
     def from_settings(cls, settings: StoreSettings) -> FileSystemStore:
@@ -220,6 +253,7 @@ class FileSystemStore:
             threshold=settings.integer("SESSION_FILE_THRESHOLD", DEFAULT_THRESHOLD, minimum=0),
             mode=mode,
             fsync=settings.flag("SESSION_FILE_FSYNC", False),
+            compat=settings.compat_flask_session,
         )
 
     def _check_tree(self) -> None:
@@ -251,6 +285,10 @@ class FileSystemStore:
         if not isinstance(sid, str) or _SID.fullmatch(sid) is None:
             raise StoreError("not a session id")
         return self._record_path(self._name(sid))
+
+    def _legacy_path(self, sid: str) -> str:
+        """The path of ``sid``'s Flask-Session file (``sid`` checked by :meth:`_locate`)."""
+        return t.cast(_cachelib.LegacyFiles, self.legacy).path(self.key_prefix + sid)
 
     def _name(self, sid: str) -> str:
         return hashlib.sha256((self.key_prefix + sid).encode()).hexdigest()
@@ -339,12 +377,35 @@ class FileSystemStore:
         return fd, st
 
     def _read(self, sid: str, ttl: int | None) -> Record | None:
-        _, path = self._locate(sid)
+        """The live record of ``sid`` in either layout, the mode's own first; in the
+        compatibility write mode, a record of this store's layout is rewritten as
+        Flask-Session's."""
+        bucket, path = self._locate(sid)
         now = self._clock()
+        legacy = self.legacy
+        if legacy is not None and self.compat:
+            record = legacy.read(self._legacy_path(sid), now, ttl)
+            if record is not None:
+                return record
+        found = self._read_own(sid, path, now, ttl)
+        if found is None:
+            if legacy is not None and not self.compat:
+                return legacy.read(self._legacy_path(sid), now, ttl)
+            return None
+        record, expires = found
+        if self.compat:
+            return self._to_legacy(sid, bucket, path, record, expires)
+        return record
+
+    def _read_own(
+        self, sid: str, path: str, now: float, ttl: int | None
+    ) -> tuple[Record, float] | None:
+        """The live record of ``sid`` in this store's layout, and its expiry."""
         opened = self._open_live(path, now)
         if opened is None:
             return None
         fd, st = opened
+        expires = st.st_mtime
         try:
             buffer = _posix.read_all(fd, st.st_size)
             meta = _record.parse(buffer)
@@ -352,17 +413,40 @@ class FileSystemStore:
                 log.warning("ignoring the unreadable session file %s", path)
                 return None
             if ttl is not None:
-                self._refresh(fd, now, ttl)
+                if self._refresh(fd, now, ttl):
+                    expires = now + ttl
         finally:
             os.close(fd)
-        return Record(buffer[meta.end :], meta.token)
+        return Record(buffer[meta.end :], meta.token), expires
 
-    def _refresh(self, fd: int, now: float, ttl: int) -> None:
-        """Refresh the expiry of the record open at ``fd``. A failure (a read-only disk, an
-        immutable file) is logged, at most once per :data:`REFRESH_WARNING_INTERVAL`, and the
-        record is served as it is: it expires when it was going to."""
+    def _to_legacy(
+        self, sid: str, bucket: str, path: str, record: Record, expires: float
+    ) -> Record:
+        """Rewrite ``record``, just read from ``path``, as Flask-Session's file, unless it was
+        saved again meanwhile; return the record as it now stands."""
+        legacy = t.cast(_cachelib.LegacyFiles, self.legacy)
+        with self._locked(bucket):
+            current = self._meta(path, self._clock())
+            if current is None or current.token != record.version:
+                return record  # saved or deleted meanwhile: a save against it fails and merges
+            try:
+                token = legacy.write(self._legacy_path(sid), record.data, int(expires))
+            except (TypeError, ValueError, CorruptRecord) as exc:
+                log.warning(
+                    "session %s… cannot be written as a Flask-Session file: %s", sid[:6], exc
+                )
+                return record
+            unlink(path)
+        return Record(record.data, token)
+
+    def _refresh(self, fd: int, now: float, ttl: int) -> bool:
+        """Refresh the expiry of the record open at ``fd``; return whether it was refreshed.
+        A failure (a read-only disk, an immutable file) is logged, at most once per
+        :data:`REFRESH_WARNING_INTERVAL`, and the record is served as it is: it expires when it
+        was going to."""
         try:
             _posix.set_expiry(fd, now, ttl)
+            return True
         except OSError as exc:
             clock = time.monotonic()
             if clock - self._last_refresh_warning >= REFRESH_WARNING_INTERVAL:
@@ -372,6 +456,7 @@ class FileSystemStore:
                     " without: %s",
                     exc,
                 )
+            return False
 
     def _meta(self, path: str, now: float) -> _record.Meta | None:
         """Return the header of the live, well-formed record at ``path``, or ``None``."""
@@ -402,14 +487,19 @@ class FileSystemStore:
     @_os_errors
     def touch(self, sid: str, ttl: int) -> bool:
         """Set the expiry of a live record to ``ttl`` seconds from now; a ``stat`` and a
-        ``utime``."""
+        ``utime`` (for Flask-Session's file, a rewrite of its expiry in place)."""
         _, path = self._locate(sid)
         now = self._clock()
+        legacy = self.legacy
+        if legacy is not None and self.compat and legacy.touch(self._legacy_path(sid), now, ttl):
+            return True
         try:
             if os.stat(path, follow_symlinks=False).st_mtime <= now:
                 return False
             _posix.set_expiry(path, now, ttl)
         except FileNotFoundError:
+            if legacy is not None and not self.compat:
+                return legacy.touch(self._legacy_path(sid), now, ttl)
             return False
         return True
 
@@ -443,7 +533,64 @@ class FileSystemStore:
             finally:
                 os.close(directory)
         if user_id is not None:
-            os.close(self._ensure(self._marker_path(user_id, path[-64:]), os.O_RDONLY))
+            self._mark(user_id, path[-64:], sid)
+
+    def _mark(self, user_id: str, name: str, sid: str) -> None:
+        """Index record ``name`` (of ``sid``) under ``user_id``: an entry holding the id, so
+        that a session in Flask-Session's layout, whose file name is a hash, is found too."""
+        marker = self._marker_path(user_id, name)
+        if os.path.lexists(marker):
+            return
+        try:
+            fd = self._create(marker, os.O_WRONLY | os.O_EXCL)
+        except FileExistsError:
+            return
+        try:
+            os.fchmod(fd, self.mode)
+            os.write(fd, sid.encode("ascii"))
+        finally:
+            os.close(fd)
+
+    def _write_legacy(
+        self, path: str, sid: str, data: bytes, ttl: int, user_id: str | None
+    ) -> None:
+        """Replace the record of ``sid`` by Flask-Session's file; the caller holds its bucket's
+        lock."""
+        legacy = t.cast(_cachelib.LegacyFiles, self.legacy)
+        try:
+            legacy.write(self._legacy_path(sid), data, int(self._clock()) + ttl)
+        except (TypeError, ValueError, CorruptRecord) as exc:
+            raise StoreError(
+                f"the session cannot be written as a Flask-Session file: {exc}"
+                " (SESSION_COMPAT_FLASK_SESSION is on)"
+            ) from exc
+        unlink(path)
+        if user_id is not None:
+            self._mark(user_id, path[-64:], sid)
+
+    def _save_locked(self, path: str, sid: str, data: bytes, ttl: int, user_id: str | None) -> None:
+        """Save in the mode's layout and drop the record of the other one; the caller holds
+        the bucket's lock."""
+        if self.compat:
+            self._write_legacy(path, sid, data, ttl, user_id)
+            return
+        self._write(path, sid, data, ttl, user_id)
+        if self.legacy is not None:
+            self.legacy.delete(self._legacy_path(sid))
+
+    def _version(self, sid: str, path: str, now: float) -> object:
+        """The version of the live record of ``sid`` that a load would return, or ``None``."""
+        legacy = self.legacy
+        if legacy is not None and self.compat:
+            token = legacy.current(self._legacy_path(sid), now)
+            if token is not None:
+                return token
+        current = self._meta(path, now)
+        if current is not None:
+            return current.token
+        if legacy is not None and not self.compat:
+            return legacy.current(self._legacy_path(sid), now)
+        return None
 
     def _install(self, temporary: str, path: str) -> None:
         """Put the record written at ``temporary`` in place of the one at ``path``, atomically.
@@ -478,7 +625,7 @@ class FileSystemStore:
         """Replace the record of ``sid`` atomically, under the bucket lock."""
         bucket, path = self._locate(sid)
         with self._locked(bucket):
-            self._write(path, sid, data, ttl, user_id)
+            self._save_locked(path, sid, data, ttl, user_id)
         self._after_write()
 
     @_os_errors
@@ -495,11 +642,10 @@ class FileSystemStore:
         record and ``expected`` is ``None``); the bucket lock makes check and write atomic."""
         bucket, path = self._locate(sid)
         with self._locked(bucket):
-            current = self._meta(path, self._clock())
             wanted = None if expected is None else expected.version
-            if (None if current is None else current.token) != wanted:
+            if self._version(sid, path, self._clock()) != wanted:
                 return False
-            self._write(path, sid, data, ttl, user_id)
+            self._save_locked(path, sid, data, ttl, user_id)
         self._after_write()
         return True
 
@@ -508,10 +654,14 @@ class FileSystemStore:
         """Unlink the record of ``sid`` under the bucket lock (its user index entry goes at the
         next purge or user lookup)."""
         bucket, path = self._locate(sid)
-        if not os.path.lexists(path):
+        legacy = self.legacy
+        legacy_path = None if legacy is None else self._legacy_path(sid)
+        if not os.path.lexists(path) and (legacy_path is None or not os.path.lexists(legacy_path)):
             return
         with self._locked(bucket):
             unlink(path)
+            if legacy is not None and legacy_path is not None:
+                legacy.delete(legacy_path)
 
     # -- the whole directory -----------------------------------------------------------------
 
@@ -545,12 +695,13 @@ class FileSystemStore:
     @_os_errors
     def purge_expired(self) -> int:
         """Delete expired records, writes left by crashed writers and index entries of
-        deleted sessions. It walks the directory: one ``stat`` per file, no ``open``.
+        deleted sessions. It walks the directory: one ``stat`` per file, no ``open`` (but a
+        read of the expiry of each of Flask-Session's files).
 
         :returns: how many records were deleted.
         """
         now = self._clock()
-        removed = 0
+        removed = 0 if self.legacy is None else self.legacy.purge(now)
         for bucket, entries in self._buckets():
             leftovers = [entry.path for entry in entries if entry.name.endswith(".tmp")]
             if leftovers:
@@ -566,7 +717,7 @@ class FileSystemStore:
                     if _NAME.fullmatch(entry.name) is None:
                         continue
                     bucket, path = self._record_path(entry.name)
-                    if not os.path.lexists(path):
+                    if not os.path.lexists(path) and self._legacy_sid(entry.path, now) is None:
                         with self._locked(bucket):
                             if not os.path.lexists(path):
                                 unlink(entry.path)
@@ -615,13 +766,16 @@ class FileSystemStore:
 
     @_os_errors
     def count(self) -> int:
-        """Count live records: one ``stat`` per file."""
+        """Count live records: one ``stat`` per file (and a read of the expiry of each of
+        Flask-Session's files)."""
         now = self._clock()
-        return sum(1 for _, _, st in self._records() if st.st_mtime > now)
+        legacy = 0 if self.legacy is None else self.legacy.count(now)
+        return legacy + sum(1 for _, _, st in self._records() if st.st_mtime > now)
 
     @_os_errors
     def iter_sids(self) -> c.Iterator[str]:
-        """Return the ids of live records, read from their headers."""
+        """Return the ids of live records, read from their headers (not those of
+        Flask-Session's files, which are named by a hash of the id)."""
         now = self._clock()
         metas = (self._meta(path, now) for _, path, st in self._records() if st.st_mtime > now)
         return iter([meta.sid for meta in metas if meta is not None])
@@ -641,11 +795,29 @@ class FileSystemStore:
             if meta is not None and meta.user_id == user_id:
                 sids.append(meta.sid)
                 continue
+            legacy_sid = None if meta is not None else self._legacy_sid(entry.path, now)
+            if legacy_sid is not None:
+                sids.append(legacy_sid)  # the core loads it and checks its user
+                continue
             with self._locked(bucket):
                 meta = self._meta(path, now)
                 if meta is None or meta.user_id != user_id:
                     unlink(entry.path)
         return sids
+
+    def _legacy_sid(self, marker: str, now: float) -> str | None:
+        """The id a user index entry names, when that session lives in Flask-Session's
+        layout."""
+        if self.legacy is None:
+            return None
+        try:
+            with open(marker, "rb") as file:
+                sid = file.read(600).decode("ascii", "replace")
+        except FileNotFoundError:
+            return None
+        if _SID.fullmatch(sid) is None or self._name(sid) != os.path.basename(marker):
+            return None
+        return sid if self.legacy.current(self._legacy_path(sid), now) is not None else None
 
     def close(self) -> None:
         """Nothing to release: no descriptor stays open between calls."""

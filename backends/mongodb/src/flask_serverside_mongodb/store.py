@@ -13,7 +13,11 @@ A session is one document, in the shape Flask-Session 0.8 writes, plus two field
 
 so a collection Flask-Session 0.8 filled keeps working: its documents are read (a document
 without ``version`` has the version token ``None``), and are rewritten in this shape on their
-next save.
+next save. Flask-Session 0.8 reads this shape too (it reads ``val`` and ignores the rest), so
+its workers and this store's can share the collection: with ``SESSION_COMPAT_FLASK_SESSION``
+(where the core writes Flask-Session's encoding) a conditional save compares the stored
+``val`` as well as ``version``, because Flask-Session's ``$set`` rewrites ``val`` and leaves
+``version`` alone.
 
 Each operation of the protocol is one round trip. Every read filters on ``expiration > now``, so
 an expired document is never returned while the server's TTL monitor (which runs once a minute)
@@ -207,6 +211,12 @@ class MongoDBStore:
         when the server is down they are created by the first operation that reaches it.
     :param owns_client: close the collection's client in :meth:`close`; true when the store
         built the client from a URL, false for a client the application passed in.
+    :param compat: the compatibility write mode (``SESSION_COMPAT_FLASK_SESSION``): a
+        conditional save also compares the stored ``val``, since Flask-Session's writes leave
+        ``version`` as it was.
+
+    .. versionchanged:: 0.2
+        The ``compat`` parameter.
     """
 
     capabilities: t.ClassVar[Capability] = (
@@ -234,7 +244,10 @@ class MongoDBStore:
         timeout: float | None = DEFAULT_TIMEOUT,
         create_indexes: bool = True,
         owns_client: bool = False,
+        compat: bool = False,
     ) -> None:
+        #: Whether a conditional save also compares the stored data.
+        self.compat = compat
         #: The collection sessions live in.
         self.collection = collection
         #: Prepended to every session id.
@@ -321,6 +334,7 @@ class MongoDBStore:
                 key_prefix=settings.key_prefix,
                 timeout=timeout,
                 create_indexes=settings.flag("SESSION_MONGODB_CREATE_INDEXES", True),
+                compat=settings.compat_flask_session,
                 owns_client=owns,
             )
         except BaseException:
@@ -473,9 +487,10 @@ class MongoDBStore:
                 except DuplicateKeyError:
                     return False
                 return True
-            result = self.collection.update_one(
-                {"id": key, "version": expected.version, "expiration": {"$gt": now}}, update
-            )
+            current: Document = {"id": key, "version": expected.version, "expiration": {"$gt": now}}
+            if self.compat:  # Flask-Session rewrites val and expiration, never version
+                current["val"] = expected.data
+            result = self.collection.update_one(current, update)
         return result.matched_count > 0
 
     @_retried

@@ -4,7 +4,9 @@ A value is a header (:data:`HEADER`: :data:`MAGIC`, an 8-byte random version, th
 deadline and the length of the user id), the user id, then the session bytes. ``0xC1`` is never
 the first byte of a MessagePack map, JSON text or pickle, so a value Flask-Session 0.7/0.8 wrote
 under the same prefix (no header) is told apart and still loads; its version is the SHA-1 of the
-value, which the compare-and-set script computes the same way.
+value, which the compare-and-set script computes the same way. In the compatibility write mode
+every value is written that way, without header (:func:`pack`), and a value with one is
+rewritten without it when it is read (:data:`STRIP`).
 """
 
 from __future__ import annotations
@@ -49,11 +51,15 @@ def parse(raw: bytes) -> Record:
     return Record(raw, Version(b"sha1:" + hashlib.sha1(raw).hexdigest().encode()))
 
 
-def pack(data: bytes, user: bytes, deadline: int) -> bytes:
-    """Return the value to store: a header with a new random version, ``user`` and ``data``.
+def pack(data: bytes, user: bytes, deadline: int, *, compat: bool = False) -> bytes:
+    """Return the value to store: a header with a new random version, ``user`` and ``data``;
+    in the compatibility write mode (``compat``), ``data`` alone, as Flask-Session 0.8 writes
+    it (its version is then the value's SHA-1, as for any record without header).
 
     :raises StoreError: when the user id is too long for the header.
     """
+    if compat:
+        return data
     try:
         head = HEADER.pack(MAGIC, os.urandom(8), deadline, len(user))
     except struct.error:
@@ -126,6 +132,19 @@ if KEYS[2] then index(KEYS[2], ARGV[3], ARGV[4], ARGV[5]) end
 return 1
 """
 )
+#: Rewrite a value without its header, keeping its expiry, if it still has the header it was
+#: read with (the compatibility write mode converts this store's records as it reads them).
+#: KEYS[1] the session key; ARGV: the 8-byte version the header must carry, the session bytes.
+STRIP = """
+if redis.call('GETRANGE', KEYS[1], 0, 9) ~= '\\193\\001' .. ARGV[1] then return 0 end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
+else
+  redis.call('SET', KEYS[1], ARGV[2])
+end
+return 1
+"""
 #: ``EXPIRE`` that also returns the record's header.
 TOUCH = """
 if redis.call('EXPIRE', KEYS[1], ARGV[1]) == 0 then return false end

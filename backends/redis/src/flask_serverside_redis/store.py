@@ -13,7 +13,13 @@ or a URL in ``SESSION_TYPE`` (or ``SESSION_REDIS``): ``redis://``, ``rediss://``
 Records: one string key per session, ``SESSION_KEY_PREFIX + sid``, expiring through Redis's own
 expiry. Its value is a header (the version and the user index entry) followed by the session
 bytes (see :mod:`._record`); a record Flask-Session 0.7/0.8 wrote under the same prefix still
-loads. Flask-Session cannot read this store's records, so moving to it is one way.
+loads. Flask-Session cannot read this store's header, so with ``SESSION_COMPAT_FLASK_SESSION``
+(while Flask-Session workers still serve some requests, or before a rollback) the store writes
+Flask-Session's own layout instead: the session bytes alone under the same key, with the
+value's SHA-1 as the version of the conditional save (computed by the save script, so
+Flask-Session's writes are seen too), and a value with a header is rewritten without it when
+read. The user index then has no header to carry its deadline: every save of a session with
+a user writes its entry, good for twice the time to live after that save.
 
 Round trips: ``load``, ``load_and_touch`` (``GETEX``), ``touch``, ``delete``, ``save`` and
 ``save_if`` (one Lua script that compares the version and writes) cost one each.
@@ -101,6 +107,7 @@ class _Bound:
         self.index = Script(client, _record.INDEX)
         self.refresh = Script(client, _record.REFRESH)
         self.touch = Script(client, _record.TOUCH)
+        self.strip = Script(client, _record.STRIP)
         self.get_and_expire = Script(client, _record.GET_AND_EXPIRE)
 
 
@@ -114,12 +121,13 @@ class RedisStore:
         :meth:`close` closes it (:func:`connect_url` returns such a handle).
     :param key_prefix: prepended to every session id.
     :param clock: returns the Unix time, for the user index deadlines; tests pass a fake one.
+    :param compat: write Flask-Session 0.8's layout (``SESSION_COMPAT_FLASK_SESSION``).
 
     .. versionadded:: 0.1
 
     .. versionchanged:: 0.2
         ``client`` may be a :class:`~flask_serverside.ClientHandle`, which replaces the
-        connect function and the ``closing`` list.
+        connect function and the ``closing`` list; the ``compat`` parameter.
     """
 
     capabilities: t.ClassVar[Capability] = (
@@ -146,9 +154,12 @@ class RedisStore:
         *,
         key_prefix: str = "session:",
         clock: c.Callable[[], float] = time.time,
+        compat: bool = False,
     ) -> None:
         #: Prepended to every session id.
         self.key_prefix = key_prefix
+        #: Whether records are written in Flask-Session 0.8's layout.
+        self.compat = compat
         self._clock = clock
         self._handle = client if isinstance(client, ClientHandle) else ClientHandle.given(client)
         self._bound = _Bound(self._handle.client) if self._handle.connected else None
@@ -156,13 +167,15 @@ class RedisStore:
         self.has_getex = True
 
     @classmethod
-    def from_url(cls, url: str, *, key_prefix: str = "session:") -> RedisStore:
+    def from_url(
+        cls, url: str, *, key_prefix: str = "session:", compat: bool = False
+    ) -> RedisStore:
         """Build a store on a client made from ``url`` (see the module docs for the forms);
         :meth:`close` closes that client.
 
         :raises ConfigurationError: when the URL is malformed.
         """
-        return cls(connect_url(url), key_prefix=key_prefix)
+        return cls(connect_url(url), key_prefix=key_prefix, compat=compat)
 
     @classmethod
     def from_settings(cls, settings: StoreSettings) -> RedisStore:
@@ -189,10 +202,11 @@ class RedisStore:
                 DEFAULT_URL,
             )
             source = DEFAULT_URL
+        compat = settings.compat_flask_session
         if isinstance(source, str):
-            return cls.from_url(source, key_prefix=settings.key_prefix)
+            return cls.from_url(source, key_prefix=settings.key_prefix, compat=compat)
         if isinstance(source, (redis.Redis, RedisCluster)):
-            return cls(source, key_prefix=settings.key_prefix)
+            return cls(source, key_prefix=settings.key_prefix, compat=compat)
         raise ConfigurationError(
             "SESSION_REDIS must be a redis.Redis, a redis.cluster.RedisCluster or a URL string,"
             f" not {type(source).__name__}."
@@ -221,7 +235,22 @@ class RedisStore:
         """``GET``; see :meth:`flask_serverside.SessionStore.load`."""
         with _errors("load a session"):
             raw = self.bound.client.get(self.key_prefix + sid)
-        return None if raw is None else _record.parse(raw)
+        return None if raw is None else self._parse(sid, raw)
+
+    def _parse(self, sid: str, raw: bytes) -> Record:
+        """The record a value holds; in the compatibility write mode, a value with this
+        store's header is first rewritten without it (one more call, once per record), so
+        that Flask-Session workers can read it."""
+        record = _record.parse(raw)
+        version = t.cast(Version, record.version)
+        if not self.compat or version.token.startswith(b"sha1:"):
+            return record
+        with _errors("rewrite a session for Flask-Session"):
+            stripped = self.bound.strip(
+                keys=[self.key_prefix + sid], args=[version.token, record.data]
+            )
+        # Not stripped: saved again meanwhile, and a conditional save against this version fails.
+        return _record.parse(record.data) if stripped else record
 
     def save(self, sid: str, data: bytes, ttl: int, *, user_id: str | None = None) -> None:
         """``SET ... EX`` and the user index entry, in one script (two calls on a Cluster)."""
@@ -268,7 +297,7 @@ class RedisStore:
                 raw = bound.get_and_expire(keys=[key], args=[ttl])
         if raw is None:
             return None
-        record = _record.parse(raw)
+        record = self._parse(sid, raw)
         version = t.cast(Version, record.version)
         now = int(self._clock())
         if version.user and version.deadline < now + ttl:
@@ -339,7 +368,7 @@ class RedisStore:
             user_id = None  # its entry is good
         else:
             deadline = now + 2 * ttl
-        args: list[t.Any] = [token, _record.pack(data, user, deadline), ttl]
+        args: list[t.Any] = [token, _record.pack(data, user, deadline, compat=self.compat), ttl]
         with _errors("save a session"):
             if user_id is not None:
                 index = self.user_key(user_id)

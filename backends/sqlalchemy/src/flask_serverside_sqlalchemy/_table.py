@@ -1,5 +1,6 @@
 """The sessions table: its definition, and how to bring an older one (Flask-Session's) up to
-date."""
+date: :func:`upgrade_statements` are what the store runs itself when it may create the table
+(``SESSION_SQLALCHEMY_CREATE_TABLE``), and what :func:`upgrade_message` asks for otherwise."""
 
 from __future__ import annotations
 
@@ -53,23 +54,36 @@ def define_table(
     )
 
 
+def upgrade_statements(
+    table: sa.Table, missing: list[sa.Column[t.Any]], indexes: list[sa.Index], dialect: t.Any
+) -> list[str]:
+    """Return the ``ALTER TABLE ... ADD COLUMN`` and ``CREATE INDEX`` statements that bring an
+    existing ``table`` (such as Flask-Session's) up to date, in ``dialect``'s SQL."""
+    quote = dialect.identifier_preparer
+    name = quote.format_table(table)
+    statements = [
+        f"ALTER TABLE {name} ADD COLUMN {quote.format_column(col)}"
+        f" {col.type.compile(dialect=dialect)}"
+        for col in missing
+    ]
+    statements += [
+        str(sa.schema.CreateIndex(index).compile(dialect=dialect)).strip() for index in indexes
+    ]
+    return statements
+
+
 def upgrade_message(
     table: sa.Table, missing: list[sa.Column[t.Any]], indexes: list[sa.Index], dialect: t.Any
 ) -> str:
     """Say how to bring an existing table (such as Flask-Session's) up to date."""
-    name = table.fullname
-    statements = [
-        f"ALTER TABLE {name} ADD COLUMN {col.name} {col.type.compile(dialect=dialect)};"
-        for col in missing
-    ]
-    statements += [
-        str(sa.schema.CreateIndex(index).compile(dialect=dialect)).strip() + ";"
-        for index in indexes
-    ]
-    names = ", ".join(col.name for col in missing)
+    statements = " ".join(
+        statement + ";" for statement in upgrade_statements(table, missing, indexes, dialect)
+    )
+    names = ", ".join(col.name for col in missing) or "none"
     return (
-        f"The session table {name!r} lacks the columns {names} (a table made by Flask-Session"
-        " needs two more). Add them, keeping the sessions it holds: "
-        + " ".join(statements)
-        + " Or set SESSION_SQLALCHEMY_TABLE to a new table name."
+        f"The session table {table.fullname!r} lacks columns ({names}) or indexes of this"
+        " store (a table made by Flask-Session needs two more columns and two indexes). Add"
+        f" them, keeping the sessions it holds: {statements} Or set"
+        " SESSION_SQLALCHEMY_CREATE_TABLE = True (the store then adds them itself), or set"
+        " SESSION_SQLALCHEMY_TABLE to a new table name."
     )

@@ -7,7 +7,14 @@ session save neither commits, flushes nor rolls back Flask-SQLAlchemy's ``db.ses
 
 The table (see :func:`define_table`) is a superset of Flask-Session 0.8's: the same ``id``,
 ``session_id`` (the key prefix plus the id), ``data`` and ``expiry`` (naive UTC) columns, plus a
-``version`` column for the conditional save and an indexed ``user_id`` column.
+``version`` column for the conditional save and an indexed ``user_id`` column. A table
+Flask-Session made is upgraded in place at start-up when the store may create its table (the
+two nullable columns and the two indexes added, one log line); otherwise the first statement
+that meets it fails with the statements to run. Flask-Session 0.8 reads and writes the
+upgraded table as its own (its ORM model names the four columns it knows), so its workers and
+this store's can share it: with ``SESSION_COMPAT_FLASK_SESSION`` a conditional save compares
+the stored ``data`` as well as ``version``, since Flask-Session's writes leave ``version`` as
+it was.
 
 Round trips: a load is one ``SELECT ... WHERE session_id = ? AND expiry > now``. With sliding
 expiry, :meth:`SQLAlchemyStore.load_and_touch` issues that same SELECT and writes the new expiry
@@ -20,6 +27,7 @@ engines the store makes from MySQL URLs, so no ``BEGIN``/``COMMIT`` round trips 
 from __future__ import annotations
 
 import datetime
+import logging
 import secrets
 import time
 import typing as t
@@ -46,11 +54,13 @@ from ._engine import autocommits
 from ._engine import engine_for
 from ._errors import RETRYABLE
 from ._errors import code
+from ._errors import describe
 from ._errors import duplicate
 from ._errors import errors
 from ._errors import scrub
 from ._table import define_table
 from ._table import upgrade_message
+from ._table import upgrade_statements
 
 if t.TYPE_CHECKING:
     import collections.abc as c
@@ -58,6 +68,8 @@ if t.TYPE_CHECKING:
     from flask_serverside import StoreSettings
 
 T = t.TypeVar("T")
+
+log = logging.getLogger("flask_serverside.sqlalchemy")
 
 #: Seconds a read-only request may leave a record's expiry behind (capped at a tenth of the TTL).
 DEFAULT_REFRESH_INTERVAL = 600
@@ -92,11 +104,15 @@ class SQLAlchemyStore:
         connection of a statement still running this long (plus a tenth of a second, so that
         a server-side limit of the same length ends it first when the server still answers).
         A failure that took half of it is not tried again. ``None``: no limit.
+    :param compat: the compatibility write mode (``SESSION_COMPAT_FLASK_SESSION``): a
+        conditional save also compares the stored ``data``.
     :raises StoreError: when ``create_table`` is on and the database cannot be reached.
-    :raises ConfigurationError: when the existing table lacks columns.
+    :raises ConfigurationError: when ``create_table`` is on and the existing table lacks
+        columns that cannot be added in place (or adding them failed).
 
     .. versionchanged:: 0.2
-        ``timeout``; errors carry no statement parameters.
+        ``timeout``; errors carry no statement parameters; with ``create_table``, a table made
+        by Flask-Session is upgraded in place; the ``compat`` parameter.
     """
 
     capabilities: t.ClassVar[Capability] = (
@@ -135,9 +151,13 @@ class SQLAlchemyStore:
         purge_batch: int = DEFAULT_PURGE_BATCH,
         dispose_engine: bool = False,
         timeout: float | None = DEFAULT_TIMEOUT,
+        compat: bool = False,
     ) -> None:
         #: The engine given.
         self.engine = engine
+        #: Whether a conditional save also compares the stored data.
+        self.compat = compat
+        self._checked = create_table  # whether the table's columns are known to be complete
         #: Seconds a statement may take; ``None`` for no limit.
         self.timeout = timeout
         self._deadline = None if timeout is None else timeout + DEADLINE_GRACE
@@ -175,9 +195,14 @@ class SQLAlchemyStore:
         self._select = sa.select(sessions.c.data, sessions.c.version, sessions.c.expiry).where(live)
         self._refresh = sa.update(sessions).where(live).values(expiry=sa.bindparam("until"))
         written: dict[str, t.Any] = {name: sa.bindparam(f"new_{name}") for name in _WRITTEN}
-        same = sessions.c.version == sa.bindparam("expected")
+        same: sa.ColumnElement[bool] = sessions.c.version == sa.bindparam("expected")
+        unversioned: sa.ColumnElement[bool] = sessions.c.version.is_(
+            None
+        )  # a row written by Flask-Session
+        if compat:  # Flask-Session's writes change data and expiry, never version
+            same_data = sessions.c.data == sa.bindparam("expected_data", type_=sa.LargeBinary)
+            same, unversioned = sa.and_(same, same_data), sa.and_(unversioned, same_data)
         self._compare_and_set = sa.update(sessions).where(live, same).values(written)
-        unversioned = sessions.c.version.is_(None)  # a row written by Flask-Session
         self._compare_and_set_unversioned = (
             sa.update(sessions).where(live, unversioned).values(written)
         )
@@ -217,6 +242,7 @@ class SQLAlchemyStore:
             ),
             "purge_batch": settings.integer("SESSION_SQLALCHEMY_PURGE_BATCH", DEFAULT_PURGE_BATCH),
             "timeout": settings.seconds("SESSION_SQLALCHEMY_TIMEOUT", DEFAULT_TIMEOUT),
+            "compat": settings.compat_flask_session,
         }
         timeouts = Timeouts(
             statement=options["timeout"],
@@ -263,6 +289,8 @@ class SQLAlchemyStore:
                     scrub(exc)
                     if not isinstance(exc, sa.exc.DBAPIError):
                         raise
+                    if not self._checked and _undefined_column(exc):
+                        self._explain_missing_columns(exc)
                     retry = exc.connection_invalidated or code(exc) in RETRYABLE
                     if attempt == 2 or not retry or self._late(began):
                         raise
@@ -316,7 +344,19 @@ class SQLAlchemyStore:
             "user_id": user_id,
         }
 
+    def _gaps(self) -> tuple[list[sa.Column[t.Any]], list[sa.Index]]:
+        """The columns and indexes of :attr:`table` the existing table lacks."""
+        name, schema = self.table.name, self.table.schema
+        inspector = sa.inspect(self.engine)
+        columns = {col["name"] for col in inspector.get_columns(name, schema)}
+        indexed = {index["column_names"][0] for index in inspector.get_indexes(name, schema)}
+        missing = [col for col in self.table.c if col.name not in columns]
+        indexes = [ix for ix in self.table.indexes if next(iter(ix.columns)).name not in indexed]
+        return missing, indexes
+
     def _create_table(self) -> None:
+        """Create the table when missing; add the columns and indexes a table made by
+        Flask-Session lacks."""
         name, schema = self.table.name, self.table.schema
         with errors("create the session table"):
             try:
@@ -324,14 +364,49 @@ class SQLAlchemyStore:
             except sa.exc.DBAPIError:  # another process created it first
                 if not sa.inspect(self.engine).has_table(name, schema=schema):
                     raise
-            inspector = sa.inspect(self.engine)
-            columns = {col["name"] for col in inspector.get_columns(name, schema)}
-            if all(col.name in columns for col in self.table.c):
+            missing, indexes = self._gaps()
+            if not missing and not indexes:
                 return
-            indexed = {index["column_names"][0] for index in inspector.get_indexes(name, schema)}
-        missing = [col for col in self.table.c if col.name not in columns]
-        indexes = [ix for ix in self.table.indexes if next(iter(ix.columns)).name not in indexed]
-        raise ConfigurationError(upgrade_message(self.table, missing, indexes, self.engine.dialect))
+            if any(not col.nullable for col in missing):  # not a table this store can extend
+                raise ConfigurationError(
+                    upgrade_message(self.table, missing, indexes, self.engine.dialect)
+                )
+            statements = upgrade_statements(self.table, missing, indexes, self.engine.dialect)
+            failure: sa.exc.DBAPIError | None = None
+            for statement in statements:
+                try:
+                    with self.engine.begin() as conn:
+                        conn.execute(sa.text(statement))
+                except sa.exc.DBAPIError as exc:  # done by another process meanwhile, or denied
+                    failure = exc
+            still_missing, still_unindexed = self._gaps()
+        if still_missing or still_unindexed:
+            raise ConfigurationError(
+                "Adding the missing columns and indexes failed"
+                f" ({describe(failure) if failure else 'no error, yet they are missing'}). "
+                + upgrade_message(self.table, still_missing, still_unindexed, self.engine.dialect)
+            ) from failure
+        log.warning(
+            "upgraded the session table %s in place (a table made by Flask-Session): added %s",
+            self.table.fullname,
+            ", ".join(
+                [f"column {col.name}" for col in missing]
+                + [f"index {index.name}" for index in indexes]
+            ),
+        )
+
+    def _explain_missing_columns(self, error: sa.exc.DBAPIError) -> t.NoReturn:
+        """Raise the statements that add what the table lacks (a table made by Flask-Session,
+        with ``create_table`` off), in place of a statement's missing-column error."""
+        try:
+            missing, indexes = self._gaps()
+        except sa.exc.SQLAlchemyError:
+            raise error from None
+        if not missing:
+            raise error
+        raise StoreError(
+            upgrade_message(self.table, missing, indexes, self.engine.dialect)
+        ) from error
 
     # -- the three operations ----------------------------------------------------------------
 
@@ -432,6 +507,8 @@ class SQLAlchemyStore:
             return False  # pragma: no cover
         params = {f"new_{name}": values[name] for name in _WRITTEN}
         params.update(k=values["session_id"], now=now, expected=expected.version)
+        if self.compat:
+            params["expected_data"] = bytes(expected.data)
         if expected.version is None:
             return self._execute(self._compare_and_set_unversioned, params) > 0
         return self._execute(self._compare_and_set, params) > 0
@@ -505,3 +582,15 @@ class SQLAlchemyStore:
 def _in_transaction(conn: sa.Connection, work: c.Callable[[sa.Connection], T]) -> T:
     with conn.begin():
         return work(conn)
+
+
+#: Error codes of a statement that names a column the table lacks: PostgreSQL's undefined
+#: column, MySQL's unknown column (SQLite says "no such column", with a generic code).
+_UNDEFINED_COLUMN = {"42703", "42S22", 1054}
+
+
+def _undefined_column(exc: sa.exc.DBAPIError) -> bool:
+    """Whether ``exc`` says a statement named a column the table lacks."""
+    if code(exc) in _UNDEFINED_COLUMN:
+        return True
+    return code(exc) == "sqlite:1" and "no such column" in str(exc.orig)

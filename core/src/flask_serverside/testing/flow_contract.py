@@ -120,6 +120,7 @@ class SessionFlowContract:
         assert client.get("/read").get_json() == {"user": None, "count": 0}
 
     def test_flash_messages_keep_markup(self, client: FlaskClient) -> None:
+        _skip_in_flask_session_encoding(client)
         client.post("/flash")
         assert client.get("/flashes").get_json() == {
             "messages": [["info", "<b>plain</b>", "str"], ["warning", "<b>bold</b>", "Markup"]]
@@ -127,6 +128,7 @@ class SessionFlowContract:
         assert client.get("/flashes").get_json() == {"messages": []}
 
     def test_flask_tagged_types_round_trip(self, client: FlaskClient) -> None:
+        _skip_in_flask_session_encoding(client)
         client.post("/types")
         assert client.get("/types").get_json() == {"ok": True}
 
@@ -205,9 +207,14 @@ class SessionFlowContract:
     def test_a_corrupt_record_gives_a_fresh_session_and_a_log_line(
         self, app: Flask, client: FlaskClient, caplog: pytest.LogCaptureFixture
     ) -> None:
+        state = get_state(app)
+        if state.config.compat_flask_session and not state.serializer.compat:
+            pytest.skip(
+                "in the compatibility write mode this store keeps Flask-Session's pickles, which"
+                " hold sessions only (its own tests plant refused pickles)"
+            )
         client.post("/login", data={"user": "alice"})
         sid = client.get("/sid").get_json()["sid"]
-        state = get_state(app)
         state.store.save(state.store_key(sid), b"\xffnot a session", 60)
         with caplog.at_level(logging.WARNING, logger="flask_serverside"):
             response = client.get("/read")
@@ -316,6 +323,8 @@ class SessionFlowContract:
     def test_a_write_racing_a_regenerate_follows_the_session(self, app: Flask) -> None:
         if Capability.CONDITIONAL_SAVE not in get_state(app).store.capabilities:
             pytest.skip("forwarding a regenerated session needs a conditional save")
+        if get_state(app).config.compat_flask_session:
+            pytest.skip("the compatibility write mode deletes the old id, as Flask-Session does")
         client = app.test_client()
         client.post("/login", data={"user": "alice"})
         cookie = _request_cookie(client)
@@ -479,3 +488,11 @@ def _request_cookie(client: FlaskClient) -> str:
     cookie = client.get_cookie("session")
     assert cookie is not None
     return f"session={cookie.value}"
+
+
+def _skip_in_flask_session_encoding(client: FlaskClient) -> None:
+    if get_state(client.application).serializer.compat:
+        pytest.skip(
+            "with SESSION_COMPAT_FLASK_SESSION the core writes Flask-Session 0.8's encoding,"
+            " which holds no Markup and turns tuples into lists"
+        )
