@@ -150,6 +150,15 @@ def run(args: argparse.Namespace) -> dict[str, t.Any]:
             results["http"] = run_http(args, log)
         except Exception as exc:
             results["http"] = {"setup": f"failed: {type(exc).__name__}: {exc}", "rows": []}
+    if args.cache:
+        from .cache import run_cache
+
+        try:
+            results["cache"] = run_cache(args, rounds, batch, log)
+        except Exception as exc:
+            if args.preset == "smoke":
+                raise
+            results["cache"] = {"note": f"failed: {type(exc).__name__}: {exc}"}
     if args.scale:
         from .scale import run_scale
 
@@ -205,6 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--http", action="store_true", help="also run mode 2 (gunicorn + wrk)")
     p.add_argument(
         "--scale", action="store_true", help="also run the scale runs (1k/100k/1M sessions, purge)"
+    )
+    p.add_argument(
+        "--cache",
+        action="store_true",
+        help="also measure the redis store's worker-local cache (SESSION_REDIS_CACHE)",
     )
     p.add_argument(
         "--output",

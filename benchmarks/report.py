@@ -190,6 +190,11 @@ def targets(results: Results) -> list[tuple[str, str, str, str]]:
                         "" if speedup >= 1.5 else f"missed: {speedup:.2f}× instead of 1.5×",
                     )
                 )
+    cache = results.get("cache")
+    if cache is not None:
+        from .cache import targets as cache_targets
+
+        rows.extend(cache_targets(cache))
     scale = results.get("scale")
     if not scale:
         rows.append(
@@ -316,6 +321,11 @@ def render(results: Results) -> str:
     scale = results.get("scale")
     if scale:
         _render_scale(add, scale)
+    cache = results.get("cache")
+    if cache:
+        from .cache import render as render_cache
+
+        render_cache(add, cache)
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -105,3 +105,35 @@ def test_headers(results: dict) -> None:
     assert cells[("none", True, "ours")]["headers"]["set-cookie"] == "-"
     assert cells[("read", False, "ours")]["headers"]["set-cookie"] == "-"
     assert cells[("read", True, "ours")]["headers"]["set-cookie"] != "-"
+
+
+@pytest.mark.servers
+def test_the_cache_benchmark_counts_no_command_per_cached_read(
+    tmp_path: Path, redis_server: object
+) -> None:
+    """``--cache`` on its own redis-server: the harness runs, and a repeated read of a cached
+    session sends Redis nothing (the HTTP parts need gunicorn and wrk; here they may say they
+    were not run)."""
+    report = tmp_path / "RESULTS.md"
+    raw = tmp_path / "results.json"
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "benchmarks", "run", "--smoke", "--stores", "memory",
+            "--cache", "--output", str(report), "--json", str(raw),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    cache = json.loads(raw.read_text())["cache"]
+    for mode in ("on", "off"):
+        counted = cache["inprocess"]["counted"][mode]
+        assert counted["commands"] == 0, counted
+        assert counted["hits"] == counted["requests"]
+        row = cache["inprocess"]["rows"][mode]
+        assert {"us:cached", "share:cached", "us:flask-session", "us:cookie"} <= set(row)
+    text = report.read_text()
+    assert "## Worker-local cache (redis, `SESSION_REDIS_CACHE`)" in text
+    assert "redis cache, sliding on: 0 commands per repeated read-only request" in text

@@ -544,4 +544,102 @@ def test_a_flush_of_the_database_empties_the_cache(client, stores):
     sid = new_sid()
     warm(store, sid, b"data")
     client.flushdb()
+    # Unlike a key's invalidation, which Redis writes before the writer's reply, the notice
+    # of a flush follows its reply by some microseconds (see the README).
+    time.sleep(0.05)
     assert store.load(sid) is None
+    assert store.cache.stats["flushes"] >= 1
+
+
+def test_a_sentinel_failover_flushes_the_cache_and_follows_the_new_master(make_redis_sentinel):
+    sentinel = make_redis_sentinel()
+    hosts = ",".join(f"{host}:{port}" for host, port in sentinel.sentinels)
+    url = f"redis+sentinel://{hosts}/{sentinel.service_name}?socket_timeout=0.5"
+    store = RedisStore.from_url(url, key_prefix="fo:", cache=16)
+    try:
+        assert store.cache.wait_serving(10)
+        sid = new_sid()
+        warm(store, sid, b"before")
+        deadline = time.monotonic() + 10
+        while sentinel.replica.execute("GET", "fo:" + sid) is None:
+            assert time.monotonic() < deadline, "the replica never copied the session"
+            time.sleep(0.02)
+        old_master = sentinel.current_master()
+        sentinel.master.kill()
+        deadline = time.monotonic() + 15
+        while sentinel.current_master() in (old_master, None):
+            assert time.monotonic() < deadline, "no new master was elected"
+            time.sleep(0.05)
+        host, port = t.cast(tuple[str, int], sentinel.current_master())
+        new_master = redis.Redis(host, port)
+        try:
+            # A change on the new master before this process's channel has reconnected.
+            new_master.set("fo:" + sid, b"after", ex=600)
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    record = store.load(sid)
+                    break
+                except flask_serverside.StoreUnavailable:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
+            assert record.data == b"after"
+            assert store.cache.wait_serving(15)  # the channel is on the new master now
+            assert store.load(sid).data == b"after"
+            new_master.set("fo:" + sid, b"later", ex=600)
+            assert store.load(sid).data == b"later"
+            warm(store, sid, b"again")
+        finally:
+            new_master.close()
+    finally:
+        store.close()
+
+
+FORK_SCRIPT = """
+import json, os, sys, warnings
+warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads, on Python 3.12+
+import redis
+from flask_serverside_redis import RedisStore
+
+url, prefix, sid = sys.argv[1:4]
+store = RedisStore.from_url(url, key_prefix=prefix, cache=8)
+assert store.cache.wait_serving(10)
+store.save(sid, b"parent", 600)
+store.load(sid)
+assert store.load(sid).data == b"parent" and store.cache.cached == 1
+read, write = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(read)
+    seen = {"cached after fork": store.cache.cached}
+    seen["serving"] = store.cache.wait_serving(10)
+    store.save(sid, b"child", 600)
+    seen["child reads"] = [store.load(sid).data.decode() for _ in range(2)]
+    seen["child hits"] = store.cache.stats["hits"]
+    os.write(write, json.dumps(seen).encode())
+    os._exit(0)
+os.close(write)
+child = json.loads(os.read(read, 4096))
+os.waitpid(pid, 0)
+child["parent reads"] = store.load(sid).data.decode()
+print(json.dumps(child))
+store.close()
+"""
+
+
+def test_a_forked_child_starts_empty_with_its_own_channel(redis_server):
+    sid = new_sid()
+    out = subprocess.run(
+        [sys.executable, "-c", FORK_SCRIPT, redis_server.url, "fork:", sid],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert json.loads(out) == {
+        "cached after fork": 0,
+        "serving": True,
+        "child reads": ["child", "child"],
+        "child hits": 1,
+        "parent reads": "child",  # the child's write reached the parent's cache
+    }

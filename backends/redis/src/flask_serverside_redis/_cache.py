@@ -9,12 +9,15 @@ cache coherent through server-assisted invalidation (``CLIENT TRACKING``, Redis 
   ``__redis__:invalidate``. From then on Redis sends it the name of every key under the prefix
   that any client changes, refreshes, deletes or lets expire, and a flush notice on
   ``FLUSHALL``/``FLUSHDB``. The store's own commands keep using the application's client.
-* Redis queues the invalidation before it replies to the writer, so it is in this process's
-  socket buffer by the time anything that follows the write (the writer's response, the browser's
-  next request) reaches this process. Every read of the cache therefore first applies what is
-  waiting on that socket (one ``select``, no round trip), so a request never sees a record that a
-  write it follows has replaced. A background thread does the same between requests, sends a
-  ``PING`` every :data:`HEARTBEAT` seconds and reconnects.
+* Redis sends broadcast invalidations before the replies of the same event-loop turn (on 7.0,
+  every key invalidation was readable here when the writer's reply arrived, in tens of
+  thousands of tries; a ``FLUSHALL``/``FLUSHDB`` notice is the exception and follows its
+  reply), so it is in this process's socket buffer by the time anything that follows the write
+  (the writer's response, the browser's next request) reaches this process. Every read of the
+  cache therefore first applies what is waiting on that socket (one ``select``, no round trip),
+  so a request never sees a record that a write it follows has replaced. A background thread
+  does the same between requests, sends a ``PING`` every :data:`HEARTBEAT` seconds and
+  reconnects.
 * A record fetched while an invalidation of its key arrives is not cached (each fill holds a
   ticket that the invalidation revokes), and neither is one fetched while the channel is down.
 * When the channel drops (a reconnect, a restart, a failover, ``CLIENT KILL``) or stays silent
@@ -119,7 +122,17 @@ class _Entry:
 
 
 class SessionCache:
-    """The records of one :class:`~flask_serverside_redis.RedisStore`, cached in this process.
+    """The records of one :class:`~flask_serverside_redis.RedisStore`, cached in this process
+    and kept coherent by Redis (``SESSION_REDIS_CACHE``; the store builds it).
+
+    Contract: a record is served from the cache only while the invalidation channel (one
+    connection of this process registered with ``CLIENT TRACKING ... BCAST PREFIX`` on the key
+    prefix) is up and has been heard from within :data:`SILENCE` seconds, after applying every
+    invalidation waiting on it, and only before the expiry Redis reported for it; so a read
+    never returns a record that a write it follows (in this process or another) has replaced
+    or deleted. A channel that drops empties the cache, which serves nothing until the channel
+    is registered again. An expiry refresh to ``ttl`` is due once the record has less than
+    ``ttl * (1 - REFRESH_FRACTION)`` seconds left; until then reads refresh nothing.
 
     Thread-safe; one lock guards the entries and the channel's connection (a cached read holds
     it for a dictionary lookup and a ``select`` with no wait). After a ``fork`` the child starts

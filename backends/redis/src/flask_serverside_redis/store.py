@@ -29,7 +29,7 @@ hash slot than the session, a second call updates it first, so it never misses a
 
 With ``SESSION_REDIS_CACHE`` (``True`` or a number of records) each process keeps the records it
 read in a cache that Redis keeps coherent (``CLIENT TRACKING``): a read of an unchanged session
-costs no round trip. See :mod:`._cache`; not on a Redis Cluster.
+costs no round trip. See :class:`SessionCache`; not on a Redis Cluster.
 """
 
 from __future__ import annotations
@@ -261,7 +261,7 @@ class RedisStore:
         :returns: ``False`` when there is no record under ``sid``.
 
         With the cache, a record it holds is left alone until its refresh is due (see
-        :data:`._cache.REFRESH_FRACTION`).
+        a tenth of the lifetime, see :class:`SessionCache`).
         """
         if self.cache is not None:
             if self.cache.fresh(sid, ttl):
@@ -282,7 +282,7 @@ class RedisStore:
         """``GETEX key EX ttl`` (a ``GET`` and ``EXPIRE`` script on servers without it, found
         out on first use): one round trip, and one more about once per time to live for a
         session with a user, to move its index entry on. With the cache: no round trip for a
-        record it holds, until the refresh is due (see :mod:`._cache`)."""
+        record it holds, until the refresh is due (see :class:`SessionCache`)."""
         if self.cache is not None:
             return self.cache.load(sid, ttl)
         key = self.key_prefix + sid
@@ -436,7 +436,7 @@ _NO_CLUSTER_CACHE = (
 
 
 def _cache_size(value: object) -> int:
-    """``SESSION_REDIS_CACHE``: ``True`` (:data:`._cache.DEFAULT_SIZE` records), a number of
+    """``SESSION_REDIS_CACHE``: ``True`` (``DEFAULT_SIZE`` records), a number of
     records, or ``False``/``None``/``0`` (no cache).
 
     :raises ConfigurationError: for anything else.
