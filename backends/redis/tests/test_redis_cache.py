@@ -5,6 +5,7 @@ conformance kit with the cache on, and the commands a cached read costs (none)."
 from __future__ import annotations
 
 import collections.abc as c
+import contextlib
 import importlib.util
 import json
 import os
@@ -234,10 +235,40 @@ class TestCachedRedisStore(StoreContract):
         return lambda key_prefix: cached_store(redis_client, key_prefix)
 
 
+class _Outage:
+    """A Redis of its own that a test freezes (SIGSTOP) and thaws, so its data stays."""
+
+    def __init__(self, server: RedisServer) -> None:
+        self.server = server
+        url = server.url + "?socket_timeout=0.3&socket_connect_timeout=0.3"
+        self.config = {"SESSION_TYPE": url, "SESSION_REDIS_CACHE": True}
+
+    @contextlib.contextmanager
+    def down(self) -> c.Iterator[None]:
+        os.kill(self.server.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(self.server.pid, signal.SIGCONT)
+
+
 class TestFlaskOnCachedRedis(SessionFlowContract):
     @pytest.fixture
     def session_config(self, redis_server):
         return {"SESSION_TYPE": redis_server.url, "SESSION_REDIS_CACHE": True}
+
+    @pytest.fixture
+    def store_outage(self, make_redis_server):
+        return _Outage(make_redis_server())
+
+    @pytest.fixture
+    def backend_dump(self, redis_client):
+        def dump(app):
+            return b"".join(
+                key + (redis_client.dump(key) or b"") for key in redis_client.scan_iter(count=1000)
+            )
+
+        return dump
 
 
 # -- zero round trips ----------------------------------------------------------------------
