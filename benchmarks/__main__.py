@@ -218,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--cache",
         action="store_true",
-        help="also measure the redis store's worker-local cache (SESSION_REDIS_CACHE)",
+        help="also measure the redis store's worker-local cache (SESSION_REDIS_CACHE); with"
+        " --stores '' and nothing else, only its section of the report is replaced",
     )
     p.add_argument(
         "--output",
@@ -235,7 +236,22 @@ def main(argv: list[str] | None = None) -> int:
     given = sys.argv[1:] if argv is None else argv
     args.command_line = "python -m benchmarks " + shlex.join(given)
     results = run(args)
-    if args.output:
+    if args.output and not args.stores and args.cache and not (args.http or args.scale):
+        # Only the cache was measured: replace its section, keep the recorded run around it.
+        from .cache import render as render_cache
+        from .cache import update_section
+
+        results["cache"]["run"] = {
+            key: results[key] if key in results else results["machine"][key]
+            for key in ("date", "command", "duration", "load before", "load after")
+        }
+        lines: list[str] = []
+        render_cache(lines.append, results["cache"])
+        path = Path(args.output)
+        old = path.read_text() if path.exists() else ""
+        path.write_text(update_section(old, "\n".join(lines).rstrip() + "\n"))
+        log(f"updated the cache section of {args.output}")
+    elif args.output:
         Path(args.output).write_text(render(results))
         log(f"wrote {args.output}")
     if args.json:

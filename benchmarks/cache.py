@@ -50,6 +50,8 @@ if t.TYPE_CHECKING:
 
     from flask import Flask
 
+#: The heading of the section in RESULTS.md.
+HEADING = "## Worker-local cache (redis, `SESSION_REDIS_CACHE`)"
 #: The contenders of the in-process part, in report order.
 CONTENDERS = ("cached", "ours", "flask-session", "cookie", "bare")
 #: Requests counted per sliding mode.
@@ -225,8 +227,8 @@ def _http(kit: RedisKit, args: argparse.Namespace, log: c.Callable[[str], None])
         import gunicorn  # noqa: F401
     except ImportError:
         return {"note": "not run: gunicorn is not installed"}
-    seconds = 3 if args.preset != "full" else 5
-    rounds = 5 if args.preset != "full" else 7
+    seconds = 2 if args.preset != "full" else 3
+    rounds = 9 if args.preset != "full" else 15
     if args.preset == "smoke":
         seconds, rounds = 1, 1
     target = kit.server.url
@@ -254,6 +256,10 @@ def _http(kit: RedisKit, args: argparse.Namespace, log: c.Callable[[str], None])
             }
             for name, runs in samples.items()
         }
+        # Paired per round, as in mode 1: a burst of load elsewhere hits both runs of a round.
+        out["read_ratio"] = paired_ratio(
+            [run["rps"] for run in samples["cached"]], [run["rps"] for run in samples["cookie"]]
+        )
     finally:
         _stop(procs)
     # The mix: 4 workers, one /write per five /read over many sessions.
@@ -348,11 +354,12 @@ def targets(cache: dict[str, t.Any]) -> list[tuple[str, str, str, str]]:
              http.get("note", ""))
         )  # fmt: skip
     else:
-        ratio = read["cached"]["rps"] / read["cookie"]["rps"]
+        ratio = http["read_ratio"]
         rows.append(
             (
                 "redis cache: HTTP /read requests/s within 15% of Flask's cookie session",
-                f"{ratio:.2f}× ({read['cached']['rps']:.0f} vs {read['cookie']['rps']:.0f} /s)",
+                f"{ratio:.2f}× (median of per-round ratios; medians {read['cached']['rps']:.0f}"
+                f" vs {read['cookie']['rps']:.0f} /s)",
                 "met" if ratio >= 0.85 else "**missed**",
                 "" if ratio >= 0.85 else f"missed by {(0.85 - ratio) * 100:.0f} points",
             )
@@ -362,7 +369,14 @@ def targets(cache: dict[str, t.Any]) -> list[tuple[str, str, str, str]]:
 
 def render(add: c.Callable[[str], None], cache: dict[str, t.Any]) -> None:
     """The section of RESULTS.md."""
-    add("## Worker-local cache (redis, `SESSION_REDIS_CACHE`)\n")
+    add(f"{HEADING}\n")
+    run = cache.get("run")
+    if run:
+        add(
+            f"Measured in a run of its own, not the one above: {run['date']}, `{run['command']}`,"
+            f" load average before {run['load before']}, after {run['load after']},"
+            f" {run['duration']:.0f} s.\n"
+        )
     if "inprocess" not in cache:
         add(f"{cache.get('note', 'not run')}\n")
         return
@@ -413,7 +427,8 @@ def render(add: c.Callable[[str], None], cache: dict[str, t.Any]) -> None:
         return
     add(
         f"HTTP `/read` (gunicorn, 1 sync worker; wrk -t1 -c4, {http['seconds']} s × "
-        f"{http['rounds']} rounds interleaved; medians), sliding expiry on:\n"
+        f"{http['rounds']} rounds interleaved; medians), sliding expiry on; cached / cookie,"
+        f" median of the rounds' ratios: {http['read_ratio']:.2f}×\n"
     )
     add("| contender | requests/s | p50 ms | p99 ms |")
     add("| --- | ---: | ---: | ---: |")
@@ -435,3 +450,27 @@ def render(add: c.Callable[[str], None], cache: dict[str, t.Any]) -> None:
             f"| {row.get('fetches', '-')} | {'-' if hit is None else f'{hit * 100:.1f}%'} |"
         )
     add("")
+    add(
+        "Why the hit rate is what it is: a write invalidates the session in every worker, the"
+        " writer's included, so each worker that serves the session before its next write"
+        " fetches it once. If every request went to a random one of 4 workers, the 6 loads of a"
+        " write-and-5-reads cycle would reach about 3.3 distinct workers (a hit rate of"
+        " 1 − 3.3/6 ≈ 45%; gunicorn's workers take connections unevenly, which helps a little);"
+        " with sticky routing (one worker per session) the ceiling is 5/6 ≈ 83%. Read-mostly"
+        " sessions come close to 100%.\n"
+    )
+
+
+def update_section(text: str, section: str) -> str:
+    """Return the Markdown ``text`` with its cache section replaced by ``section`` (appended
+    when it has none), the rest left as it was."""
+    lines = text.rstrip("\n").split("\n")
+    try:
+        start = lines.index(HEADING)
+    except ValueError:
+        return "\n".join(lines) + "\n\n" + section
+    end = next((n for n in range(start + 1, len(lines)) if lines[n].startswith("## ")), len(lines))
+    rest = lines[end:]
+    return (
+        "\n".join(lines[:start]) + "\n" + section + ("\n" + "\n".join(rest) + "\n" if rest else "")
+    )

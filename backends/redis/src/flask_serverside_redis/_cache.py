@@ -164,7 +164,7 @@ class SessionCache:
         self._clock = clock
         self._closed = False
         self._fetch: Script | None = None
-        self._prefix: bytes | None = None
+        self._encoder: t.Any = None
         self._reset()
         os.register_at_fork(after_in_child=functools.partial(_after_fork, weakref.ref(self)))
 
@@ -272,11 +272,11 @@ class SessionCache:
             thread.join(HEARTBEAT + SOCKET_TIMEOUT)
 
     def _key(self, sid: str) -> bytes:
-        prefix = self._prefix
-        if prefix is None:
-            encoder = self._store.bound.client.get_encoder()
-            prefix = self._prefix = bytes(encoder.encode(self._store.key_prefix))
-        return prefix + sid.encode("ascii")
+        """The key as Redis reports it: encoded as the client encodes the keys it sends."""
+        encoder = self._encoder
+        if encoder is None:
+            encoder = self._encoder = self._store.bound.client.get_encoder()
+        return bytes(encoder.encode(self._store.key_prefix + sid))
 
     def _script(self) -> Script:
         fetch = self._fetch
