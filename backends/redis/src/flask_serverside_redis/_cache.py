@@ -362,7 +362,7 @@ class SessionCache:
         fd = self._fd
         if fd is not None:
             try:
-                if not select.select([fd], [], [], 0)[0]:
+                if not _readable(fd, 0):
                     return
             except (OSError, ValueError):
                 pass  # let the read below report what is wrong
@@ -494,6 +494,20 @@ class SessionCache:
         self._reset()
 
 
+def _readable(fd: int, timeout: float) -> bool:
+    """Whether ``fd`` has data (or an end of file) to read, waiting up to ``timeout`` seconds.
+    ``poll`` where there is one: ``select`` refuses descriptors above ``FD_SETSIZE`` (1024),
+    which a busy process reaches.
+
+    :raises OSError, ValueError: for a closed descriptor.
+    """
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(timeout * 1000))
+    return bool(select.select([fd], [], [], timeout)[0])
+
+
 def _due(entry: _Entry, ttl: int, now: float) -> bool:
     """Whether the expiry of a cached record is due for a refresh to ``ttl`` seconds."""
     return entry.expires - now < ttl * (1 - REFRESH_FRACTION)
@@ -521,7 +535,7 @@ def _listen(ref: weakref.ref[SessionCache], stopping: threading.Event) -> None:
             continue
         del cache
         try:
-            select.select([fd], [], [], HEARTBEAT)
+            _readable(fd, HEARTBEAT)
         except (OSError, ValueError):
             pass  # closed under us: _tend finds the channel gone
         cache = ref()
