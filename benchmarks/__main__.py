@@ -151,6 +151,15 @@ def run(args: argparse.Namespace) -> dict[str, t.Any]:
             results["http"] = run_http(args, log)
         except Exception as exc:
             results["http"] = {"setup": f"failed: {type(exc).__name__}: {exc}", "rows": []}
+    if args.cache:
+        from .cache import run_cache
+
+        try:
+            results["cache"] = run_cache(args, rounds, batch, log)
+        except Exception as exc:
+            if args.preset == "smoke":
+                raise
+            results["cache"] = {"note": f"failed: {type(exc).__name__}: {exc}"}
     if args.scale:
         from .scale import run_scale
 
@@ -215,6 +224,12 @@ def main(argv: list[str] | None = None) -> int:
         "--scale", action="store_true", help="also run the scale runs (1k/100k/1M sessions, purge)"
     )
     p.add_argument(
+        "--cache",
+        action="store_true",
+        help="also measure the redis store's worker-local cache (SESSION_REDIS_CACHE); with"
+        " --stores '' and nothing else, only its section of the report is replaced",
+    )
+    p.add_argument(
         "--output",
         default=str(HERE / "RESULTS.md"),
         help="the Markdown report (default benchmarks/RESULTS.md; '' for none)",
@@ -238,7 +253,22 @@ def main(argv: list[str] | None = None) -> int:
     given = sys.argv[1:] if argv is None else argv
     args.command_line = "python -m benchmarks " + shlex.join(given)
     results = run(args)
-    if args.output:
+    if args.output and not args.stores and args.cache and not (args.http or args.scale):
+        # Only the cache was measured: replace its section, keep the recorded run around it.
+        from .cache import render as render_cache
+        from .cache import update_section
+
+        results["cache"]["run"] = {
+            key: results[key] if key in results else results["machine"][key]
+            for key in ("date", "command", "duration", "load before", "load after")
+        }
+        lines: list[str] = []
+        render_cache(lines.append, results["cache"])
+        path = Path(args.output)
+        old = path.read_text() if path.exists() else ""
+        path.write_text(update_section(old, "\n".join(lines).rstrip() + "\n"))
+        log(f"updated the cache section of {args.output}")
+    elif args.output:
         Path(args.output).write_text(render(results))
         log(f"wrote {args.output}")
     if args.json:

@@ -192,6 +192,11 @@ def targets(results: Results) -> list[tuple[str, str, str, str]]:
                         "" if speedup >= 1.5 else f"missed: {speedup:.2f}× instead of 1.5×",
                     )
                 )
+    cache = results.get("cache")
+    if cache is not None:
+        from .cache import targets as cache_targets
+
+        rows.extend(cache_targets(cache))
     scale = results.get("scale")
     if not scale:
         rows.append(
@@ -326,6 +331,11 @@ def render(results: Results) -> str:
     if faults:
         add("## Store faults\n")
         add(faults.rstrip() + "\n")
+    cache = results.get("cache")
+    if cache:
+        from .cache import render as render_cache
+
+        render_cache(add, cache)
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -1,7 +1,8 @@
 """The contender apps for mode 2, built in a gunicorn worker from environment variables.
 
 ``gunicorn 'benchmarks.wsgiapp:create()'`` with ``BENCH_STORE`` (memory, redis, memcached,
-filesystem, sqlalchemy), ``BENCH_CONTENDER``, ``BENCH_SLIDING`` (``1``/``0``),
+filesystem, sqlalchemy), ``BENCH_CONTENDER`` (one of :data:`benchmarks.apps.CONTENDERS`, or
+``cached``: ours on redis with ``SESSION_REDIS_CACHE``), ``BENCH_SLIDING`` (``1``/``0``),
 ``BENCH_TARGET`` (the server's URL or the session directory) and ``BENCH_NS`` (the key prefix,
 subdirectory or table).
 """
@@ -94,8 +95,10 @@ def create() -> Flask:
 
         return apps.make_app(contender, {}, sliding=sliding, setup=setup_floor)
     config = _store_config(store, target, ns, contender)
+    if contender == "cached":
+        config["SESSION_REDIS_CACHE"] = True
     before = config.pop("_before", None)
-    install = apps.setup_ours if contender == "ours" else apps.setup_flask_session
+    install = apps.setup_flask_session if contender == "flask-session" else apps.setup_ours
 
     def setup(app: Flask) -> None:
         if before is not None:

@@ -116,3 +116,38 @@ def test_serialization_is_timed_against_0_1(results: dict) -> None:
     report = results["_report"]
     assert "## Serialization" in report
     assert "dumps+loads no slower than 0.1" in report
+
+
+@pytest.mark.servers
+def test_the_cache_benchmark_counts_no_command_per_cached_read(
+    tmp_path: Path, redis_server: object
+) -> None:
+    """``--cache`` alone on its own redis-server: the harness runs, a repeated read of a cached
+    session sends Redis nothing, and only the cache's section of the report is replaced (the
+    HTTP parts need gunicorn and wrk; here they may say they were not run)."""
+    report = tmp_path / "RESULTS.md"
+    report.write_text("# Benchmark results\n\n## Targets\n\nrecorded before\n")
+    raw = tmp_path / "results.json"
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "benchmarks", "run", "--smoke", "--stores", "",
+            "--cache", "--output", str(report), "--json", str(raw),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    cache = json.loads(raw.read_text())["cache"]
+    for mode in ("on", "off"):
+        counted = cache["inprocess"]["counted"][mode]
+        assert counted["commands"] == 0, counted
+        assert counted["hits"] == counted["requests"]
+        row = cache["inprocess"]["rows"][mode]
+        assert {"us:cached", "share:cached", "us:flask-session", "us:cookie"} <= set(row)
+    text = report.read_text()
+    assert text.startswith("# Benchmark results\n\n## Targets\n\nrecorded before\n")  # kept
+    assert "## Worker-local cache (redis, `SESSION_REDIS_CACHE`)" in text
+    assert "Measured in a run of its own" in text
+    assert "redis cache, sliding on: 0 commands per repeated read-only request" in text

@@ -32,6 +32,10 @@ live; an entry therefore outlives its session, and entries past their deadline c
 without looking at the sessions. The save script updates the index, unless the record it replaces
 had a good entry for the same user already; on a Redis Cluster, where the index lives in another
 hash slot than the session, a second call updates it first, so it never misses a session.
+
+With ``SESSION_REDIS_CACHE`` (``True`` or a number of records) each process keeps the records it
+read in a cache that Redis keeps coherent (``CLIENT TRACKING``): a read of an unchanged session
+costs no round trip. See :class:`SessionCache`; not on a Redis Cluster.
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ from flask_serverside import Record
 from flask_serverside import StoreError
 
 from . import _record
+from ._cache import DEFAULT_SIZE
+from ._cache import SessionCache
 from ._record import CLOCK_SKEW
 from ._record import Script
 from ._record import Version
@@ -122,12 +128,15 @@ class RedisStore:
     :param key_prefix: prepended to every session id.
     :param clock: returns the Unix time, for the user index deadlines; tests pass a fake one.
     :param compat: write Flask-Session 0.8's layout (``SESSION_COMPAT_FLASK_SESSION``).
+    :param cache: keep up to this many records in a :class:`SessionCache` of this process,
+        kept coherent by Redis; ``0`` (the default) for none. Not on a Redis Cluster.
+    :raises ConfigurationError: for a cache on a Redis Cluster.
 
     .. versionadded:: 0.1
 
     .. versionchanged:: 0.2
         ``client`` may be a :class:`~flask_serverside.ClientHandle`, which replaces the
-        connect function and the ``closing`` list; the ``compat`` parameter.
+        connect function and the ``closing`` list; the ``compat`` and ``cache`` parameters.
     """
 
     capabilities: t.ClassVar[Capability] = (
@@ -146,7 +155,7 @@ class RedisStore:
         "redis+cluster",
         "rediss+cluster",
     )
-    config_keys = ("SESSION_REDIS",)
+    config_keys = ("SESSION_REDIS", "SESSION_REDIS_CACHE")
 
     def __init__(
         self,
@@ -155,6 +164,7 @@ class RedisStore:
         key_prefix: str = "session:",
         clock: c.Callable[[], float] = time.time,
         compat: bool = False,
+        cache: int = 0,
     ) -> None:
         #: Prepended to every session id.
         self.key_prefix = key_prefix
@@ -165,17 +175,32 @@ class RedisStore:
         self._bound = _Bound(self._handle.client) if self._handle.connected else None
         #: Whether the server knows GETEX (Redis 6.2+); found out on first use.
         self.has_getex = True
+        if cache and self._bound is not None and self._bound.cluster:
+            raise ConfigurationError(_NO_CLUSTER_CACHE)
+        if cache and compat:
+            raise ConfigurationError(
+                "SESSION_REDIS_CACHE is not available with SESSION_COMPAT_FLASK_SESSION: the"
+                " compatibility write mode is for the migration; turn the cache on after it."
+            )
+        #: This process's cache of records (``SESSION_REDIS_CACHE``), or ``None``.
+        self.cache = SessionCache(self, cache, errors=_errors) if cache else None
 
     @classmethod
     def from_url(
-        cls, url: str, *, key_prefix: str = "session:", compat: bool = False
+        cls, url: str, *, key_prefix: str = "session:", compat: bool = False, cache: int = 0
     ) -> RedisStore:
         """Build a store on a client made from ``url`` (see the module docs for the forms);
         :meth:`close` closes that client.
 
-        :raises ConfigurationError: when the URL is malformed.
+        :raises ConfigurationError: when the URL is malformed, or asks for a cache on a
+            Cluster.
+
+        .. versionchanged:: 0.2
+            The ``cache`` parameter.
         """
-        return cls(connect_url(url), key_prefix=key_prefix, compat=compat)
+        if cache and url.partition("://")[0].lower().endswith("+cluster"):
+            raise ConfigurationError(_NO_CLUSTER_CACHE)
+        return cls(connect_url(url), key_prefix=key_prefix, compat=compat, cache=cache)
 
     @classmethod
     def from_settings(cls, settings: StoreSettings) -> RedisStore:
@@ -194,6 +219,7 @@ class RedisStore:
                 " only one (SESSION_TYPE = 'redis' with SESSION_REDIS, or the URL alone)."
             )
         source = value if value is not None else settings.url
+        cache = _cache_size(settings.config.get("SESSION_REDIS_CACHE"))
         if source is None:
             log.warning(
                 "SESSION_REDIS is not set: sessions go to the Redis at %s, Flask-Session's"
@@ -204,9 +230,9 @@ class RedisStore:
             source = DEFAULT_URL
         compat = settings.compat_flask_session
         if isinstance(source, str):
-            return cls.from_url(source, key_prefix=settings.key_prefix, compat=compat)
+            return cls.from_url(source, key_prefix=settings.key_prefix, compat=compat, cache=cache)
         if isinstance(source, (redis.Redis, RedisCluster)):
-            return cls(source, key_prefix=settings.key_prefix, compat=compat)
+            return cls(source, key_prefix=settings.key_prefix, compat=compat, cache=cache)
         raise ConfigurationError(
             "SESSION_REDIS must be a redis.Redis, a redis.cluster.RedisCluster or a URL string,"
             f" not {type(source).__name__}."
@@ -221,7 +247,10 @@ class RedisStore:
         bound = self._bound
         if bound is None:
             with _errors("connect"):
-                bound = self._bound = _Bound(self._handle.client)
+                bound = _Bound(self._handle.client)
+            if bound.cluster and self.cache is not None:
+                raise ConfigurationError(_NO_CLUSTER_CACHE)
+            self._bound = bound
         return bound
 
     @property
@@ -233,6 +262,8 @@ class RedisStore:
 
     def load(self, sid: str) -> Record | None:
         """``GET``; see :meth:`flask_serverside.SessionStore.load`."""
+        if self.cache is not None:
+            return self.cache.load(sid, None)
         with _errors("load a session"):
             raw = self.bound.client.get(self.key_prefix + sid)
         return None if raw is None else self._parse(sid, raw)
@@ -258,8 +289,12 @@ class RedisStore:
 
     def delete(self, sid: str) -> None:
         """``DEL``; the user index entry stays until its deadline (the core checks entries)."""
-        with _errors("delete a session"):
-            self.bound.client.delete(self.key_prefix + sid)
+        try:
+            with _errors("delete a session"):
+                self.bound.client.delete(self.key_prefix + sid)
+        finally:
+            if self.cache is not None:
+                self.cache.discard(sid)
 
     # -- capabilities --------------------------------------------------------------------------
 
@@ -268,20 +303,32 @@ class RedisStore:
         slides the session past its user index entry can move the entry on.
 
         :returns: ``False`` when there is no record under ``sid``.
+
+        With the cache, a record it holds is left alone until its refresh is due (see
+        a tenth of the lifetime, see :class:`SessionCache`).
         """
+        if self.cache is not None:
+            if self.cache.fresh(sid, ttl):
+                return True
+            self.cache.discard(sid)  # the refresh below invalidates it anyway
         with _errors("refresh a session"):
             head = self.bound.touch(keys=[self.key_prefix + sid], args=[ttl])
         if head is None:
             return False
         deadline = _record.index_deadline(head)
         if deadline is not None and deadline < self._clock() + ttl:  # rare: the entry is due
-            self.load_and_touch(sid, ttl)
+            record = self.load(sid)
+            if record is not None:
+                self.keep_index(sid, record, ttl)
         return True
 
     def load_and_touch(self, sid: str, ttl: int) -> Record | None:
         """``GETEX key EX ttl`` (a ``GET`` and ``EXPIRE`` script on servers without it, found
         out on first use): one round trip, and one more about once per time to live for a
-        session with a user, to move its index entry on."""
+        session with a user, to move its index entry on. With the cache: no round trip for a
+        record it holds, until the refresh is due (see :class:`SessionCache`)."""
+        if self.cache is not None:
+            return self.cache.load(sid, ttl)
         key = self.key_prefix + sid
         bound = self.bound
         with _errors("load a session"):
@@ -298,6 +345,12 @@ class RedisStore:
         if raw is None:
             return None
         record = self._parse(sid, raw)
+        self.keep_index(sid, record, ttl)
+        return record
+
+    def keep_index(self, sid: str, record: Record, ttl: int) -> None:
+        """Move the user index entry of ``record`` (just refreshed to ``ttl``) on when the
+        session would now outlive it."""
         version = t.cast(Version, record.version)
         now = int(self._clock())
         if version.user and version.deadline < now + ttl:
@@ -311,7 +364,6 @@ class RedisStore:
                 log.warning(
                     "could not refresh the user index of session %s…", sid[:6], exc_info=True
                 )
-        return record
 
     def _refresh(self, sid: str, version: Version, now: int, deadline: int) -> None:
         bound = self.bound
@@ -369,15 +421,19 @@ class RedisStore:
         else:
             deadline = now + 2 * ttl
         args: list[t.Any] = [token, _record.pack(data, user, deadline, compat=self.compat), ttl]
-        with _errors("save a session"):
-            if user_id is not None:
-                index = self.user_key(user_id)
-                if bound.cluster:  # another slot: index first, so it never misses a session
-                    bound.index(keys=[index], args=[sid, deadline, now])
-                else:
-                    keys.append(index)
-                    args += [sid, deadline, now]
-            return bool(bound.save(keys=keys, args=args))
+        try:
+            with _errors("save a session"):
+                if user_id is not None:
+                    index = self.user_key(user_id)
+                    if bound.cluster:  # another slot: index first, so it never misses a session
+                        bound.index(keys=[index], args=[sid, deadline, now])
+                    else:
+                        keys.append(index)
+                        args += [sid, deadline, now]
+                return bool(bound.save(keys=keys, args=args))
+        finally:
+            if self.cache is not None:  # saved, lost the compare-and-set, or unknown
+                self.cache.discard(sid)
 
     def user_key(self, user_id: str) -> str:
         """Return the key of ``user_id``'s index: a sorted set of session ids, each scored by
@@ -410,8 +466,36 @@ class RedisStore:
 
     def close(self) -> None:
         """Close the client when the store made it (from a URL); a client passed in is left
-        open."""
+        open. The cache's channel is closed either way."""
+        if self.cache is not None:
+            self.cache.close()
         self._handle.close()
+
+
+_NO_CLUSTER_CACHE = (
+    "SESSION_REDIS_CACHE is not available on a Redis Cluster: each primary only reports"
+    " changes of its own keys, and a failover or resharding would move sessions to a server"
+    " this process does not listen to. Use it with a single Redis or a Sentinel-managed one."
+)
+
+
+def _cache_size(value: object) -> int:
+    """``SESSION_REDIS_CACHE``: ``True`` (``DEFAULT_SIZE`` records), a number of
+    records, or ``False``/``None``/``0`` (no cache).
+
+    :raises ConfigurationError: for anything else.
+    """
+    if value is None or value is False or value == 0 and isinstance(value, int):
+        return 0
+    if value is True:
+        return DEFAULT_SIZE
+    if isinstance(value, int) and value > 0:
+        return value
+    raise ConfigurationError(
+        "SESSION_REDIS_CACHE must be True (a cache of"
+        f" {DEFAULT_SIZE} session records per process), a number of records of at least 1, or"
+        f" False (default: no cache), not {value!r}."
+    )
 
 
 def _glob_escape(text: bytes) -> bytes:
