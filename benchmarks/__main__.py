@@ -13,7 +13,6 @@ import time
 import typing as t
 from pathlib import Path
 
-from . import apps
 from .inprocess import build_cells
 from .inprocess import count_costs
 from .inprocess import time_rounds
@@ -101,7 +100,7 @@ def run(args: argparse.Namespace) -> dict[str, t.Any]:
             entry["skipped"] = reason
             log(f"{name}: skipped: {reason}")
             continue
-        contenders = list(apps.CONTENDERS)
+        contenders = kit.contenders()
         without = kit.flask_session_missing()
         if without is not None:
             contenders.remove("flask-session")
@@ -143,6 +142,12 @@ def run(args: argparse.Namespace) -> dict[str, t.Any]:
             log(f"{name}: failed: {exc!r}")
         finally:
             kit.close()
+    try:
+        from .atrest import run_at_rest
+
+        results["at_rest"] = run_at_rest()
+    except Exception as exc:  # cryptography missing, say: report it, go on
+        results["at_rest"] = {"note": f"not measured: {type(exc).__name__}: {exc}"}
     if args.http:
         from .http import run_http
 
@@ -168,6 +173,11 @@ def run(args: argparse.Namespace) -> dict[str, t.Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else argv
+    if given[:1] == ["instructions"]:
+        from . import instructions
+
+        return instructions.main(given[1:])
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     sub = parser.add_subparsers(dest="action", required=True)
     p = sub.add_parser("run", help="run the benchmarks and write RESULTS.md")
@@ -204,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--count", type=int, help="requests per cell in the counting pass")
     p.add_argument("--http", action="store_true", help="also run mode 2 (gunicorn + wrk)")
     p.add_argument(
+        "--http-plans",
+        help="comma-separated names of the mode 2 plans to run (default: all; see http.PLANS)",
+    )
+    p.add_argument(
         "--scale", action="store_true", help="also run the scale runs (1k/100k/1M sessions, purge)"
     )
     p.add_argument(
@@ -215,10 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     args.stores = [s.strip() for s in args.stores.split(",") if s.strip()]
+    args.http_plans = [s.strip() for s in (args.http_plans or "").split(",") if s.strip()]
     unknown = [s for s in args.stores if s not in KITS]
     if unknown:
         parser.error(f"unknown stores {', '.join(unknown)}; known: {', '.join(KITS)}")
-    given = sys.argv[1:] if argv is None else argv
     args.command_line = "python -m benchmarks " + shlex.join(given)
     results = run(args)
     if args.output:

@@ -3,11 +3,15 @@
 ``gunicorn 'benchmarks.wsgiapp:create()'`` with ``BENCH_STORE`` (memory, redis, memcached,
 filesystem, sqlalchemy), ``BENCH_CONTENDER``, ``BENCH_SLIDING`` (``1``/``0``),
 ``BENCH_TARGET`` (the server's URL or the session directory) and ``BENCH_NS`` (the key prefix,
-subdirectory or table).
+subdirectory or table). With ``BENCH_STATS_DIR``, each worker of ours counts its requests and
+the conditional saves it had to retry (:data:`flask_serverside.signals.write_conflicted`) and
+writes them to a JSON file of its own in that directory when it exits.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
 import typing as t
 
@@ -16,6 +20,31 @@ from . import floors
 
 if t.TYPE_CHECKING:
     from flask import Flask
+
+
+def _count_conflicts(app: Flask, directory: str) -> None:
+    """Count requests and lost conditional saves in this worker; write them at exit."""
+    from flask_serverside import signals
+
+    counts = {"requests": 0, "conflicted": 0, "retries": 0, "unsaved": 0}
+
+    @app.after_request
+    def count_request(response: t.Any) -> t.Any:
+        counts["requests"] += 1
+        return response
+
+    def conflicted(sender: t.Any, attempts: int, saved: bool, **extra: t.Any) -> None:
+        counts["conflicted"] += 1
+        counts["retries"] += attempts - 1
+        counts["unsaved"] += not saved
+
+    signals.write_conflicted.connect(conflicted, app, weak=False)
+
+    def write() -> None:
+        with open(os.path.join(directory, f"{os.getpid()}.json"), "w") as f:
+            json.dump(counts, f)
+
+    atexit.register(write)
 
 
 def _store_config(store: str, target: str, ns: str, contender: str) -> dict[str, t.Any]:
@@ -32,10 +61,13 @@ def _store_config(store: str, target: str, ns: str, contender: str) -> dict[str,
         return {"SESSION_TYPE": "redis", "SESSION_REDIS": redis.Redis.from_url(target), **prefix}
     if store == "memcached":
         host, port = target.rsplit(":", 1)
-        if contender == "flask-session":
+        if contender.startswith("flask-session"):
             from pymemcache.client.base import Client
 
-            client = Client((host, int(port)), no_delay=True)
+            # Like with like: writes wait for memcached's reply, as ours do; pymemcache's
+            # default (noreply) only for the "flask-session-noreply" contender.
+            noreply = contender == "flask-session-noreply"
+            client = Client((host, int(port)), no_delay=True, default_noreply=noreply)
             return {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED": client, **prefix}
         return {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED": [target], **prefix}
     if store == "filesystem":
@@ -95,11 +127,17 @@ def create() -> Flask:
         return apps.make_app(contender, {}, sliding=sliding, setup=setup_floor)
     config = _store_config(store, target, ns, contender)
     before = config.pop("_before", None)
-    install = apps.setup_ours if contender == "ours" else apps.setup_flask_session
+    ours = contender == "ours" or contender in apps.VARIANTS
+    config.update(apps.VARIANTS.get(contender, {}))
+    install = apps.setup_ours if ours else apps.setup_flask_session
 
     def setup(app: Flask) -> None:
         if before is not None:
             before(app)
         install(app)
 
-    return apps.make_app(contender, config, sliding=sliding, setup=setup)
+    app = apps.make_app(contender, config, sliding=sliding, setup=setup)
+    stats = os.environ.get("BENCH_STATS_DIR")
+    if ours and stats:
+        _count_conflicts(app, stats)
+    return app

@@ -65,6 +65,31 @@ log = logging.getLogger("flask_serverside")
 TRACEBACK_INTERVAL = 60.0
 
 
+def cookie_value(request: Request, name: str) -> str | None:
+    """Return the value of the first cookie called ``name`` the request carries, or ``None``.
+
+    The same value as ``request.cookies.get(name)``, without building the dict of every
+    cookie (that parse is a large part of a request that never touches its session). A
+    header of plain ``name=value`` pairs, which is what browsers send, is read here; anything
+    else (quoted values, tabs or blanks inside a pair, non-ASCII text) goes through
+    Werkzeug's parser, as ``request.cookies`` does.
+    """
+    header: str | None = request.environ.get("HTTP_COOKIE")
+    if not header:
+        return None
+    if header.isascii() and '"' not in header and "\t" not in header:
+        for pair in header.split(";"):
+            key, _, value = pair.strip(" ").partition("=")
+            if key.rstrip(" ") == name:
+                value = value.lstrip(" ")
+                if " " not in value and " " not in name:
+                    return value
+                break  # blanks inside the pair: Werkzeug's parser decides
+        else:
+            return None
+    return request.cookies.get(name)
+
+
 class ServerSideSessionInterface(SessionInterface):
     """Keeps Flask's session in a :class:`~flask_serverside.store.SessionStore`.
 
@@ -108,7 +133,7 @@ class ServerSideSessionInterface(SessionInterface):
         return sid
 
     def open_session(self, app: Flask, request: Request) -> ServerSideSession:
-        raw = request.cookies.get(self.get_cookie_name(app))
+        raw = cookie_value(request, self.get_cookie_name(app))
         sid = self.parse_cookie(raw)
         if sid is None:
             session = self.session_class()

@@ -30,11 +30,32 @@ FORMATS = ("msgpack", "json")
 
 # Values the tagger leaves alone; exact types, so Markup (a str subclass) is still tagged.
 _PLAIN_TYPES = frozenset([str, int, float, bool, type(None)])
+_PLAIN_OR_LIST = _PLAIN_TYPES | {list}
 _JSON_START = frozenset(b"{")
 # A MessagePack map: fixmap (0x80-0x8f), map16 (0xde), map32 (0xdf).
 _MSGPACK_START = frozenset([*range(0x80, 0x90), 0xDE, 0xDF])
 # A pickle of protocol 2 to 5 starts with PROTO (0x80) and the protocol number.
 _PICKLE_PROTOCOLS = frozenset(range(2, 6))
+
+
+def _plain(value: t.Any) -> bool:
+    """Whether the tagger would leave ``value`` as it is: a JSON scalar, or a list of them."""
+    kind = type(value)
+    if kind in _PLAIN_TYPES:
+        return True
+    return kind is list and all(type(item) in _PLAIN_TYPES for item in value)
+
+
+def _all_plain(data: c.Mapping[str, t.Any]) -> bool:
+    """Whether the tagger would leave every value of ``data`` as it is (see :func:`_plain`)."""
+    kinds = set(map(type, data.values()))
+    if kinds <= _PLAIN_TYPES:
+        return True
+    if not kinds <= _PLAIN_OR_LIST:
+        return False
+    return all(
+        set(map(type, value)) <= _PLAIN_TYPES for value in data.values() if type(value) is list
+    )
 
 
 class SessionSerializer:
@@ -62,11 +83,7 @@ class SessionSerializer:
             # Flask's tagger protects a lone key that looks like a tag (" t", " di", ...).
             tagged = self.tagger.tag(dict(data))
         else:
-            tag = self.tagger.tag
-            tagged = {
-                key: value if type(value) in _PLAIN_TYPES else tag(value)
-                for key, value in data.items()
-            }
+            tagged = self._tag_values(data)
         try:
             if self.format == "msgpack":
                 return self._msgpack_encoder.encode(tagged)
@@ -92,7 +109,11 @@ class SessionSerializer:
             elif first == 0x80 and len(raw) > 1 and raw[1] in _PICKLE_PROTOCOLS:
                 raise CorruptRecord("the record is a pickle, which is never loaded")
             elif first in _MSGPACK_START:
-                value = self._untag(msgspec.msgpack.decode(raw))
+                value = msgspec.msgpack.decode(raw)
+                if type(value) is not dict or len(value) == 1 or not _all_plain(value):
+                    # Tagged values are one-key maps: only such a record, or one holding
+                    # containers beyond lists of scalars, needs the walk.
+                    value = self._untag(value)
             else:
                 raise CorruptRecord(f"the record starts with byte {first:#04x}, not a mapping")
         except (ValueError, TypeError, KeyError, msgspec.DecodeError) as exc:
@@ -100,6 +121,14 @@ class SessionSerializer:
         if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
             raise CorruptRecord("the record is not a mapping of string keys")
         return value
+
+    def _tag_values(self, data: c.Mapping[str, t.Any]) -> c.Mapping[str, t.Any]:
+        """Tag the values of a session of several keys: the data itself when every value is
+        one the tagger leaves alone (most sessions), else a tagged copy."""
+        if _all_plain(data):
+            return data
+        tag = self.tagger.tag
+        return {key: value if _plain(value) else tag(value) for key, value in data.items()}
 
     def _untag(self, value: t.Any) -> t.Any:
         """Undo :meth:`TaggedJSONSerializer.tag` on a decoded structure, innermost first."""

@@ -185,19 +185,20 @@ class SessionWriter:
                 return Outcome.DELETED
             return Outcome.NOTHING
         ttl = self.state.config.ttl
+        data = session.data()
         if session.rekey is not None:  # found under an older key: move it, changed or not
-            plain = self.state.serializer.dumps(session.data())
-            return self._move(session, plain, ttl, self.user_id(session.data()))
+            plain = self.state.serializer.dumps(data)
+            return self._move(session, plain, ttl, self.user_id(data))
         if session.record is not None and session.key is not None and session.unchanged():
             changed = False
         else:
-            plain = self.state.serializer.dumps(session.data())
+            plain = self.state.serializer.dumps(data)
             changed = session.key is None or session.record is None or plain != session.plain
         if not changed:
             if self.state.config.refresh_each_request and not session.touched:
                 self.refresh(session, ttl)
             return Outcome.KEPT
-        user_id = self.user_id(session.data())
+        user_id = self.user_id(data)
         if session.key is None:
             replaced = session.replaced_key
             if replaced is None:
@@ -211,7 +212,7 @@ class SessionWriter:
             store.save(session.key, self.state.codec.seal(session.key, plain), ttl, user_id=user_id)
             return Outcome.SAVED
         with self._locks(session.key):
-            return self._apply(session.key, session, plain, user_id, ttl, session.record)
+            return self._apply(session.key, session, plain, user_id, ttl, session.record, ours=data)
 
     def refresh(self, session: ServerSideSession, ttl: int) -> None:
         """Refresh the expiry of an unchanged session: ``touch`` where the store can, else a
@@ -253,7 +254,6 @@ class SessionWriter:
         state = self.state
         store = state.store
         cas = t.cast("ConditionallySavable", store)
-        mine = session.data() if ours is None else ours
         base: c.Mapping[str, t.Any] | None = None
         started = time.monotonic()
         attempt = forwards = 0
@@ -286,7 +286,7 @@ class SessionWriter:
                 return Outcome.GONE
             if base is None:
                 base = self._loads(session.plain)
-            merged = merge(base, mine, theirs)
+            merged = merge(base, session.data() if ours is None else ours, theirs)
             plain, user_id = state.serializer.dumps(merged), self.user_id(merged)
             expected = current
 
