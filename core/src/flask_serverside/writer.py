@@ -287,6 +287,11 @@ class SessionWriter:
             if base is None:
                 base = self._loads(session.plain)
             merged = merge(base, session.data() if ours is None else ours, theirs)
+            if merged == theirs:
+                # Every change of this request is in the store already (another request made
+                # the same ones): the save that would rewrite it is not needed.
+                self._conflicted(attempt, saved=True)
+                return outcome
             plain, user_id = state.serializer.dumps(merged), self.user_id(merged)
             expected = current
 
