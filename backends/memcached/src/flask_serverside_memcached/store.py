@@ -132,9 +132,12 @@ class _Memcached:
         self._handle = ClientHandle(client, owned=owns_client, closer=self._close_client)
         self._hashed = isinstance(client, HashClient)
         unsafe = isinstance(client, Client) or (self._hashed and not client.use_pooling)
-        self._lock: contextlib.AbstractContextManager[t.Any] = (
-            threading.RLock() if unsafe else contextlib.nullcontext()
+        self._lock: contextlib.AbstractContextManager[t.Any] | None = (
+            threading.RLock() if unsafe else None
         )
+        # A PooledClient's commands are run on a connection checked out of its pool here, as
+        # its own methods do, without their per-call context manager.
+        self._pool = client.client_pool if type(client) is PooledClient else None
         client_prefix = getattr(client, "key_prefix", b"")
         self._key_limit = MAX_KEY_LENGTH - len(client_prefix)
 
@@ -205,7 +208,26 @@ class _Memcached:
         """Return the memcached key of ``sid`` (see :func:`memcached_key`)."""
         return memcached_key(self.key_prefix, sid, self._key_limit)
 
-    def _run(self, doing: str, key: str, run: c.Callable[[], T]) -> T:
+    def _call(self, run: c.Callable[[t.Any], T]) -> T:
+        """Run ``run`` with a client: a connection of the pool (destroyed when the command
+        fails, as :class:`PooledClient` does), or the client itself, serialized when it is
+        not thread-safe."""
+        pool = self._pool
+        if pool is not None:
+            one = pool.get()
+            try:
+                result = run(one)
+            except BaseException:
+                pool.destroy(one)
+                raise
+            pool.release(one)
+            return result
+        if self._lock is None:
+            return run(self.client)
+        with self._lock:
+            return run(self.client)
+
+    def _run(self, doing: str, key: str, run: c.Callable[[t.Any], T]) -> T:
         """Run one client command (one round trip) for ``key``, translating its errors.
 
         A broken connection is retried once on a new one and, on a ``HashClient``, as long as
@@ -216,8 +238,7 @@ class _Memcached:
         with _errors(doing):
             for attempt in range(1, attempts + 1):
                 try:
-                    with self._lock:
-                        return run()
+                    return self._call(run)
                 except _CONNECTION_ERRORS as exc:
                     node = self.client.hasher.get_node(key) if self._hashed else None
                     stale = isinstance(exc, _STALE_CONNECTION)
@@ -235,18 +256,21 @@ class _Memcached:
     def save(self, sid: str, data: bytes, ttl: int, *, user_id: str | None = None) -> None:
         key, exptime, options = self.key(sid), expiry_time(ttl), self._write_options
         if not self._run(
-            "save a session", key, lambda: self.client.set(key, data, exptime, **options)
+            "save a session", key, lambda client: client.set(key, data, exptime, **options)
         ):
             raise StoreError("memcached did not store the session (too large, or out of memory)")
 
     def delete(self, sid: str) -> None:
         key = self.key(sid)
-        self._run("delete a session", key, lambda: self.client.delete(key, **self._write_options))
+        options = self._write_options
+        self._run("delete a session", key, lambda client: client.delete(key, **options))
 
     def touch(self, sid: str, ttl: int) -> bool:
         key, exptime, options = self.key(sid), expiry_time(ttl), self._write_options
         return bool(
-            self._run("refresh a session", key, lambda: self.client.touch(key, exptime, **options))
+            self._run(
+                "refresh a session", key, lambda client: client.touch(key, exptime, **options)
+            )
         )
 
     def close(self) -> None:
@@ -279,7 +303,7 @@ class MemcachedStore(_Memcached):
 
     def load(self, sid: str) -> Record | None:
         key = self.key(sid)
-        return _record(self._run("load a session", key, lambda: self.client.gets(key)))
+        return _record(self._run("load a session", key, lambda client: client.gets(key)))
 
     def load_and_touch(self, sid: str, ttl: int) -> Record | None:
         """Load and touch with ``gats``: one round trip; two (``gets`` then ``touch``) on a
@@ -288,7 +312,7 @@ class MemcachedStore(_Memcached):
         if self._has_gats:
             try:
                 found = self._run(
-                    "load a session", key, lambda: get_and_touch(self.client, key, exptime)
+                    "load a session", key, lambda client: get_and_touch(client, key, exptime)
                 )
             except StoreError as exc:
                 if not isinstance(exc.__cause__, MemcacheUnknownCommandError):
@@ -313,14 +337,18 @@ class MemcachedStore(_Memcached):
         if expected is None:
             return bool(
                 self._run(
-                    "create a session", key, lambda: self.client.add(key, data, exptime, **options)
+                    "create a session",
+                    key,
+                    lambda client: client.add(key, data, exptime, **options),
                 )
             )
         if expected.version is None:
             return False
         version = expected.version
         cas = self._run(
-            "save a session", key, lambda: self.client.cas(key, data, version, exptime, **options)
+            "save a session",
+            key,
+            lambda client: client.cas(key, data, version, exptime, **options),
         )
         return bool(cas)  # None when the record is gone, False when it changed
 
@@ -339,7 +367,7 @@ class PythonMemcachedStore(_Memcached):
 
     def load(self, sid: str) -> Record | None:
         key = self.key(sid)
-        value = self._run("load a session", key, lambda: self.client.get(key))
+        value = self._run("load a session", key, lambda client: client.get(key))
         return None if value is None else Record(_as_bytes(value))
 
     def _close_client(self, client: t.Any) -> None:
