@@ -116,6 +116,8 @@ class ServerSideSessionInterface(SessionInterface):
         self._last_traceback = -TRACEBACK_INTERVAL
         # The longest cookie value that can be well formed; longer ones are not even parsed.
         self._max_cookie = state.ids.length + (SIGNATURE_LENGTH if config.use_signer else 0)
+        self._use_signer = config.use_signer
+        self._is_valid = state.ids.is_valid
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -125,12 +127,12 @@ class ServerSideSessionInterface(SessionInterface):
         if not value or len(value) > self._max_cookie:
             return None
         sid: str | None = value
-        signer = self.state.signer()
-        if signer is not None:
-            sid = signer.unsign(value)
-        if sid is None or not self.state.ids.is_valid(sid):
-            return None
-        return sid
+        if self._use_signer:
+            signer = self.state.signer()
+            sid = signer.unsign(value) if signer is not None else None
+            if sid is None:
+                return None
+        return sid if self._is_valid(t.cast(str, sid)) else None
 
     def open_session(self, app: Flask, request: Request) -> ServerSideSession:
         raw = cookie_value(request, self.get_cookie_name(app))

@@ -93,6 +93,10 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
     #: only encoding the session can tell whether it changed.
     exposed = False
     _accessed = False
+    #: ``True`` for a session not loaded from the store.
+    new = True
+    #: What :class:`~werkzeug.datastructures.CallbackDict` calls on every change.
+    on_update = staticmethod(_on_update)
 
     def __init__(
         self,
@@ -106,15 +110,13 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
         self._loader = loader
         if initial:
             dict.update(self, initial)
-        self.on_update = _on_update
         #: The session id, without prefix or signature; ``None`` until first saved.
         self.sid = sid
         if key is not None:
             self.key = key
         if record is not None:
             self.record = record
-        #: ``True`` for a session not loaded from the store.
-        self.new = record is None
+            self.new = False
 
     # -- loading on first access ---------------------------------------------------------------
 
