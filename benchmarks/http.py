@@ -147,7 +147,7 @@ class Plan:
 
 PLANS = (
     Plan(
-        "2 workers",
+        "2-workers",
         2,
         1,
         4,
@@ -155,10 +155,10 @@ PLANS = (
         (*CONTENDERS, "flask-session-noreply"),
         SUPPORTED[1:],
     ),
-    Plan("1 worker", 1, 1, 4, SCENARIOS, ("ours", "flask-session", "floor", "bare"), SUPPORTED),
-    Plan("4 workers", 4, 1, 8, SCENARIOS, ("ours", "flask-session", "bare"), SUPPORTED[1:]),
+    Plan("1-worker", 1, 1, 4, SCENARIOS, ("ours", "flask-session", "floor", "bare"), SUPPORTED),
+    Plan("4-workers", 4, 1, 8, SCENARIOS, ("ours", "flask-session", "bare"), SUPPORTED[1:]),
     Plan(
-        "contention, 4 workers x 4 threads",
+        "contention",
         4,
         4,
         16,
@@ -232,12 +232,24 @@ def _stop(procs: c.Iterable[subprocess.Popen[bytes]]) -> None:
             proc.wait()
 
 
-def _read_stats(directory: str) -> dict[str, int]:
-    total: dict[str, int] = {}
+def _read_stats(directory: str) -> dict[str, t.Any]:
+    """Our workers' counts, summed, and the p50/p99 (ms) of the requests that lost a
+    conditional save and of the others (in-process time, from before_request to teardown)."""
+    total: dict[str, t.Any] = {}
+    times: dict[str, list[float]] = {"clean": [], "lost": []}
     for path in glob.glob(os.path.join(directory, "*.json")):
         with open(path) as f:
-            for key, value in json.load(f).items():
-                total[key] = total.get(key, 0) + int(value)
+            worker = json.load(f)
+        for kind, values in worker.pop("times", {}).items():
+            times[kind] += values
+        for key, value in worker.items():
+            total[key] = total.get(key, 0) + int(value)
+    for kind, values in times.items():
+        if values:
+            values.sort()
+            total[f"{kind}_n"] = len(values)
+            total[f"{kind}_p50"] = values[len(values) // 2] * 1000
+            total[f"{kind}_p99"] = values[min(len(values) - 1, int(len(values) * 0.99))] * 1000
     return total
 
 

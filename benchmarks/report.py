@@ -291,8 +291,8 @@ def _wave2_targets(results: Results) -> list[tuple[str, str, str, str]]:
                     )
                 )
     for name in ("redis", "memcached"):
-        ours = _http_row(results, "2 workers", name, "write", "ours")
-        fs = _http_row(results, "2 workers", name, "write", "flask-session")
+        ours = _http_row(results, "2-workers", name, "write", "ours")
+        fs = _http_row(results, "2-workers", name, "write", "flask-session")
         if ours is None or fs is None:
             continue
         ratio = ours["rps"] / fs["rps"]
@@ -305,8 +305,8 @@ def _wave2_targets(results: Results) -> list[tuple[str, str, str, str]]:
                     _missed_by(ratio, limit, at_most=False),
                 )
             )
-    ours = _http_row(results, "2 workers", "sqlalchemy", "write", "ours")
-    fs = _http_row(results, "2 workers", "sqlalchemy", "write", "flask-session")
+    ours = _http_row(results, "2-workers", "sqlalchemy", "write", "ours")
+    fs = _http_row(results, "2-workers", "sqlalchemy", "write", "flask-session")
     if ours is not None and fs is not None:
         rows.append(
             (
@@ -316,8 +316,8 @@ def _wave2_targets(results: Results) -> list[tuple[str, str, str, str]]:
                 _missed_by(ours["p99"] / fs["p99"], 1.0),
             )
         )
-    ours = _http_row(results, "2 workers", "sqlalchemy", "read", "ours")
-    fs = _http_row(results, "2 workers", "sqlalchemy", "read", "flask-session")
+    ours = _http_row(results, "2-workers", "sqlalchemy", "read", "ours")
+    fs = _http_row(results, "2-workers", "sqlalchemy", "read", "flask-session")
     if ours is not None and fs is not None:
         ratio = ours["rps"] / fs["rps"]
         rows.append(
@@ -603,11 +603,17 @@ def _conflicts(row: Results) -> str:
     requests = stats.get("requests")
     if not requests or row["scenario"] == "read":
         return ""
-    return (
-        f"{stats.get('conflicted', 0) / requests * 100:.1f}% of requests retried"
-        f" ({stats.get('retries', 0) / requests:.2f} extra saves per request,"
-        f" {stats.get('unsaved', 0)} not saved)"
+    text = (
+        f"{stats.get('cas_lost', 0) / requests * 100:.1f}% lost a conditional save;"
+        f" {stats.get('conflicted', 0) / requests * 100:.1f}% saved again"
+        f" ({stats.get('retries', 0)} extra saves, {stats.get('unsaved', 0)} not saved)"
     )
+    if stats.get("lost_n"):
+        text += (
+            f"; in-worker p50/p99 ms: those {stats['lost_p50']:.1f}/{stats['lost_p99']:.1f},"
+            f" the others {stats.get('clean_p50', 0):.1f}/{stats.get('clean_p99', 0):.1f}"
+        )
+    return text
 
 
 def _render_footprint(add: c.Callable[[str], None], scale: Results) -> None:

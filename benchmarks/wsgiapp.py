@@ -23,15 +23,43 @@ if t.TYPE_CHECKING:
 
 
 def _count_conflicts(app: Flask, directory: str) -> None:
-    """Count requests and lost conditional saves in this worker; write them at exit."""
+    """Count requests and conditional saves in this worker, and time the requests that lost a
+    conditional save apart from the others; write it all to a file at exit."""
+    import time
+
+    from flask import g
+
+    from flask_serverside import get_state
     from flask_serverside import signals
 
-    counts = {"requests": 0, "conflicted": 0, "retries": 0, "unsaved": 0}
+    counts = {"requests": 0, "conflicted": 0, "retries": 0, "unsaved": 0, "cas_lost": 0}
+    times: dict[str, list[float]] = {"clean": [], "lost": []}
+    state = get_state(app)
+    store = state.store
+    save_if = getattr(store, "save_if", None)
 
-    @app.after_request
-    def count_request(response: t.Any) -> t.Any:
+    if save_if is not None:
+
+        def counted_save_if(*args: t.Any, **kwargs: t.Any) -> bool:
+            saved = bool(save_if(*args, **kwargs))
+            if not saved:
+                counts["cas_lost"] += 1
+                g.bench_lost = True
+            return saved
+
+        store.save_if = counted_save_if  # type: ignore[attr-defined]
+
+    @app.before_request
+    def start() -> None:
+        g.bench_started = time.perf_counter()
+
+    @app.teardown_request
+    def count_request(exc: BaseException | None) -> None:
         counts["requests"] += 1
-        return response
+        started = g.get("bench_started")
+        if started is not None:
+            kind = "lost" if g.get("bench_lost") else "clean"
+            times[kind].append(time.perf_counter() - started)
 
     def conflicted(sender: t.Any, attempts: int, saved: bool, **extra: t.Any) -> None:
         counts["conflicted"] += 1
@@ -42,7 +70,7 @@ def _count_conflicts(app: Flask, directory: str) -> None:
 
     def write() -> None:
         with open(os.path.join(directory, f"{os.getpid()}.json"), "w") as f:
-            json.dump(counts, f)
+            json.dump({**counts, "times": times}, f)
 
     atexit.register(write)
 

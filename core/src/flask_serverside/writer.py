@@ -20,9 +20,10 @@ keys it deleted) on top of the other request's data, and tries again. So two req
 different keys both land; when both change the same key, the later save wins. Within one process
 the commits of one session take turns (a lock per session, striped, held only around the
 commit, never across the view), so threads do not make each other retry; across processes a
-losing save is retried after a jittered, exponentially growing pause, until :attr:`deadline
-<SessionWriter.deadline>` seconds have passed (then :class:`~flask_serverside.WriteConflict`, a
-503). A session deleted by another request meanwhile (logout) is not brought back, and the
+losing save is retried at once (twice, :data:`IMMEDIATE_RETRIES`), then after a jittered,
+exponentially growing pause, until :attr:`deadline <SessionWriter.deadline>` seconds have passed
+(then :class:`~flask_serverside.WriteConflict`, a 503). A save that lost to a request which
+stored the same changes is not made again. A session deleted by another request meanwhile (logout) is not brought back, and the
 request leaves the cookie alone. Without the capability the save is unconditional: the last
 writer wins, as in Flask-Session.
 
@@ -74,6 +75,10 @@ FORWARD_PREFIX = b"\xc1\x7fforward:"
 FORWARD_SECONDS = 60
 #: How many forwards a save follows (a session regenerated again meanwhile).
 MAX_FORWARDS = 3
+#: Retries of a lost conditional save made at once, before the pauses start: two requests of
+#: one session rarely collide three times in a row, and a pause costs a wake-up that a busy
+#: machine delays (the tail of two workers writing one session).
+IMMEDIATE_RETRIES = 2
 #: The first pause before retrying a conditional save, in seconds; it doubles with each retry.
 BACKOFF_START = 0.002
 #: The longest pause between two retries, in seconds.
@@ -271,8 +276,8 @@ class SessionWriter:
                         f"session {_short(key)} lost {attempt} conditional saves in"
                         f" {self.deadline:g} s"
                     )
-                if attempt > 1:
-                    time.sleep(_backoff(attempt))
+                if attempt > IMMEDIATE_RETRIES:
+                    time.sleep(_backoff(attempt - IMMEDIATE_RETRIES + 1))
             current = store.load(key)
             theirs, target = self._open(key, current)
             while target is not None and forwards < MAX_FORWARDS:
@@ -421,7 +426,8 @@ def _short(key: str) -> str:
 
 
 def _backoff(attempt: int) -> float:
-    """The pause before retry ``attempt`` (2 or more): full jitter over an exponentially
-    growing ceiling, so writers that collided do not collide again in step."""
+    """The pause before the ``attempt - 1``-th paused retry (``attempt`` 2 or more): full
+    jitter over an exponentially growing ceiling, so writers that collided do not collide
+    again in step."""
     ceiling = min(BACKOFF_CAP, BACKOFF_START * 2 ** (attempt - 2))
     return random.uniform(0, ceiling)
