@@ -68,6 +68,12 @@ def _load() -> str:
         return "?"
 
 
+def _analysis() -> str:
+    """The hand-written analysis (analysis.md), which the report ends with."""
+    analysis = HERE / "analysis.md"
+    return analysis.read_text() if analysis.exists() else ""
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -163,11 +169,8 @@ def run(args: argparse.Namespace) -> dict[str, t.Any]:
         except Exception as exc:
             results["scale"] = {"all": {"note": f"failed: {type(exc).__name__}: {exc}"}}
     results["machine"]["load after"] = _load()
-    analysis = HERE / "analysis.md"
-    if args.output and analysis.exists():
-        results["notes"] = [
-            line[2:].strip() for line in analysis.read_text().splitlines() if line.startswith("- ")
-        ]
+    if args.output:
+        results["analysis"] = _analysis()
     results["duration"] = time.monotonic() - started
     return results
 
@@ -178,6 +181,17 @@ def main(argv: list[str] | None = None) -> int:
         from . import instructions
 
         return instructions.main(given[1:])
+    if given[:1] == ["render"]:
+        # Write RESULTS.md again from a run's JSON, with the notes of analysis.md as they are now.
+        render_parser = argparse.ArgumentParser(prog="python -m benchmarks render")
+        render_parser.add_argument("json", help="the raw results a run wrote with --json")
+        render_parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
+        render_args = render_parser.parse_args(given[1:])
+        results = json.loads(Path(render_args.json).read_text())
+        results["analysis"] = _analysis()
+        Path(render_args.output).write_text(render(results))
+        log(f"wrote {render_args.output}")
+        return 0
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     sub = parser.add_subparsers(dest="action", required=True)
     p = sub.add_parser("run", help="run the benchmarks and write RESULTS.md")

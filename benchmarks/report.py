@@ -432,6 +432,8 @@ def render(results: Results) -> str:
         for note in notes:
             add(f"- {note}")
         add("")
+    if results.get("analysis"):
+        add("Why each target is met or missed: [Analysis](#analysis), at the end.\n")
 
     add("## Stores\n")
     for name, store in results["stores"].items():
@@ -449,6 +451,14 @@ def render(results: Results) -> str:
     scale = results.get("scale")
     if scale:
         _render_scale(add, scale)
+    analysis = results.get("analysis", "")
+    if analysis:
+        add("## Analysis\n")
+        lines = analysis.splitlines()
+        if lines and lines[0].startswith("# "):
+            lines = lines[1:]
+        # One level down: the analysis's own sections sit under this heading.
+        add("\n".join("#" + line if line.startswith("## ") else line for line in lines).strip())
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -326,7 +326,10 @@ class RedisKit(StoreKit):
 class MemcachedKit(StoreKit):
     name = "memcached"
     dist = "flask-serverside-memcached"
-    flask_session_backend = "memcached (SESSION_TYPE='memcached', pymemcache Client)"
+    flask_session_backend = (
+        "memcached (SESSION_TYPE='memcached', a pymemcache Client whose writes wait for the"
+        " reply, as ours do; pymemcache's default noreply is measured over HTTP only)"
+    )
     floor_label = "pymemcache get (gat when sliding) + set, no_delay"
     counted_by = (
         "round trips and bytes sent on the client's sockets; commands from the server's stats"
@@ -345,7 +348,9 @@ class MemcachedKit(StoreKit):
         self.server.start()
         address = (self.server.host, self.server.port)
         self.client = Client(address, no_delay=True)
-        self.fs_client = Client(address, no_delay=True)
+        # Like with like: Flask-Session's writes wait for memcached's reply, as ours do
+        # (pymemcache's default is noreply: a write nobody checks; see the HTTP plans).
+        self.fs_client = Client(address, no_delay=True, default_noreply=False)
         self.admin = Client(address)
 
     def close(self) -> None:
