@@ -609,19 +609,24 @@ def _render_http(add: c.Callable[[str], None], http: Results) -> None:
 
 
 def _conflicts(row: Results) -> str:
+    """Our workers' lost conditional saves, over the requests wrk made in this cell (the
+    workers' own counts also hold the requests of the server's other cells: its reads)."""
     stats = row.get("stats") or {}
-    requests = stats.get("requests")
-    if not requests or row["scenario"] == "read":
+    requests = row.get("requests") or 0
+    if not stats.get("requests") or not requests or row["scenario"] == "read":
         return ""
+    lost = min(1.0, stats.get("lost_n", 0) / requests) * 100
+    again = stats.get("conflicted", 0) / requests * 100
     text = (
-        f"{stats.get('cas_lost', 0) / requests * 100:.1f}% lost a conditional save;"
-        f" {stats.get('conflicted', 0) / requests * 100:.1f}% saved again"
-        f" ({stats.get('retries', 0)} extra saves, {stats.get('unsaved', 0)} not saved)"
+        f"{lost:.1f}% lost a conditional save ({stats.get('cas_lost', 0)} lost saves);"
+        f" {again:.1f}% saved again ({stats.get('retries', 0)} extra saves,"
+        f" {stats.get('unsaved', 0)} not saved)"
     )
     if stats.get("lost_n"):
         text += (
             f"; in-worker p50/p99 ms: those {stats['lost_p50']:.1f}/{stats['lost_p99']:.1f},"
-            f" the others {stats.get('clean_p50', 0):.1f}/{stats.get('clean_p99', 0):.1f}"
+            f" the server's other requests {stats.get('clean_p50', 0):.1f}/"
+            f"{stats.get('clean_p99', 0):.1f}"
         )
     return text
 
@@ -633,12 +638,15 @@ def _render_footprint(add: c.Callable[[str], None], scale: Results) -> None:
         return
     add("\nSessions at rest (method in `benchmarks/footprint.py`):\n")
     if rss:
-        names = ("ours (memory store)", "Flask-Session (cachelib SimpleCache)")
-        for who, row in zip(names, rss, strict=False):
+        names = (
+            ("ours (memory store)", "hashed 43-character keys"),
+            ("Flask-Session (cachelib SimpleCache)", "keys of the prefix and the 43-character id"),
+        )
+        for (who, keys), row in zip(names, rss, strict=False):
             add(
                 f"- {who}: resident memory grew by **{row['bytes'] / 2**20:.1f} MiB per"
                 f" {row['n']:,} sessions** ({row['bytes'] / row['n']:.0f} bytes per session of"
-                f" {row['record']} encoded bytes, hashed 43-character keys)"
+                f" {row['record']} encoded bytes, {keys})"
             )
     if disk:
         n = disk["files"] or 1
