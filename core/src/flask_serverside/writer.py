@@ -24,8 +24,8 @@ losing save is retried at once (twice, :data:`IMMEDIATE_RETRIES`), then after a 
 exponentially growing pause, until :attr:`deadline <SessionWriter.deadline>` seconds have passed
 (then :class:`~flask_serverside.WriteConflict`, a 503). A save that lost to a request which
 stored the same changes is not made again. A session deleted by another request meanwhile
-(logout) is not brought back, and the request leaves the cookie alone. Without the capability the save is unconditional: the last
-writer wins, as in Flask-Session.
+(logout) is not brought back, and the request leaves the cookie alone. Without the capability
+the save is unconditional: the last writer wins, as in Flask-Session.
 
 **Regeneration.** On a store with conditional saves, the id a session had before
 :meth:`~flask_serverside.ServerSideSession.regenerate` is not simply deleted: its record is
