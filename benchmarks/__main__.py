@@ -247,7 +247,17 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [s for s in args.stores if s not in KITS]
     if unknown:
         parser.error(f"unknown stores {', '.join(unknown)}; known: {', '.join(KITS)}")
-    args.command_line = "python -m benchmarks " + shlex.join(given)
+    # Where the files went is not part of the command the report records (a machine's paths).
+    shown: list[str] = []
+    skip = False
+    for arg in given:
+        if skip:
+            skip = False
+        elif arg in ("--json", "--output"):
+            skip = True
+        elif not arg.startswith(("--json=", "--output=")):
+            shown.append(arg)
+    args.command_line = "python -m benchmarks " + shlex.join(shown)
     results = run(args)
     if args.output:
         Path(args.output).write_text(render(results))
