@@ -14,7 +14,6 @@ import time
 import typing as t
 from pathlib import Path
 
-from . import apps
 from .inprocess import build_cells
 from .inprocess import count_costs
 from .inprocess import time_rounds
@@ -70,6 +69,12 @@ def _load() -> str:
         return "?"
 
 
+def _analysis() -> str:
+    """The hand-written analysis (analysis.md), which the report ends with."""
+    analysis = HERE / "analysis.md"
+    return analysis.read_text() if analysis.exists() else ""
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -102,7 +107,7 @@ def run(args: argparse.Namespace) -> dict[str, t.Any]:
             entry["skipped"] = reason
             log(f"{name}: skipped: {reason}")
             continue
-        contenders = list(apps.CONTENDERS)
+        contenders = kit.contenders()
         without = kit.flask_session_missing()
         if without is not None:
             contenders.remove("flask-session")
@@ -144,6 +149,12 @@ def run(args: argparse.Namespace) -> dict[str, t.Any]:
             log(f"{name}: failed: {exc!r}")
         finally:
             kit.close()
+    try:
+        from .atrest import run_at_rest
+
+        results["at_rest"] = run_at_rest()
+    except Exception as exc:  # cryptography missing, say: report it, go on
+        results["at_rest"] = {"note": f"not measured: {type(exc).__name__}: {exc}"}
     if args.http:
         from .http import run_http
 
@@ -180,11 +191,29 @@ def run(args: argparse.Namespace) -> dict[str, t.Any]:
     faults = HERE / "faults.md"
     if args.output and faults.exists():
         results["faults"] = faults.read_text()
+    if args.output:
+        results["analysis"] = _analysis()
     results["duration"] = time.monotonic() - started
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else argv
+    if given[:1] == ["instructions"]:
+        from . import instructions
+
+        return instructions.main(given[1:])
+    if given[:1] == ["render"]:
+        # Write RESULTS.md again from a run's JSON, with the notes of analysis.md as they are now.
+        render_parser = argparse.ArgumentParser(prog="python -m benchmarks render")
+        render_parser.add_argument("json", help="the raw results a run wrote with --json")
+        render_parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
+        render_args = render_parser.parse_args(given[1:])
+        results = json.loads(Path(render_args.json).read_text())
+        results["analysis"] = _analysis()
+        Path(render_args.output).write_text(render(results))
+        log(f"wrote {render_args.output}")
+        return 0
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     sub = parser.add_subparsers(dest="action", required=True)
     p = sub.add_parser("run", help="run the benchmarks and write RESULTS.md")
@@ -221,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--count", type=int, help="requests per cell in the counting pass")
     p.add_argument("--http", action="store_true", help="also run mode 2 (gunicorn + wrk)")
     p.add_argument(
+        "--http-plans",
+        help="comma-separated names of the mode 2 plans to run (default: all; see http.PLANS)",
+    )
+    p.add_argument(
         "--scale", action="store_true", help="also run the scale runs (1k/100k/1M sessions, purge)"
     )
     p.add_argument(
@@ -247,11 +280,21 @@ def main(argv: list[str] | None = None) -> int:
         print(serialization_main(args.preset), end="")
         return 0
     args.stores = [s.strip() for s in args.stores.split(",") if s.strip()]
+    args.http_plans = [s.strip() for s in (args.http_plans or "").split(",") if s.strip()]
     unknown = [s for s in args.stores if s not in KITS]
     if unknown:
         parser.error(f"unknown stores {', '.join(unknown)}; known: {', '.join(KITS)}")
-    given = sys.argv[1:] if argv is None else argv
-    args.command_line = "python -m benchmarks " + shlex.join(given)
+    # Where the files went is not part of the command the report records (a machine's paths).
+    shown: list[str] = []
+    skip = False
+    for arg in given:
+        if skip:
+            skip = False
+        elif arg in ("--json", "--output"):
+            skip = True
+        elif not arg.startswith(("--json=", "--output=")):
+            shown.append(arg)
+    args.command_line = "python -m benchmarks " + shlex.join(shown)
     results = run(args)
     if args.output and not args.stores and args.cache and not (args.http or args.scale):
         # Only the cache was measured: replace its section, keep the recorded run around it.

@@ -1,6 +1,6 @@
 """The Flask applications the contenders are measured with.
 
-Every contender serves the same four views, so the only difference between two contenders is
+Every contender serves the same views, so the only difference between two contenders is
 where (and how) the session lives:
 
 ``/login``
@@ -11,6 +11,12 @@ where (and how) the session lives:
     only reads the session, with the session's cookie.
 ``/none``
     an anonymous visitor: no cookie, the view looks for a user in the session and finds none.
+``/untouched``
+    a request with the session's cookie whose view never reads the session (a health check,
+    a static-like page): it should cost no store call at all.
+``/contend``
+    (mode 2 only) writes one of 16 keys, a different one from the requests around it: many
+    of these at once on one session are the contention of parallel XHRs or tabs.
 
 Contenders:
 
@@ -28,6 +34,7 @@ Contenders:
 
 from __future__ import annotations
 
+import itertools
 import typing as t
 import warnings
 
@@ -46,10 +53,21 @@ SCENARIOS: tuple[tuple[str, str, bool], ...] = (
     ("read", "/read", True),
     ("none", "/none", False),
     ("login", "/login", False),
+    ("untouched", "/untouched", True),
 )
 
 #: The contenders, in report order.
 CONTENDERS = ("ours", "flask-session", "floor", "cookie", "bare")
+
+#: A fixed AES-256 key for the benchmark (32 bytes, URL-safe base64): not a secret.
+BENCH_ENCRYPTION_KEY = "YmVuY2htYXJrLWVuY3J5cHRpb24ta2V5LTMyLWJ5dGU"
+
+#: Variants of ours, measured on some stores for the cost of keeping sessions safe at rest:
+#: the configuration each adds to ours. ``ours`` itself hashes ids (the default).
+VARIANTS: dict[str, dict[str, t.Any]] = {
+    "ours-rawkeys": {"SESSION_HASH_IDS": False},
+    "ours-sealed": {"SESSION_ENCRYPTION_KEY": BENCH_ENCRYPTION_KEY},
+}
 
 SECRET_KEY = "benchmark-secret-key-not-a-secret"
 
@@ -63,8 +81,11 @@ LOGIN_DATA: dict[str, t.Any] = {
 }
 
 
+_contend_counter = itertools.count()
+
+
 def add_views(app: Flask) -> None:
-    """Register the four benchmark views on ``app``."""
+    """Register the benchmark views on ``app``."""
 
     @app.route("/login")
     def login() -> str:
@@ -83,6 +104,17 @@ def add_views(app: Flask) -> None:
     @app.route("/none")
     def none() -> str:
         return str(session.get("name"))
+
+    @app.route("/untouched")
+    def untouched() -> str:
+        return "u"
+
+    @app.route("/contend")
+    def contend() -> str:
+        # Each request writes a key of its own (one of 16), as parallel XHRs of one page do.
+        n = next(_contend_counter)
+        session[f"k{n % 16}"] = n
+        return "c"
 
 
 class _BareSession(dict[str, t.Any], SessionMixin):

@@ -1,14 +1,20 @@
-"""Mode 2: over HTTP, each contender in its own gunicorn (one sync worker), loaded by wrk.
+"""Mode 2: over HTTP, each contender in its own gunicorn, loaded by wrk.
 
-Secondary to mode 1 (``--http``). For each store, the read-only and write scenarios with sliding
-expiry on are run for every contender; the contenders are interleaved round by round as in
-mode 1. wrk runs with one thread and a few connections on loopback; requests/s, p50 and p99
-are medians over the rounds.
+Secondary to mode 1 (``--http``). Several plans (:data:`PLANS`): 2 sync workers (the setting of
+the issue that asked for these numbers), 1 worker, 4 workers, and the contention run (4 workers
+of 4 threads, 16 connections, each request writing a key of its own into the one session). In
+each, the read-only and write scenarios with sliding expiry on are run for every contender of
+the plan; the contenders are interleaved round by round as in mode 1. wrk runs with one thread
+on loopback; requests/s, p50 and p99 are medians over the rounds. Our workers count the
+conditional saves they had to retry, which the report shows.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import glob
 import http.client
+import json
 import os
 import random
 import re
@@ -98,7 +104,18 @@ def _wrk(port: int, path: str, cookie: str, seconds: float, connections: int) ->
     if missing:
         raise RuntimeError(f"wrk printed no {', '.join(missing)}: {out}")
     values = {key: t.cast("re.Match[str]", match).group(1) for key, match in found.items()}
-    return {"rps": float(values["rps"]), "p50": _ms(values["p50"]), "p99": _ms(values["p99"])}
+    errors = sum(int(m) for m in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if socket is not None:
+        errors += sum(int(g) for g in socket.groups())
+    total = re.search(r"(\d+) requests in", out)
+    return {
+        "rps": float(values["rps"]),
+        "p50": _ms(values["p50"]),
+        "p99": _ms(values["p99"]),
+        "errors": errors,
+        "requests": int(total.group(1)) if total else 0,
+    }
 
 
 # Anchored: the thread stats line ends in a percentage ("... 70.50%") too.
@@ -109,14 +126,200 @@ _WRK = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """One mode-2 run: how the servers run and what loads them."""
+
+    #: Its name in the report.
+    name: str
+    #: Gunicorn workers per contender, and threads per worker (1: sync workers).
+    workers: int
+    threads: int
+    #: wrk connections, all sending the one session cookie.
+    connections: int
+    #: (scenario, path) pairs.
+    scenarios: tuple[tuple[str, str], ...]
+    #: Contenders measured (those a store lacks are left out).
+    contenders: tuple[str, ...]
+    #: Stores measured (the memory store is per process: one worker only).
+    stores: tuple[str, ...]
+
+
+PLANS = (
+    Plan(
+        "2-workers",
+        2,
+        1,
+        4,
+        SCENARIOS,
+        (*CONTENDERS, "flask-session-noreply"),
+        SUPPORTED[1:],
+    ),
+    Plan("1-worker", 1, 1, 4, SCENARIOS, ("ours", "flask-session", "floor", "bare"), SUPPORTED),
+    Plan("4-workers", 4, 1, 8, SCENARIOS, ("ours", "flask-session", "bare"), SUPPORTED[1:]),
+    Plan(
+        "contention",
+        4,
+        4,
+        16,
+        (("contend", "/contend"),),
+        ("ours", "flask-session"),
+        SUPPORTED[1:],
+    ),
+)
+
+
+def _target(name: str, kit: t.Any, scratch: str) -> str:
+    if name == "redis":
+        return str(kit.server.url)
+    if name == "memcached":
+        return f"{kit.server.host}:{kit.server.port}"
+    if name == "sqlalchemy":
+        return str(kit.url)
+    return scratch
+
+
+def _start(
+    name: str, contender: str, plan: Plan, target: str, ns: str, stats: str
+) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    env = dict(
+        os.environ,
+        BENCH_STORE=name,
+        BENCH_CONTENDER=contender,
+        BENCH_SLIDING="1",
+        BENCH_TARGET=target,
+        BENCH_NS=ns,
+        BENCH_STATS_DIR=stats,
+    )
+    threads = ["--threads", str(plan.threads), "-k", "gthread"] if plan.threads > 1 else []
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            str(plan.workers),
+            *threads,
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "benchmarks.wsgiapp:create()",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait(port, proc)
+    except BaseException:
+        _stop([proc])
+        raise
+    return proc, port
+
+
+def _stop(procs: c.Iterable[subprocess.Popen[bytes]]) -> None:
+    procs = list(procs)
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _read_stats(directory: str) -> dict[str, t.Any]:
+    """Our workers' counts, summed, and the p50/p99 (ms) of the requests that lost a
+    conditional save and of the others (in-process time, from before_request to teardown)."""
+    total: dict[str, t.Any] = {}
+    times: dict[str, list[float]] = {"clean": [], "lost": []}
+    for path in glob.glob(os.path.join(directory, "*.json")):
+        with open(path) as f:
+            worker = json.load(f)
+        for kind, values in worker.pop("times", {}).items():
+            times[kind] += values
+        for key, value in worker.items():
+            total[key] = total.get(key, 0) + int(value)
+    for kind, values in times.items():
+        if values:
+            values.sort()
+            total[f"{kind}_n"] = len(values)
+            total[f"{kind}_p50"] = values[len(values) // 2] * 1000
+            total[f"{kind}_p99"] = values[min(len(values) - 1, int(len(values) * 0.99))] * 1000
+    return total
+
+
+def _run_plan(
+    plan: Plan,
+    name: str,
+    kit: t.Any,
+    seconds: float,
+    rounds: int,
+    log: c.Callable[[str], None],
+) -> list[dict[str, t.Any]]:
+    scratch = tempfile.mkdtemp(prefix="bench-http-")
+    servers: dict[str, tuple[subprocess.Popen[bytes], int, str, str]] = {}
+    try:
+        target = _target(name, kit, scratch)
+        contenders = [
+            c
+            for c in plan.contenders
+            if not c.startswith("flask-session") or kit.flask_session_missing() is None
+            if c != "flask-session-noreply" or name == "memcached"
+        ]
+        for contender in contenders:
+            stats = os.path.join(scratch, f"stats-{contender}")
+            os.makedirs(stats)
+            ns = f"http_{plan.workers}w{plan.threads}t_{contender.replace('-', '_')}"
+            proc, port = _start(name, contender, plan, target, ns, stats)
+            servers[contender] = (proc, port, _login(port), stats)
+        samples: dict[tuple[str, str], list[dict[str, float]]] = {}
+        rng = random.Random(1)
+        cells = [(s, p, c) for s, p in plan.scenarios for c in contenders]
+        for round_no in range(rounds):
+            rng.shuffle(cells)
+            for scenario, path, contender in cells:
+                _, port, cookie, _ = servers[contender]
+                result = _wrk(port, path, cookie, seconds, plan.connections)
+                samples.setdefault((scenario, contender), []).append(result)
+            log(f"http {name} ({plan.name}): round {round_no + 1}/{rounds}")
+        _stop(proc for proc, _, _, _ in servers.values())
+        rows = []
+        for scenario, _ in plan.scenarios:
+            for contender in contenders:
+                runs = samples[(scenario, contender)]
+                rows.append(
+                    {
+                        "plan": plan.name,
+                        "store": name,
+                        "scenario": scenario,
+                        "contender": contender,
+                        "rps": statistics.median(r["rps"] for r in runs),
+                        "p50": statistics.median(r["p50"] for r in runs),
+                        "p99": statistics.median(r["p99"] for r in runs),
+                        "errors": sum(r["errors"] for r in runs),
+                        "requests": sum(r["requests"] for r in runs),
+                        "stats": _read_stats(servers[contender][3]),
+                    }
+                )
+        return rows
+    finally:
+        _stop(proc for proc, _, _, _ in servers.values())
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def run_http(args: argparse.Namespace, log: c.Callable[[str], None]) -> dict[str, t.Any]:
     if shutil.which("wrk") is None:
         return {"setup": "not run: wrk is not installed (apt-get install wrk)", "rows": []}
     seconds = 2 if args.preset != "full" else 5
     rounds = 3 if args.preset != "full" else 5
-    connections = 4
     rows: list[dict[str, t.Any]] = []
     skipped: list[str] = []
+    plans = [p for p in PLANS if p.name in args.http_plans] if args.http_plans else list(PLANS)
     for name in args.stores:
         if name not in SUPPORTED:
             skipped.append(name)
@@ -126,89 +329,29 @@ def run_http(args: argparse.Namespace, log: c.Callable[[str], None]) -> dict[str
             skipped.append(name)
             continue
         kit.start()
-        scratch = tempfile.mkdtemp(prefix="bench-http-")
-        procs: list[subprocess.Popen[bytes]] = []
         try:
-            if name == "redis":
-                target = kit.server.url  # type: ignore[attr-defined]
-            elif name == "memcached":
-                target = f"{kit.server.host}:{kit.server.port}"  # type: ignore[attr-defined]
-            elif name == "sqlalchemy":
-                target = kit.url  # type: ignore[attr-defined]
-            else:
-                target = scratch
-            contenders = [
-                c for c in CONTENDERS if c != "flask-session" or kit.flask_session_missing() is None
-            ]
-            servers: dict[str, tuple[int, str]] = {}
-            for contender in contenders:
-                port = _free_port()
-                env = dict(
-                    os.environ,
-                    BENCH_STORE=name,
-                    BENCH_CONTENDER=contender,
-                    BENCH_SLIDING="1",
-                    BENCH_TARGET=target,
-                    BENCH_NS=f"http_{contender.replace('-', '_')}",
-                )
-                proc = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "gunicorn",
-                        "-w",
-                        "1",
-                        "-b",
-                        f"127.0.0.1:{port}",
-                        "--log-level",
-                        "warning",
-                        "benchmarks.wsgiapp:create()",
-                    ],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-                procs.append(proc)
-                _wait(port, proc)
-                servers[contender] = (port, _login(port))
-            samples: dict[tuple[str, str], list[dict[str, float]]] = {}
-            rng = random.Random(1)
-            cells = [(s, p, c) for s, p in SCENARIOS for c in contenders]
-            for round_no in range(rounds):
-                rng.shuffle(cells)
-                for scenario, path, contender in cells:
-                    port, cookie = servers[contender]
-                    result = _wrk(port, path, cookie, seconds, connections)
-                    samples.setdefault((scenario, contender), []).append(result)
-                log(f"http {name}: round {round_no + 1}/{rounds}")
-            for scenario, _ in SCENARIOS:
-                for contender in contenders:
-                    runs = samples[(scenario, contender)]
-                    rows.append(
-                        {
-                            "store": name,
-                            "scenario": scenario,
-                            "contender": contender,
-                            "rps": statistics.median(r["rps"] for r in runs),
-                            "p50": statistics.median(r["p50"] for r in runs),
-                            "p99": statistics.median(r["p99"] for r in runs),
-                        }
-                    )
+            for plan in plans:
+                if name in plan.stores:
+                    rows += _run_plan(plan, name, kit, seconds, rounds, log)
         finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-            shutil.rmtree(scratch, ignore_errors=True)
             kit.close()
     setup = (
-        f"Each contender in its own gunicorn (1 sync worker) on loopback; wrk -t1 -c{connections}"
-        f" for {seconds} s per cell, {rounds} rounds interleaved; medians. Sliding expiry on."
+        f"Each contender in its own gunicorn on loopback, loaded by wrk -t1 for {seconds} s per"
+        f" cell, {rounds} rounds interleaved; medians of requests/s, p50 and p99; errors are"
+        " non-2xx answers and socket errors over all rounds. Every connection sends the one"
+        " session cookie, so with more than one worker the writes of that session race, as"
+        " those of two tabs do. Sliding expiry on. The memory store lives in one process:"
+        " 1 worker only."
     )
     if skipped:
         setup += f" Not run for: {', '.join(skipped)}."
-    return {"setup": setup, "rows": rows}
+    plan_text = [
+        {
+            "name": p.name,
+            "text": f"gunicorn -w {p.workers}"
+            + (f" --threads {p.threads} (gthread)" if p.threads > 1 else " (sync)")
+            + f", wrk -c{p.connections}",
+        }
+        for p in plans
+    ]
+    return {"setup": setup, "plans": plan_text, "rows": rows}

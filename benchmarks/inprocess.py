@@ -31,7 +31,7 @@ if t.TYPE_CHECKING:
 
 
 #: The contenders that keep sessions in the store.
-STORED = ("ours", "flask-session", "floor")
+STORED = ("ours", "flask-session", "floor", *apps.VARIANTS)
 
 
 @dataclasses.dataclass
@@ -127,9 +127,10 @@ def build_app(kit: StoreKit, contender: str, ns: str, sliding: bool) -> Flask:
         return apps.make_app(contender, {}, sliding=sliding, setup=apps.setup_bare)
     if contender == "cookie":
         return apps.make_app(contender, {}, sliding=sliding)
-    if contender in ("ours", "flask-session"):
-        if contender == "ours":
-            config, install = kit.ours_config(ns), apps.setup_ours
+    if contender in ("ours", "flask-session") or contender in apps.VARIANTS:
+        if contender == "ours" or contender in apps.VARIANTS:
+            config = {**kit.ours_config(ns), **apps.VARIANTS.get(contender, {})}
+            install = apps.setup_ours
         else:
             config, install = kit.flask_session_config(ns), apps.setup_flask_session
         before = config.pop("_before", None)
@@ -151,12 +152,20 @@ def build_app(kit: StoreKit, contender: str, ns: str, sliding: bool) -> Flask:
 
 
 def build_cells(
-    kit: StoreKit, contenders: c.Sequence[str], slidings: c.Sequence[bool]
+    kit: StoreKit,
+    contenders: c.Sequence[str],
+    slidings: c.Sequence[bool],
+    scenarios: c.Collection[str] | None = None,
 ) -> list[Cell]:
-    """Build every cell's app; create the session that ``read`` and ``write`` send."""
+    """Build every cell's app; create the session that the scenarios with a cookie send.
+
+    :param scenarios: the names of the scenarios to build (default: all).
+    """
     cells = []
     for sliding in slidings:
         for scenario, path, with_cookie in apps.SCENARIOS:
+            if scenarios is not None and scenario not in scenarios:
+                continue
             for contender in contenders:
                 ns = f"{contender}-{scenario}-{'s' if sliding else 'f'}".replace("-", "_")
                 app = build_app(kit, contender, ns, sliding)

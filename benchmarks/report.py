@@ -20,6 +20,7 @@ SCENARIO_TEXT = {
     "read": "read-only",
     "none": "no session",
     "login": "login (creates it)",
+    "untouched": "untouched (cookie sent, session never read)",
 }
 
 
@@ -53,7 +54,7 @@ def metrics(store: Results) -> dict[tuple[str, bool], dict[str, float]]:
                 if bare is not None:
                     row[f"share:{contender}"] = share(cell["samples"], bare["samples"])
             ours = cells.get((scenario, sliding, "ours"))
-            for peer in ("flask-session", "floor", "cookie"):
+            for peer in ("flask-session", "floor", "cookie", "bare"):
                 other = cells.get((scenario, sliding, peer))
                 if ours is not None and other is not None:
                     row[f"ratio:{peer}"] = paired_ratio(ours["samples"], other["samples"])
@@ -197,6 +198,7 @@ def targets(results: Results) -> list[tuple[str, str, str, str]]:
         from .cache import targets as cache_targets
 
         rows.extend(cache_targets(cache))
+    rows += _wave2_targets(results)
     scale = results.get("scale")
     if not scale:
         rows.append(
@@ -228,6 +230,136 @@ def targets(results: Results) -> list[tuple[str, str, str, str]]:
                 )
     if results.get("serialization"):
         rows.extend(target_rows(results["serialization"]))
+    return rows
+
+
+def _missed_by(ratio: float, limit: float, *, at_most: bool = True) -> str:
+    if at_most:
+        return "" if ratio <= limit else f"missed by {(ratio / limit - 1) * 100:.1f}%"
+    return "" if ratio >= limit else f"missed: {ratio:.2f}× instead of {limit:g}×"
+
+
+def _http_row(results: Results, plan: str, store: str, scenario: str, who: str) -> Results | None:
+    for row in (results.get("http") or {}).get("rows", []):
+        if (row.get("plan"), row["store"], row["scenario"], row["contender"]) == (
+            plan,
+            store,
+            scenario,
+            who,
+        ):
+            return t.cast("Results", row)
+    return None
+
+
+def _wave2_targets(results: Results) -> list[tuple[str, str, str, str]]:
+    """The targets of the performance issue of wave 2 (writes, SQL tails, untouched requests,
+    more workers, the cost of keeping sessions safe at rest)."""
+    rows: list[tuple[str, str, str, str]] = []
+    stores = results["stores"]
+    for name, store in stores.items():
+        if not store.get("cells"):
+            continue
+        m = metrics(store)
+        for sliding in (True, False):
+            cost = _cost(store, "untouched", sliding, "ours")
+            if cost is None:
+                continue
+            trips = cost.get(store["primary"], 0)
+            rows.append(
+                (
+                    f"{name} untouched (cookie, view never reads the session), sliding"
+                    f" {_onoff(sliding)}: 0 store round trips",
+                    f"{trips:g} ({_commands(cost)})",
+                    _verdict(trips == 0),
+                    "",
+                )
+            )
+            ratio = m.get(("untouched", sliding), {}).get("ratio:bare")
+            if ratio is not None:
+                rows.append(
+                    (
+                        f"{name} untouched, sliding {_onoff(sliding)}: ≤ 1.05× a bare request",
+                        f"{ratio:.3f}×",
+                        _verdict(ratio <= 1.05),
+                        _missed_by(ratio, 1.05),
+                    )
+                )
+    redis = stores.get("redis")
+    if redis and redis.get("cells"):
+        m = metrics(redis)
+        for sliding in (True, False):
+            ratio = m.get(("write", sliding), {}).get("ratio:floor")
+            if ratio is not None:
+                rows.append(
+                    (
+                        f"redis write, sliding {_onoff(sliding)}: ≤ 1.10× the raw GET+SET floor"
+                        " (in-process)",
+                        f"{ratio:.2f}×",
+                        _verdict(ratio <= 1.10),
+                        _missed_by(ratio, 1.10),
+                    )
+                )
+    for name in ("redis", "memcached"):
+        ours = _http_row(results, "2-workers", name, "write", "ours")
+        fs = _http_row(results, "2-workers", name, "write", "flask-session")
+        if ours is None or fs is None:
+            continue
+        ratio = ours["rps"] / fs["rps"]
+        for limit in (1.0, 1.1):
+            rows.append(
+                (
+                    f"{name} /write over HTTP (2 workers): ≥ {limit:g}× Flask-Session's requests/s",
+                    f"{ratio:.2f}× ({ours['rps']:.0f} vs {fs['rps']:.0f})",
+                    _verdict(ratio >= limit),
+                    _missed_by(ratio, limit, at_most=False),
+                )
+            )
+    ours = _http_row(results, "2-workers", "sqlalchemy", "write", "ours")
+    fs = _http_row(results, "2-workers", "sqlalchemy", "write", "flask-session")
+    if ours is not None and fs is not None:
+        rows.append(
+            (
+                "PostgreSQL /write p99 over HTTP (2 workers): ≤ Flask-Session's",
+                f"{ours['p99']:.1f} ms vs {fs['p99']:.1f} ms",
+                _verdict(ours["p99"] <= fs["p99"]),
+                _missed_by(ours["p99"] / fs["p99"], 1.0),
+            )
+        )
+    ours = _http_row(results, "2-workers", "sqlalchemy", "read", "ours")
+    fs = _http_row(results, "2-workers", "sqlalchemy", "read", "flask-session")
+    if ours is not None and fs is not None:
+        ratio = ours["rps"] / fs["rps"]
+        rows.append(
+            (
+                "PostgreSQL read-only, sliding on, over HTTP (2 workers): ≥ 5× Flask-Session's"
+                " requests/s",
+                f"{ratio:.1f}× ({ours['rps']:.0f} vs {fs['rps']:.0f})",
+                _verdict(ratio >= 5),
+                _missed_by(ratio, 5, at_most=False),
+            )
+        )
+    for row in (results.get("http") or {}).get("rows", []):
+        if row.get("scenario") == "contend" and row["contender"] == "ours":
+            rows.append(
+                (
+                    f"{row['store']} contention (4 workers × 4 threads, one session): no"
+                    " failed request",
+                    f"{row['errors']} of {row['requests']} failed; {row['rps']:.0f} req/s,"
+                    f" p99 {row['p99']:.1f} ms",
+                    _verdict(row["errors"] == 0),
+                    "",
+                )
+            )
+    at_rest = results.get("at_rest") or {}
+    if at_rest.get("hmac_us") is not None:
+        rows.append(
+            (
+                "store-key HMAC per request < 2 µs",
+                f"{at_rest['hmac_us']:.2f} µs",
+                _verdict(at_rest["hmac_us"] < 2),
+                _missed_by(at_rest["hmac_us"], 2),
+            )
+        )
     return rows
 
 
@@ -309,6 +441,8 @@ def render(results: Results) -> str:
         for note in notes:
             add(f"- {note}")
         add("")
+    if results.get("analysis"):
+        add("Why each target is met or missed: [Analysis](#analysis), at the end.\n")
 
     add("## Stores\n")
     for name, store in results["stores"].items():
@@ -319,6 +453,7 @@ def render(results: Results) -> str:
         if store.get("cells"):
             _render_store(add, name, store)
 
+    _render_at_rest(add, results)
     http = results.get("http")
     if http:
         _render_http(add, http)
@@ -336,6 +471,14 @@ def render(results: Results) -> str:
         from .cache import render as render_cache
 
         render_cache(add, cache)
+    analysis = results.get("analysis", "")
+    if analysis:
+        add("## Analysis\n")
+        lines = analysis.splitlines()
+        if lines and lines[0].startswith("# "):
+            lines = lines[1:]
+        # One level down: the analysis's own sections sit under this heading.
+        add("\n".join("#" + line if line.startswith("## ") else line for line in lines).strip())
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -405,18 +548,140 @@ def _render_store(add: c.Callable[[str], None], name: str, store: Results) -> No
     add("")
 
 
+def _render_at_rest(add: c.Callable[[str], None], results: Results) -> None:
+    at_rest = results.get("at_rest") or {}
+    stores = [
+        (name, store)
+        for name, store in results["stores"].items()
+        if store.get("cells") and any(c["contender"] == "ours-sealed" for c in store["cells"])
+    ]
+    if not at_rest and not stores:
+        return
+    add("## The cost of keeping sessions safe at rest\n")
+    if "hmac_us" in at_rest:
+        add(
+            f"- store key of a session (HMAC-SHA256 of the id, `SESSION_HASH_IDS`, on by"
+            f" default): **{at_rest['hmac_us']:.2f} µs**; with the look-up of the application's"
+            f" current keys, as a request does it: {at_rest['key_lookup_us']:.2f} µs"
+        )
+        add(
+            f"- `SESSION_ENCRYPTION_KEY` (AES-256-GCM) on a typical session of"
+            f" {at_rest['record_bytes']} bytes ({at_rest['sealed_bytes']} sealed): seal"
+            f" **{at_rest['seal_us']:.2f} µs**, open **{at_rest['open_us']:.2f} µs**"
+        )
+    elif at_rest.get("note"):
+        add(f"- {at_rest['note']}")
+    if stores:
+        add(
+            "\nWhole requests in mode 1, same run: ours with raw store keys"
+            " (`SESSION_HASH_IDS = False`), ours as configured by default (hashed keys), and ours"
+            " with hashed keys and sealed records; µs per request (median over rounds), and the"
+            " median of per-round ratios to raw keys.\n"
+        )
+        add(
+            "| store | scenario | sliding | raw keys µs | hashed µs | hashed + sealed µs "
+            "| hashed / raw | hashed + sealed / raw |"
+        )
+        add("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+        for name, store in stores:
+            cells = _cells(store)
+            for scenario in ("write", "read", "login"):
+                for sliding in (True, False):
+                    raw = cells.get((scenario, sliding, "ours-rawkeys"))
+                    ours = cells.get((scenario, sliding, "ours"))
+                    sealed = cells.get((scenario, sliding, "ours-sealed"))
+                    if raw is None or ours is None or sealed is None:
+                        continue
+                    add(
+                        f"| {name} | {scenario} | {_onoff(sliding)} "
+                        f"| {statistics.median(raw['samples']):.0f} "
+                        f"| {statistics.median(ours['samples']):.0f} "
+                        f"| {statistics.median(sealed['samples']):.0f} "
+                        f"| {paired_ratio(ours['samples'], raw['samples']):.3f} "
+                        f"| {paired_ratio(sealed['samples'], raw['samples']):.3f} |"
+                    )
+    add("")
+
+
 def _render_http(add: c.Callable[[str], None], http: Results) -> None:
     add("## Mode 2: HTTP (gunicorn + wrk)\n")
     add(http.get("setup", ""))
     add("")
-    add("| store | scenario | contender | requests/s | p50 ms | p99 ms |")
-    add("| --- | --- | --- | ---: | ---: | ---: |")
-    for row in http.get("rows", []):
+    plans = http.get("plans") or [{"name": "", "text": ""}]
+    for plan in plans:
+        rows = [r for r in http.get("rows", []) if r.get("plan", "") == plan["name"]]
+        if not rows:
+            continue
+        if plan["name"]:
+            add(f"### {plan['name']}: {plan['text']}\n")
         add(
-            f"| {row['store']} | {row['scenario']} | {row['contender']} | {row['rps']:.0f} "
-            f"| {row['p50']:.2f} | {row['p99']:.2f} |"
+            "| store | scenario | contender | requests/s | p50 ms | p99 ms | errors "
+            "| retried saves (ours) |"
         )
-    add("")
+        add("| --- | --- | --- | ---: | ---: | ---: | ---: | --- |")
+        for row in rows:
+            add(
+                f"| {row['store']} | {row['scenario']} | {row['contender']} | {row['rps']:.0f} "
+                f"| {row['p50']:.2f} | {row['p99']:.2f} | {row.get('errors', 0)} "
+                f"| {_conflicts(row)} |"
+            )
+        add("")
+
+
+def _conflicts(row: Results) -> str:
+    """Our workers' lost conditional saves, over the requests wrk made in this cell (the
+    workers' own counts also hold the requests of the server's other cells: its reads)."""
+    stats = row.get("stats") or {}
+    requests = row.get("requests") or 0
+    if not stats.get("requests") or not requests or row["scenario"] == "read":
+        return ""
+    lost = min(1.0, stats.get("lost_n", 0) / requests) * 100
+    again = stats.get("conflicted", 0) / requests * 100
+    text = (
+        f"{lost:.1f}% lost a conditional save ({stats.get('cas_lost', 0)} lost saves);"
+        f" {again:.1f}% saved again ({stats.get('retries', 0)} extra saves,"
+        f" {stats.get('unsaved', 0)} not saved)"
+    )
+    if stats.get("lost_n"):
+        text += (
+            f"; in-worker p50/p99 ms: those {stats['lost_p50']:.1f}/{stats['lost_p99']:.1f},"
+            f" the server's other requests {stats.get('clean_p50', 0):.1f}/"
+            f"{stats.get('clean_p99', 0):.1f}"
+        )
+    return text
+
+
+def _render_footprint(add: c.Callable[[str], None], scale: Results) -> None:
+    rss = (scale.get("memory") or {}).get("rss")
+    disk = (scale.get("filesystem") or {}).get("disk")
+    if not rss and not disk:
+        return
+    add("\nSessions at rest (method in `benchmarks/footprint.py`):\n")
+    if rss:
+        names = (
+            ("ours (memory store)", "hashed 43-character keys"),
+            ("Flask-Session (cachelib SimpleCache)", "keys of the prefix and the 43-character id"),
+        )
+        for (who, keys), row in zip(names, rss, strict=False):
+            add(
+                f"- {who}: resident memory grew by **{row['bytes'] / 2**20:.1f} MiB per"
+                f" {row['n']:,} sessions** ({row['bytes'] / row['n']:.0f} bytes per session of"
+                f" {row['record']} encoded bytes, {keys})"
+            )
+    if disk:
+        n = disk["files"] or 1
+        per_million = 1_000_000 / n
+        add(
+            f"- filesystem store, {disk['files']:,} session files in {disk['dirs']:,}"
+            f" directories: {disk['allocated'] / 2**20:.0f} MiB allocated on disk"
+            f" ({disk['apparent'] / 2**20:.1f} MiB of data), {disk['files'] + disk['dirs']:,}"
+            f" inodes; so per 1,000,000 sessions (linear: one file per session, a fixed set of"
+            f" bucket directories): **{disk['allocated'] * per_million / 2**30:.1f} GiB allocated,"
+            f" about {1_000_000 + disk['dirs']:,} inodes**; the per-request cost is flat from"
+            " 1k to 100k files in the table above, so it is taken as the same at 1M: a lookup"
+            " resolves one path, and the 4,096 bucket directories (256 × 16) hold about 250"
+            " files each at 1M"
+        )
 
 
 def _render_scale(add: c.Callable[[str], None], scale: Results) -> None:
@@ -432,13 +697,16 @@ def _render_scale(add: c.Callable[[str], None], scale: Results) -> None:
     add("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, runs in scale.items():
         if not runs.get("points"):
-            add(f"| {name} | - | - | - | - | - | {runs.get('note', '')} |")
+            if runs.get("note"):
+                add(f"| {name} | - | - | - | - | - | {runs['note']} |")
+            continue
         for point in runs.get("points", []):
             add(
                 f"| {name} | {point['n']:,} | {point['us']:.0f} | {point['write_us']:.0f} "
                 f"| {point['bare_us']:.0f} | {point['read_share']:.0f} "
                 f"| {point['write_share']:.0f} |"
             )
+    _render_footprint(add, scale)
     purge = [(name, runs["purge"]) for name, runs in scale.items() if runs.get("purge")]
     if purge:
         add("\nPurge of expired records:\n")

@@ -92,6 +92,11 @@ def run_scale(args: argparse.Namespace, log: c.Callable[[str], None]) -> dict[st
             out[name] = _scale_store(kit, name, rounds, batch, log)
         finally:
             kit.close()
+    if "memory" in args.stores:
+        from .footprint import memory_rss
+
+        out["memory"] = {"rss": [memory_rss("ours"), memory_rss("flask-session")]}
+        log(f"memory footprint: {out['memory']['rss']}")
     return out
 
 
@@ -137,6 +142,11 @@ def _scale_store(
         "points": points,
         "note": "sliding on; filler records written in bulk; ours and a bare app interleaved",
     }
+    if name == "filesystem":
+        from .footprint import disk_use
+
+        result["disk"] = {"n": filled, **disk_use(kit._dir(ns))}  # type: ignore[attr-defined]
+        log(f"scale {name}: disk use {result['disk']}")
     result["purge"] = _purge(kit, name, log)
     return result
 

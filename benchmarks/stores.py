@@ -16,6 +16,8 @@ import tempfile
 import typing as t
 
 from . import floors
+from .apps import CONTENDERS
+from .apps import VARIANTS
 from .counting import CallCounter
 from .counting import SocketCounter
 from .counting import diff
@@ -85,6 +87,8 @@ class StoreKit:
     server_binary: t.ClassVar[str | None] = None
     #: The client modules the contenders import.
     client_modules: t.ClassVar[tuple[str, ...]] = ()
+    #: Whether the variants of ours (raw keys, sealed records) are measured on this store.
+    variants: t.ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.floor_ops_by_ns: dict[str, floors.FloorOps] = {}
@@ -99,6 +103,11 @@ class StoreKit:
         if self.name not in installed_stores():
             return f"our {self.name!r} store ({self.dist}) is not installed"
         return None
+
+    def contenders(self) -> list[str]:
+        """The contenders measured on this store: every one, and the variants of ours where
+        :attr:`variants` is set."""
+        return [*CONTENDERS, *(VARIANTS if self.variants else ())]
 
     def flask_session_missing(self) -> str | None:
         """Why the Flask-Session contender cannot run here, or ``None``."""
@@ -161,6 +170,7 @@ class MemoryKit(StoreKit):
         "calls on the store object (ours: store methods; Flask-Session: cache get/set/delete)"
     )
     primary = "calls"
+    variants = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -196,7 +206,7 @@ class MemoryKit(StoreKit):
         return floors.MemoryOps()
 
     def instrument(self, contender: str, app: Flask, ns: str) -> None:
-        if contender == "ours":
+        if contender == "ours" or contender in VARIANTS:
             self.counter.wrap(app.extensions["serverside"].store, STORE_METHODS)
         elif contender == "flask-session":
             self.counter.wrap(self.caches[ns], ("get", "set", "delete", "add", "has"))
@@ -207,7 +217,7 @@ class MemoryKit(StoreKit):
         return self.counter.snapshot()
 
     def clear(self, contender: str, app: Flask, ns: str) -> None:
-        if contender == "ours":
+        if contender == "ours" or contender in VARIANTS:
             store = app.extensions["serverside"].store
             for sid in list(store.iter_sids()):
                 store.delete(sid)
@@ -232,6 +242,7 @@ class RedisKit(StoreKit):
     primary = "round trips"
     server_binary = "redis-server"
     client_modules = ("redis",)
+    variants = True
 
     def start(self) -> None:
         import redis
@@ -315,7 +326,10 @@ class RedisKit(StoreKit):
 class MemcachedKit(StoreKit):
     name = "memcached"
     dist = "flask-serverside-memcached"
-    flask_session_backend = "memcached (SESSION_TYPE='memcached', pymemcache Client)"
+    flask_session_backend = (
+        "memcached (SESSION_TYPE='memcached', a pymemcache Client whose writes wait for the"
+        " reply, as ours do; pymemcache's default noreply is measured over HTTP only)"
+    )
     floor_label = "pymemcache get (gat when sliding) + set, no_delay"
     counted_by = (
         "round trips and bytes sent on the client's sockets; commands from the server's stats"
@@ -334,7 +348,9 @@ class MemcachedKit(StoreKit):
         self.server.start()
         address = (self.server.host, self.server.port)
         self.client = Client(address, no_delay=True)
-        self.fs_client = Client(address, no_delay=True)
+        # Like with like: Flask-Session's writes wait for memcached's reply, as ours do
+        # (pymemcache's default is noreply: a write nobody checks; see the HTTP plans).
+        self.fs_client = Client(address, no_delay=True, default_noreply=False)
         self.admin = Client(address)
 
     def close(self) -> None:

@@ -4,11 +4,15 @@
 filesystem, sqlalchemy), ``BENCH_CONTENDER`` (one of :data:`benchmarks.apps.CONTENDERS`, or
 ``cached``: ours on redis with ``SESSION_REDIS_CACHE``), ``BENCH_SLIDING`` (``1``/``0``),
 ``BENCH_TARGET`` (the server's URL or the session directory) and ``BENCH_NS`` (the key prefix,
-subdirectory or table).
+subdirectory or table). With ``BENCH_STATS_DIR``, each worker of ours counts its requests and
+the conditional saves it had to retry (:data:`flask_serverside.signals.write_conflicted`) and
+writes them to a JSON file of its own in that directory when it exits.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
 import typing as t
 
@@ -17,6 +21,63 @@ from . import floors
 
 if t.TYPE_CHECKING:
     from flask import Flask
+
+
+def _count_conflicts(app: Flask, directory: str) -> None:
+    """Count requests and conditional saves in this worker, and time the requests that lost a
+    conditional save apart from the others; write it all to a file at exit."""
+    import time
+
+    from flask import g
+
+    from flask_serverside import get_state
+    from flask_serverside import signals
+
+    counts = {"requests": 0, "conflicted": 0, "retries": 0, "unsaved": 0, "cas_lost": 0}
+    times: dict[str, list[float]] = {"clean": [], "lost": []}
+    state = get_state(app)
+    store = state.store
+    save_if = getattr(store, "save_if", None)
+
+    if save_if is not None:
+
+        def counted_save_if(*args: t.Any, **kwargs: t.Any) -> bool:
+            saved = bool(save_if(*args, **kwargs))
+            if not saved:
+                counts["cas_lost"] += 1
+                g.bench_lost = True
+            return saved
+
+        store.save_if = counted_save_if  # type: ignore[attr-defined]
+
+    @app.before_request
+    def start() -> None:
+        g.bench_started = time.perf_counter()
+
+    @app.teardown_request
+    def count_request(exc: BaseException | None) -> None:
+        from flask import request
+
+        if request.path in ("/read", "/login"):
+            return  # only the writing scenarios: the same server also serves the read cells
+        counts["requests"] += 1
+        started = g.get("bench_started")
+        if started is not None:
+            kind = "lost" if g.get("bench_lost") else "clean"
+            times[kind].append(time.perf_counter() - started)
+
+    def conflicted(sender: t.Any, attempts: int, saved: bool, **extra: t.Any) -> None:
+        counts["conflicted"] += 1
+        counts["retries"] += attempts - 1
+        counts["unsaved"] += not saved
+
+    signals.write_conflicted.connect(conflicted, app, weak=False)
+
+    def write() -> None:
+        with open(os.path.join(directory, f"{os.getpid()}.json"), "w") as f:
+            json.dump({**counts, "times": times}, f)
+
+    atexit.register(write)
 
 
 def _store_config(store: str, target: str, ns: str, contender: str) -> dict[str, t.Any]:
@@ -33,10 +94,13 @@ def _store_config(store: str, target: str, ns: str, contender: str) -> dict[str,
         return {"SESSION_TYPE": "redis", "SESSION_REDIS": redis.Redis.from_url(target), **prefix}
     if store == "memcached":
         host, port = target.rsplit(":", 1)
-        if contender == "flask-session":
+        if contender.startswith("flask-session"):
             from pymemcache.client.base import Client
 
-            client = Client((host, int(port)), no_delay=True)
+            # Like with like: writes wait for memcached's reply, as ours do; pymemcache's
+            # default (noreply) only for the "flask-session-noreply" contender.
+            noreply = contender == "flask-session-noreply"
+            client = Client((host, int(port)), no_delay=True, default_noreply=noreply)
             return {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED": client, **prefix}
         return {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED": [target], **prefix}
     if store == "filesystem":
@@ -98,11 +162,17 @@ def create() -> Flask:
     if contender == "cached":
         config["SESSION_REDIS_CACHE"] = True
     before = config.pop("_before", None)
-    install = apps.setup_flask_session if contender == "flask-session" else apps.setup_ours
+    ours = contender == "ours" or contender in apps.VARIANTS
+    config.update(apps.VARIANTS.get(contender, {}))
+    install = apps.setup_ours if ours else apps.setup_flask_session
 
     def setup(app: Flask) -> None:
         if before is not None:
             before(app)
         install(app)
 
-    return apps.make_app(contender, config, sliding=sliding, setup=setup)
+    app = apps.make_app(contender, config, sliding=sliding, setup=setup)
+    stats = os.environ.get("BENCH_STATS_DIR")
+    if ours and stats:
+        _count_conflicts(app, stats)
+    return app

@@ -26,6 +26,9 @@ EXPECTED_CALLS = {
     ("login", False): {"save_if": 1},
     ("none", True): {},
     ("none", False): {},
+    # A cookie, but the view never reads the session: no store call at all.
+    ("untouched", True): {},
+    ("untouched", False): {},
 }
 
 

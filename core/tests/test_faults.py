@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -140,7 +141,11 @@ class AlwaysConflicting(MemoryStore):
     def save_if(self, sid, data, ttl, *, expected, user_id=None):
         if expected is None:
             return super().save_if(sid, data, ttl, expected=None, user_id=user_id)
-        self.save(sid, data + b" ", ttl)  # someone else always wins the race
+        # Someone else always wins the race, with another value for the same key (a writer
+        # that stored this request's own changes would have made its save unneeded).
+        other = json.loads(data)
+        other["value"] = f"{other.get('value')}, theirs"
+        self.save(sid, json.dumps(other).encode(), ttl)
         return False
 
 

@@ -67,6 +67,31 @@ log = logging.getLogger("flask_serverside")
 TRACEBACK_INTERVAL = 60.0
 
 
+def cookie_value(request: Request, name: str) -> str | None:
+    """Return the value of the first cookie called ``name`` the request carries, or ``None``.
+
+    The same value as ``request.cookies.get(name)``, without building the dict of every
+    cookie (that parse is a large part of a request that never touches its session). A
+    header of plain ``name=value`` pairs, which is what browsers send, is read here; anything
+    else (quoted values, tabs or blanks inside a pair, non-ASCII text) goes through
+    Werkzeug's parser, as ``request.cookies`` does.
+    """
+    header: str | None = request.environ.get("HTTP_COOKIE")
+    if not header:
+        return None
+    if header.isascii() and '"' not in header and "\t" not in header:
+        for pair in header.split(";"):
+            key, _, value = pair.strip(" ").partition("=")
+            if key.rstrip(" ") == name:
+                value = value.lstrip(" ")
+                if " " not in value and " " not in name:
+                    return value
+                break  # blanks inside the pair: Werkzeug's parser decides
+        else:
+            return None
+    return request.cookies.get(name)
+
+
 class ServerSideSessionInterface(SessionInterface):
     """Keeps Flask's session in a :class:`~flask_serverside.store.SessionStore`.
 
@@ -93,6 +118,8 @@ class ServerSideSessionInterface(SessionInterface):
         self._last_traceback = -TRACEBACK_INTERVAL
         # The longest cookie value that can be well formed; longer ones are not even parsed.
         self._max_cookie = state.ids.length + (SIGNATURE_LENGTH if config.use_signer else 0)
+        self._use_signer = config.use_signer
+        self._is_valid = state.ids.is_valid
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -102,15 +129,15 @@ class ServerSideSessionInterface(SessionInterface):
         if not value or len(value) > self._max_cookie:
             return None
         sid: str | None = value
-        signer = self.state.signer()
-        if signer is not None:
-            sid = signer.unsign(value)
-        if sid is None or not self.state.ids.is_valid(sid):
-            return None
-        return sid
+        if self._use_signer:
+            signer = self.state.signer()
+            sid = signer.unsign(value) if signer is not None else None
+            if sid is None:
+                return None
+        return sid if self._is_valid(t.cast(str, sid)) else None
 
     def open_session(self, app: Flask, request: Request) -> ServerSideSession:
-        raw = request.cookies.get(self.get_cookie_name(app))
+        raw = cookie_value(request, self.get_cookie_name(app))
         sid = self.parse_cookie(raw)
         if sid is None:
             session = self.session_class()

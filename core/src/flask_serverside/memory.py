@@ -16,7 +16,6 @@ for more than a few checks plus, once per cycle, a copy of the keys.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import threading
 import time
@@ -35,8 +34,7 @@ if t.TYPE_CHECKING:
 SWEEP_PER_WRITE = 2
 
 
-@dataclasses.dataclass(frozen=True)
-class _Entry:
+class _Entry(t.NamedTuple):
     data: bytes
     expires_at: float
     version: int
@@ -132,7 +130,7 @@ class MemoryStore:
             entry = self._live(key)
             if entry is None:
                 return False
-            self._entries[key] = dataclasses.replace(entry, expires_at=self._clock() + ttl)
+            self._entries[key] = entry._replace(expires_at=self._clock() + ttl)
             return True
 
     def load_and_touch(self, sid: str, ttl: int) -> Record | None:
@@ -141,7 +139,9 @@ class MemoryStore:
             entry = self._live(key)
             if entry is None:
                 return None
-            self._entries[key] = dataclasses.replace(entry, expires_at=self._clock() + ttl)
+            self._entries[key] = _Entry(
+                entry.data, self._clock() + ttl, entry.version, entry.user_id
+            )
         return Record(entry.data, entry.version)
 
     def save_if(

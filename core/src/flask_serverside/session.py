@@ -42,6 +42,11 @@ _IMMUTABLE_TYPES = frozenset(
 )
 
 
+def _on_update(session: ServerSideSession) -> None:
+    session.modified = True
+    session.accessed = True
+
+
 class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
     """A session whose data lives in a store.
 
@@ -56,6 +61,43 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
         Loaded on first access (``loader``); false while it holds only internal keys.
     """
 
+    # Defaults of the per-session state, kept on the class: a new session only writes what
+    # differs (most requests set none of these), which keeps opening a session cheap.
+    #: The key the session's record is stored under (a keyed hash of :attr:`sid`, or the
+    #: id itself); ``None`` until first saved.
+    key: str | None = None
+    #: The record the session was loaded from; ``None`` for a new session.
+    record: Record | None = None
+    #: The plain (decrypted) bytes of :attr:`record`, which a save compares with.
+    plain: bytes | None = None
+    #: For a record found under an older key (a raw id, a rotated hashing key; then
+    #: :attr:`key` is that older key): its current key, where the end of this request moves it.
+    rekey: str | None = None
+    #: Set when the top-level dict changed. Changes inside nested values are found when
+    #: the session is saved, so they need no ``modified = True`` by hand.
+    modified = False
+    #: The key this session had before :meth:`regenerate` or :meth:`destroy`, retired
+    #: when it is saved.
+    replaced_key: str | None = None
+    #: Set by :meth:`destroy`.
+    destroyed = False
+    #: Set when the request's cookie named no usable session; the cookie is removed
+    #: unless the session gets data.
+    stale_cookie = False
+    #: Set when the cookie named a session another request had regenerated: the view got
+    #: an empty session, which must not replace the renewed one.
+    superseded = False
+    #: Set when the store refreshed the record's expiry while loading it.
+    touched = False
+    #: Set when a value that can change in place (a list, a dict) was handed out, so
+    #: only encoding the session can tell whether it changed.
+    exposed = False
+    _accessed = False
+    #: ``True`` for a session not loaded from the store.
+    new = True
+    #: What :class:`~werkzeug.datastructures.CallbackDict` calls on every change.
+    on_update = staticmethod(_on_update)
+
     def __init__(
         self,
         initial: c.Mapping[str, t.Any] | None = None,
@@ -65,13 +107,9 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
         record: Record | None = None,
         loader: c.Callable[[ServerSideSession], None] | None = None,
     ) -> None:
-        def on_update(self: ServerSideSession) -> None:
-            self.modified = True
-            self.accessed = True
-
         self._loader = loader
-        self._accessed = False
-        super().__init__(initial, on_update)
+        if initial:
+            dict.update(self, initial)
         #: The session id, without prefix or signature; ``None`` until first saved.
         self.sid = sid
         #: The key the session's record is stored under (a keyed hash of :attr:`sid`, or the
@@ -264,7 +302,7 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
         """Return whether the session holds nothing but internal keys
         (:data:`INTERNAL_KEYS`). An empty session is never stored, and a stored one that
         becomes empty is deleted."""
-        return all(key in INTERNAL_KEYS for key in dict.keys(self))
+        return dict.keys(self) <= INTERNAL_KEYS
 
     def regenerate(self) -> None:
         """Give the session a new id at its next save, keeping its data; the record under the

@@ -106,16 +106,26 @@ class SessionState:
 
         .. versionadded:: 0.2
         """
-        secrets = self._hash_secrets() if self.config.hash_ids else []
-        dedicated = bool(self.app.config.get("SESSION_ID_HASH_KEY"))
-        cache_key = (dedicated, *secrets)
-        keys = self._keys.get(cache_key)
+        if not self.config.hash_ids:
+            probe: tuple[t.Any, ...] = ()
+        else:
+            config = self.app.config
+            dedicated = config.get("SESSION_ID_HASH_KEY")
+            if dedicated:
+                probe = (True, dedicated, *(config.get("SESSION_ID_HASH_KEY_FALLBACKS") or ()))
+            elif config.get("SECRET_KEY"):
+                probe = (False, config["SECRET_KEY"], *(config.get("SECRET_KEY_FALLBACKS") or ()))
+            else:
+                probe = (False,)
+        keys = self._keys.get(probe)
         if keys is None:
-            keys = self._keys[cache_key] = StoreKeys(
+            secrets = self._hash_secrets() if self.config.hash_ids else []
+            dedicated_key = bool(self.app.config.get("SESSION_ID_HASH_KEY"))
+            keys = self._keys[probe] = StoreKeys(
                 hashing=self.config.hash_ids,
                 keys=[
                     (secret.encode() if isinstance(secret, str) else secret)
-                    if dedicated
+                    if dedicated_key
                     else derive_key(secret)
                     for secret in secrets
                 ],

@@ -21,11 +21,12 @@ keys it deleted) on top of the other request's data, and tries again. So two req
 different keys both land; when both change the same key, the later save wins. Within one process
 the commits of one session take turns (a lock per session, striped, held only around the
 commit, never across the view), so threads do not make each other retry; across processes a
-losing save is retried after a jittered, exponentially growing pause, until :attr:`deadline
-<SessionWriter.deadline>` seconds have passed (then :class:`~flask_serverside.WriteConflict`, a
-503). A session deleted by another request meanwhile (logout) is not brought back, and the
-request leaves the cookie alone. Without the capability the save is unconditional: the last
-writer wins, as in Flask-Session.
+losing save is retried at once (twice, :data:`IMMEDIATE_RETRIES`), then after a jittered,
+exponentially growing pause, until :attr:`deadline <SessionWriter.deadline>` seconds have passed
+(then :class:`~flask_serverside.WriteConflict`, a 503). A save that lost to a request which
+stored the same changes is not made again. A session deleted by another request meanwhile
+(logout) is not brought back, and the request leaves the cookie alone. Without the capability
+the save is unconditional: the last writer wins, as in Flask-Session.
 
 **Regeneration.** On a store with conditional saves, the id a session had before
 :meth:`~flask_serverside.ServerSideSession.regenerate` is not simply deleted: its record is
@@ -87,6 +88,10 @@ FORWARD_PREFIX = b"\xc1\x7fforward:"
 FORWARD_SECONDS = 60
 #: How many forwards a save follows (a session regenerated again meanwhile).
 MAX_FORWARDS = 3
+#: Retries of a lost conditional save made at once, before the pauses start: two requests of
+#: one session rarely collide three times in a row, and a pause costs a wake-up that a busy
+#: machine delays (the tail of two workers writing one session).
+IMMEDIATE_RETRIES = 2
 #: The first pause before retrying a conditional save, in seconds; it doubles with each retry.
 BACKOFF_START = 0.002
 #: The longest pause between two retries, in seconds.
@@ -200,24 +205,25 @@ class SessionWriter:
                 return Outcome.DELETED
             return Outcome.NOTHING
         ttl = self.state.config.ttl
+        data = session.data()
         if session.rekey is not None:  # found under an older key: move it, changed or not
             if self.state.serializer.compat and not session.modified:
                 plain, _ = self._recode(session)
             else:
-                plain = self.state.serializer.dumps(session.data())
-            return self._move(session, plain, ttl, self.user_id(session.data()))
+                plain = self.state.serializer.dumps(data)
+            return self._move(session, plain, ttl, self.user_id(data))
         if self.state.serializer.compat and session.record is not None and not session.modified:
             plain, changed = self._recode(session)
         elif session.record is not None and session.key is not None and session.unchanged():
             changed = False
         else:
-            plain = self.state.serializer.dumps(session.data())
+            plain = self.state.serializer.dumps(data)
             changed = session.key is None or session.record is None or plain != session.plain
         if not changed:
             if self.state.config.refresh_each_request and not session.touched:
                 self.refresh(session, ttl)
             return Outcome.KEPT
-        user_id = self.user_id(session.data())
+        user_id = self.user_id(data)
         if session.key is None:
             replaced = session.replaced_key
             if replaced is None:
@@ -231,7 +237,7 @@ class SessionWriter:
             store.save(session.key, self.state.codec.seal(session.key, plain), ttl, user_id=user_id)
             return Outcome.SAVED
         with self._locks(session.key):
-            return self._apply(session.key, session, plain, user_id, ttl, session.record)
+            return self._apply(session.key, session, plain, user_id, ttl, session.record, ours=data)
 
     def _recode(self, session: ServerSideSession) -> tuple[bytes, bool]:
         """In the compatibility write mode, return a session the view did not modify encoded
@@ -292,7 +298,6 @@ class SessionWriter:
         state = self.state
         store = state.store
         cas = t.cast("ConditionallySavable", store)
-        mine = session.data() if ours is None else ours
         base: c.Mapping[str, t.Any] | None = None
         started = time.monotonic()
         attempt = forwards = 0
@@ -310,8 +315,8 @@ class SessionWriter:
                         f"session {_short(key)} lost {attempt} conditional saves in"
                         f" {self.deadline:g} s"
                     )
-                if attempt > 1:
-                    time.sleep(_backoff(attempt))
+                if attempt > IMMEDIATE_RETRIES:
+                    time.sleep(_backoff(attempt - IMMEDIATE_RETRIES + 1))
             current = store.load(key)
             theirs, target = self._open(key, current)
             while target is not None and forwards < MAX_FORWARDS:
@@ -325,7 +330,12 @@ class SessionWriter:
                 return Outcome.GONE
             if base is None:
                 base = self._loads(session.plain)
-            merged = merge(base, mine, theirs)
+            merged = merge(base, session.data() if ours is None else ours, theirs)
+            if merged == theirs:
+                # Every change of this request is in the store already (another request made
+                # the same ones): the save that would rewrite it is not needed.
+                self._conflicted(attempt, saved=True)
+                return outcome
             plain, user_id = state.serializer.dumps(merged), self.user_id(merged)
             expected = current
 
@@ -520,7 +530,8 @@ def _short(key: str) -> str:
 
 
 def _backoff(attempt: int) -> float:
-    """The pause before retry ``attempt`` (2 or more): full jitter over an exponentially
-    growing ceiling, so writers that collided do not collide again in step."""
+    """The pause before the ``attempt - 1``-th paused retry (``attempt`` 2 or more): full
+    jitter over an exponentially growing ceiling, so writers that collided do not collide
+    again in step."""
     ceiling = min(BACKOFF_CAP, BACKOFF_START * 2 ** (attempt - 2))
     return random.uniform(0, ceiling)

@@ -178,7 +178,7 @@ class Script:
 
     def __call__(self, keys: list[t.Any], args: list[t.Any]) -> t.Any:
         try:
-            return self.client.evalsha(self.sha, len(keys), *keys, *args)
+            return self.client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
         except NoScriptError:
             self.client.script_load(self.source)
-            return self.client.evalsha(self.sha, len(keys), *keys, *args)
+            return self.client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)

@@ -335,7 +335,8 @@ class RedisStore:
             raw = None
             if self.has_getex:
                 try:
-                    raw = bound.client.getex(key, ex=ttl)
+                    # The command itself: redis-py's getex() only adds argument checks.
+                    raw = bound.client.execute_command("GETEX", key, "EX", ttl)
                 except redis.ResponseError as exc:
                     if "unknown command" not in str(exc).lower():
                         raise

@@ -1,0 +1,74 @@
+"""What a commit that lost a conditional save to another request does next."""
+
+from __future__ import annotations
+
+from flask_serverside import get_state
+from flask_serverside import signals
+from flask_serverside.testing.spy import spy_on_store
+
+
+def _login(app):
+    @app.post("/login")
+    def login():
+        from flask import session
+
+        session.update(user="alice", n=1)
+        return "in"
+
+    client = app.test_client()
+    client.post("/login")
+    return f"session={client.get_cookie('session').value}"
+
+
+def _race(app, cookie, first, second):
+    """Two requests of one session load it, then ``first`` and ``second`` change it and save
+    in that order."""
+    interface = app.session_interface
+    with app.test_request_context("/", headers={"Cookie": cookie}) as one:
+        with app.test_request_context("/", headers={"Cookie": cookie}) as two:
+            one.session.get("n")
+            two.session.get("n")
+            first(one.session)
+            second(two.session)
+            for ctx in (one, two):
+                interface.save_session(app, ctx.session, app.response_class())
+
+
+def test_a_lost_save_whose_changes_are_already_stored_is_not_made_again(make_app):
+    app = make_app()
+    cookie = _login(app)
+    spy = spy_on_store(app)
+    retried = []
+    signals.write_conflicted.connect(lambda sender, **kw: retried.append(kw), app, weak=False)
+
+    def bump(session):
+        session["n"] = session["n"] + 1
+
+    _race(app, cookie, bump, bump)
+    # The second request lost its conditional save, reloaded the record and found n = 2, its
+    # own change, there: no second save.
+    assert spy.calls["save_if"] == 2
+    assert spy.calls["load"] == 1
+    assert retried == []
+    state = get_state(app)
+    key = state.store_key(cookie.split("=", 1)[1])
+    assert state.decode(key, state.store.load(key)) == {"_permanent": True, "user": "alice", "n": 2}
+
+
+def test_a_lost_save_with_other_changes_is_merged_and_saved_again(make_app):
+    app = make_app()
+    cookie = _login(app)
+    spy = spy_on_store(app)
+
+    def theme(session):
+        session["theme"] = "dark"
+
+    def lang(session):
+        session["lang"] = "fr"
+
+    _race(app, cookie, theme, lang)
+    assert spy.calls["save_if"] == 3
+    state = get_state(app)
+    key = state.store_key(cookie.split("=", 1)[1])
+    data = state.decode(key, state.store.load(key))
+    assert data["theme"] == "dark" and data["lang"] == "fr" and data["n"] == 1
