@@ -383,3 +383,23 @@ def test_a_request_that_only_reads_immutable_values_skips_encoding(make_app, mon
     assert len(encodes) == 1
     client.post("/cart/pear")
     assert client.get("/cart").text == "apple,pear"
+
+
+def test_reading_immutable_values_of_every_exact_type_skips_encoding(make_app):
+    import decimal
+
+    from flask_serverside import ServerSideSession
+
+    values = [
+        datetime.date(2026, 1, 2),
+        datetime.time(3, 4),
+        datetime.timedelta(days=1),
+        decimal.Decimal("1.5"),
+        frozenset({1}),
+    ]
+    session_ = ServerSideSession({f"k{i}": v for i, v in enumerate(values)})
+    for i in range(len(values)):
+        session_[f"k{i}"]
+    assert session_.unchanged()
+    session_.get("missing", [])  # a mutable default handed out: it must be encoded
+    assert not session_.unchanged()

@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from flask_serverside import get_state
 from flask_serverside.testing import SessionFlowContract
 from flask_serverside.testing import StoreContract
 from flask_serverside_filesystem import FileSystemStore
@@ -106,6 +107,12 @@ class TestFileUrlWithFlask(SessionFlowContract):
 
 class TestFileSystemCompatWithFlask(SessionFlowContract):
     """The compatibility write mode: every session in Flask-Session's files."""
+
+    def plant_record(self, app, key, record):
+        """In this mode the store pickles what it is given, as Flask-Session's files hold:
+        plant the hostile bytes as a record of the store's own layout, which it also reads."""
+        store = get_state(app).store.wrapped
+        FileSystemStore(store.directory, key_prefix=store.key_prefix).save(key, record, 60)
 
     @pytest.fixture
     def session_config(self, tmp_path):

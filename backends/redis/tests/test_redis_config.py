@@ -312,3 +312,17 @@ def test_seeds_configuration_end_to_end(redis_server):
 def _request(app, browser):
     cookie = browser.get_cookie("session").value
     return app.test_request_context("/", headers={"Cookie": f"session={cookie}"}).request
+
+
+def test_a_malformed_url_is_reported_without_its_password():
+    from flask_serverside_redis.urls import connect_url
+
+    for url in (
+        "redis://alice:s3cret-pw@127.0.0.1:notaport/0",
+        "redis+sentinel://:s3cret-pw@127.0.0.1:1",
+        "redis+cluster://bob:s3cret-pw@127.0.0.1:abc",
+    ):
+        with pytest.raises(ConfigurationError) as caught:
+            connect_url(url)
+        assert "s3cret-pw" not in str(caught.value)
+        assert "***@127.0.0.1" in str(caught.value)

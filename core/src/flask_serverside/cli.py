@@ -377,7 +377,7 @@ def delete_user_command(user_id: str) -> None:
     state = _state()
     with _store_faults(state, "delete the user's sessions"):
         deleted = state.revoke_user(user_id)
-    click.echo(f"deleted {deleted} sessions of user {user_id}")
+    click.echo(f"deleted {deleted} sessions of that user")
 
 
 @session_cli.command("rewrite")

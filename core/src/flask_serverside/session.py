@@ -19,6 +19,7 @@ protection skips an empty session, so an anonymous visit stores nothing and send
 from __future__ import annotations
 
 import datetime
+import decimal
 import typing as t
 import uuid
 
@@ -38,7 +39,22 @@ INTERNAL_KEYS = frozenset([PERMANENT_KEY])
 
 # Values that cannot change in place: handing one out cannot change the session.
 _IMMUTABLE_TYPES = frozenset(
-    [str, int, float, bool, type(None), bytes, Markup, uuid.UUID, datetime.datetime]
+    [
+        str,
+        int,
+        float,
+        bool,
+        type(None),
+        bytes,
+        Markup,
+        uuid.UUID,
+        datetime.datetime,
+        datetime.date,
+        datetime.time,
+        datetime.timedelta,
+        decimal.Decimal,
+        frozenset,
+    ]
 )
 
 

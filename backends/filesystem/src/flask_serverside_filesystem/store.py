@@ -432,9 +432,9 @@ class FileSystemStore:
             try:
                 token = legacy.write(self._legacy_path(sid), record.data, int(expires))
             except (TypeError, ValueError, CorruptRecord) as exc:
-                log.warning(
-                    "session %s… cannot be written as a Flask-Session file: %s", sid[:6], exc
-                )
+                # Kept in this store's layout and served as it is (a record the core cannot
+                # decode is reported by the core, once).
+                log.info("session %s… cannot be written as a Flask-Session file: %s", sid[:6], exc)
                 return record
             unlink(path)
         return Record(record.data, token)

@@ -61,7 +61,7 @@ def connect_url(url: str) -> ClientHandle[Client]:
         try:
             client = redis.Redis.from_url(url, retry=default_retry(), **DEFAULT_TIMEOUTS)
         except ValueError as exc:
-            raise ConfigurationError(f"Invalid Redis URL {url!r}: {exc}") from exc
+            raise ConfigurationError(f"Invalid Redis URL {_shown(url)!r}: {exc}") from exc
         return ClientHandle.built(client)
     base, _, topology = scheme.partition("+")
     if base not in ("redis", "rediss") or topology not in ("sentinel", "cluster"):
@@ -76,7 +76,7 @@ def connect_url(url: str) -> ClientHandle[Client]:
     allowed = {*DEFAULT_TIMEOUTS, "sentinel_password"}
     if set(options) - allowed:
         raise ConfigurationError(
-            f"Unknown options {sorted(set(options) - allowed)} in {url!r};"
+            f"Unknown options {sorted(set(options) - allowed)} in {_shown(url)!r};"
             f" known ones: {sorted(allowed)}."
         )
     try:
@@ -84,7 +84,9 @@ def connect_url(url: str) -> ClientHandle[Client]:
             name: float(options.get(name, value)) for name, value in DEFAULT_TIMEOUTS.items()
         }
     except ValueError:
-        raise ConfigurationError(f"Timeouts in {url!r} must be numbers of seconds.") from None
+        raise ConfigurationError(
+            f"Timeouts in {_shown(url)!r} must be numbers of seconds."
+        ) from None
     kwargs: dict[str, t.Any] = dict(
         timeouts,
         username=urllib.parse.unquote(username) or None,
@@ -94,7 +96,7 @@ def connect_url(url: str) -> ClientHandle[Client]:
     default_port = 26379 if topology == "sentinel" else 6379
     nodes = [_host_port(host, default_port, url) for host in hosts.split(",") if host]
     if not nodes:
-        raise ConfigurationError(f"The Redis URL {url!r} names no host.")
+        raise ConfigurationError(f"The Redis URL {_shown(url)!r} names no host.")
     if topology == "cluster":
 
         def cluster() -> Client:
@@ -105,7 +107,7 @@ def connect_url(url: str) -> ClientHandle[Client]:
     path = [part for part in parts.path.split("/") if part]
     if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
         raise ConfigurationError(
-            f"The Sentinel URL {url!r} must name the service:"
+            f"The Sentinel URL {_shown(url)!r} must name the service:"
             " redis+sentinel://host:port,host:port/service_name[/db]"
         )
     sentinel_kwargs: dict[str, t.Any] = dict(timeouts)
@@ -129,4 +131,15 @@ def _host_port(text: str, default: int, url: str) -> tuple[str, int]:
     try:
         return host.strip("[]"), int(port) if port else default
     except ValueError:
-        raise ConfigurationError(f"Bad port in {text!r} of the Redis URL {url!r}.") from None
+        raise ConfigurationError(
+            f"Bad port in {text!r} of the Redis URL {_shown(url)!r}."
+        ) from None
+
+
+def _shown(url: str) -> str:
+    """``url`` as an error message may show it: without its password (or user name)."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    return f"{scheme}{sep}{netloc}{slash}{path}"

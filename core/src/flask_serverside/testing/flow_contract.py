@@ -442,12 +442,17 @@ class SessionFlowContract:
     # store under test, gives a served request (never a 500), a fresh session with a new cookie,
     # one warning, and is deleted, so it is neither refreshed nor read again.
 
+    def plant_record(self, app: Flask, key: str, record: bytes) -> None:
+        """Put ``record`` under store key ``key`` of ``app``'s store, as a hostile writer of the
+        backend would. By default through the store's ``save``; override it for a store that
+        rewrites what it is given (in the layout of another library, say)."""
+        get_state(app).store.save(key, record, 60)
+
     def _plant(self, app: Flask, record: bytes) -> tuple[FlaskClient, str]:
         client = app.test_client()
         client.post("/login", data={"user": "alice"})
         sid = client.get("/sid").get_json()["sid"]
-        state = get_state(app)
-        state.store.save(state.store_key(sid), record, 60)
+        self.plant_record(app, get_state(app).store_key(sid), record)
         return client, sid
 
     def test_a_hostile_record_gives_a_fresh_session_and_is_deleted(
