@@ -185,6 +185,10 @@ def test_freeze_and_thaw_reach_children_in_sessions_of_their_own() -> None:
         assert os.getsid(child) != os.getsid(server.pid)
         server.freeze()
         assert server.frozen
+        # SIGSTOP is delivered asynchronously: wait for both to show it.
+        deadline = time.monotonic() + 5
+        while (_state(server.pid), _state(child)) != ("T", "T") and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert _state(server.pid) == "T" and _state(child) == "T"
         with pytest.raises(RuntimeError, match="frozen already"):
             server.freeze()
