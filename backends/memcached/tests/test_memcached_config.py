@@ -284,3 +284,25 @@ def test_the_default_server_end_to_end() -> None:
         app.extensions["serverside"].close()
     finally:
         server.close()
+
+
+def test_get_and_touch_falls_back_to_public_calls(memcached_server):
+    """Without pymemcache's private fetch routine (a future release), ``gets`` + ``touch``."""
+    from pymemcache.client.base import Client
+
+    from flask_serverside_memcached._client import get_and_touch
+
+    class PublicOnly:
+        """A client with pymemcache's public methods only."""
+
+        def __init__(self, client):
+            self.gets, self.touch = client.gets, client.touch
+
+    client = Client((memcached_server.host, memcached_server.port))
+    try:
+        client.set("fallback-key", b"value", expire=60, noreply=False)
+        value, token = get_and_touch(PublicOnly(client), "fallback-key", 600)
+        assert value == b"value" and token is not None
+        assert get_and_touch(PublicOnly(client), "missing-key", 600) is None
+    finally:
+        client.close()

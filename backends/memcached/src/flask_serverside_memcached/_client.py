@@ -151,13 +151,21 @@ def get_and_touch(client: t.Any, key: str, exptime: int) -> tuple[t.Any, t.Any] 
     and its public ``raw_command`` cannot carry a session: it stops reading at the first
     occurrence of its end token, which binary session data may contain, and keeps only the
     last chunk of a reply longer than one read (4 KB). So on 4.0 the command goes through the
-    fetch routine that ``gets`` uses, with the same connection handling.
+    fetch routine that ``gets`` uses, with the same connection handling. Should a release drop
+    that routine without adding ``gats``, the public ``gets`` and ``touch`` do the same in two
+    round trips.
     """
     if callable(getattr(client, "gats", None)):
         return t.cast("tuple[t.Any, t.Any]", client.gats(key, exptime))
     if isinstance(client, PooledClient):
         with client.client_pool.get_and_release(destroy_on_fail=True) as one:
             return get_and_touch(one, key, exptime)
-    command = b"gats %d" % exptime
-    found = client._fetch_cmd(command, [key], True, key_prefix=client.key_prefix)
+    fetch = getattr(client, "_fetch_cmd", None)
+    if fetch is None:
+        value, token = client.gets(key)
+        if value is None:
+            return None
+        client.touch(key, exptime, noreply=False)
+        return value, token
+    found = fetch(b"gats %d" % exptime, [key], True, key_prefix=client.key_prefix)
     return t.cast("tuple[t.Any, t.Any] | None", found.get(key))
