@@ -8,73 +8,16 @@ import pytest
 from flask import Flask
 from flask import session
 
-from flask_serverside import MemoryStore
 from flask_serverside import NodeUnavailable
 from flask_serverside import Session
 from flask_serverside import StoreError
 from flask_serverside import StoreUnavailable
 from flask_serverside import get_state
-from flask_serverside import register_store
 from flask_serverside import signals
-from flask_serverside import unregister_store
 from flask_serverside.breaker import BreakerOpen
 from flask_serverside.breaker import CircuitBreaker
 from flask_serverside.testing import spy_on_store
 from flask_serverside.writer import NODE_ATTEMPTS
-
-
-class FlakyStore(MemoryStore):
-    """A memory store that fails on demand: ``fault`` is raised by every operation."""
-
-    fault: Exception | None = None
-    #: Calls that reached the store.
-    reached = 0
-    #: How many creations of a new session still fail as if its id fell on a node that is down.
-    creations_down = 0
-    #: The ids of the new sessions it was asked to create.
-    created: list[str] = []
-
-    @classmethod
-    def from_settings(cls, settings):
-        return cls(key_prefix=settings.key_prefix)
-
-    def _check(self):
-        type(self).reached += 1
-        if type(self).fault is not None:
-            raise type(self).fault
-
-    def load(self, sid):
-        self._check()
-        return super().load(sid)
-
-    def load_and_touch(self, sid, ttl):
-        self._check()
-        return super().load_and_touch(sid, ttl)
-
-    def save_if(self, sid, data, ttl, *, expected, user_id=None):
-        self._check()
-        if expected is None:
-            type(self).created.append(sid)
-            if type(self).creations_down > 0:
-                type(self).creations_down -= 1
-                raise NodeUnavailable("the node of this id is down")
-        return super().save_if(sid, data, ttl, expected=expected, user_id=user_id)
-
-    def touch(self, sid, ttl):
-        self._check()
-        return super().touch(sid, ttl)
-
-
-@pytest.fixture
-def flaky():
-    register_store("flaky", FlakyStore)
-    FlakyStore.fault = None
-    FlakyStore.reached = 0
-    FlakyStore.creations_down = 0
-    FlakyStore.created = []
-    yield FlakyStore
-    FlakyStore.fault = None
-    unregister_store("flaky")
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 
-import pytest
 from flask import Flask
 from flask import session
 
@@ -20,45 +19,10 @@ from flask_serverside import unregister_store
 from flask_serverside.writer import merge
 
 
-class SwitchableStore(MemoryStore):
-    """A memory store whose backend can be switched off."""
-
-    down = False
-
-    @classmethod
-    def from_settings(cls, settings):
-        return cls(key_prefix=settings.key_prefix)
-
-    def _check(self):
-        if type(self).down:
-            raise StoreUnavailable("connection refused")
-
-    def load(self, sid):
-        self._check()
-        return super().load(sid)
-
-    def load_and_touch(self, sid, ttl):
-        self._check()
-        return super().load_and_touch(sid, ttl)
-
-    def save_if(self, sid, data, ttl, *, expected, user_id=None):
-        self._check()
-        return super().save_if(sid, data, ttl, expected=expected, user_id=user_id)
-
-
-@pytest.fixture
-def switchable():
-    register_store("switchable", SwitchableStore)
-    SwitchableStore.down = False
-    yield SwitchableStore
-    SwitchableStore.down = False
-    unregister_store("switchable")
-
-
 def _app(**config):
     app = Flask("faults")
     config.setdefault("SESSION_BREAKER_WINDOW", 0)  # the breaker has tests of its own
-    app.config.update(SECRET_KEY="s", SESSION_TYPE="switchable", **config)
+    app.config.update(SECRET_KEY="s", SESSION_TYPE="flaky", **config)
     Session(app)
 
     @app.post("/login")
@@ -77,12 +41,12 @@ def _app(**config):
     return app
 
 
-def test_outage_answers_503_only_where_the_session_is_needed(switchable, caplog, clock):
+def test_outage_answers_503_only_where_the_session_is_needed(flaky, caplog, clock):
     app = _app(SESSION_BREAKER_WINDOW=5)
     get_state(app).breaker._clock = clock
     client = app.test_client()
     client.post("/login")
-    switchable.down = True
+    flaky.fault = StoreUnavailable("connection refused")
     with caplog.at_level(logging.ERROR, logger="flask_serverside"):
         response = client.get("/me")
     assert response.status_code == 503
@@ -90,13 +54,13 @@ def test_outage_answers_503_only_where_the_session_is_needed(switchable, caplog,
     assert "Traceback" not in response.text and "session store is unavailable" in response.text
     assert "failed to load" in caplog.text
     assert client.get("/public").status_code == 200
-    switchable.down = False
+    flaky.fault = None
     assert client.get("/me").status_code == 503  # the breaker still fails fast
     clock.advance(5)
     assert client.get("/me").text == "alice"
 
 
-def test_errorhandler_renders_the_503(switchable):
+def test_errorhandler_renders_the_503(flaky):
     app = _app()
 
     @app.errorhandler(503)
@@ -105,24 +69,24 @@ def test_errorhandler_renders_the_503(switchable):
 
     client = app.test_client()
     client.post("/login")
-    switchable.down = True
+    flaky.fault = StoreUnavailable("connection refused")
     response = client.get("/me")
     assert (response.status_code, response.text) == (503, "come back soon")
 
 
-def test_empty_policy_serves_an_anonymous_session(switchable):
+def test_empty_policy_serves_an_anonymous_session(flaky):
     app = _app(SESSION_ON_STORE_ERROR="empty")
     client = app.test_client()
     client.post("/login")
-    switchable.down = True
+    flaky.fault = StoreUnavailable("connection refused")
     response = client.get("/me")
     assert (response.status_code, response.text) == (200, "anonymous")
 
 
-def test_a_write_that_cannot_be_saved_is_a_503_not_a_silent_loss(switchable, caplog):
+def test_a_write_that_cannot_be_saved_is_a_503_not_a_silent_loss(flaky, caplog):
     app = _app()
     client = app.test_client()
-    switchable.down = True
+    flaky.fault = StoreUnavailable("connection refused")
     with caplog.at_level(logging.ERROR, logger="flask_serverside"):
         response = client.post("/login")
     assert response.status_code == 503
@@ -215,11 +179,11 @@ def test_records_are_records():
     assert Record(b"x").version is None
 
 
-def test_an_outage_logs_every_failure_but_one_traceback(switchable, caplog):
+def test_an_outage_logs_every_failure_but_one_traceback(flaky, caplog):
     app = _app()
     client = app.test_client()
     client.post("/login")
-    switchable.down = True
+    flaky.fault = StoreUnavailable("connection refused")
     with caplog.at_level(logging.ERROR, logger="flask_serverside"):
         for _ in range(5):
             assert client.get("/me").status_code == 503

@@ -13,28 +13,12 @@ import pytest
 from flask import Flask
 from flask import session
 
-from flask_serverside import MemoryStore
 from flask_serverside import Session
 from flask_serverside import StoreUnavailable
 from flask_serverside import get_state
-from flask_serverside import register_store
 from flask_serverside import signals
-from flask_serverside import unregister_store
 
 GUIDE = pathlib.Path(__file__).parents[2] / "docs" / "quickstart.rst"
-
-
-class SwitchableStore(MemoryStore):
-    down = False
-
-    @classmethod
-    def from_settings(cls, settings):
-        return cls(key_prefix=settings.key_prefix)
-
-    def load_and_touch(self, sid, ttl):
-        if type(self).down:
-            raise StoreUnavailable("connection refused")
-        return super().load_and_touch(sid, ttl)
 
 
 def _guide_example() -> str:
@@ -51,10 +35,9 @@ def _guide_example() -> str:
 
 
 @pytest.fixture
-def app(clock):
-    register_store("switchable", SwitchableStore)
+def app(flaky, clock):
     app = Flask("signals")
-    app.config.update(SECRET_KEY="s", SESSION_TYPE="switchable", SESSION_BREAKER_WINDOW=5)
+    app.config.update(SECRET_KEY="s", SESSION_TYPE="flaky", SESSION_BREAKER_WINDOW=5)
     Session(app)
     get_state(app).breaker._clock = clock
 
@@ -67,12 +50,10 @@ def app(clock):
     def me():
         return session.get("_user_id", "anonymous")
 
-    yield app
-    SwitchableStore.down = False
-    unregister_store("switchable")
+    return app
 
 
-def test_the_guide_counts_every_signal(app, clock):
+def test_the_guide_counts_every_signal(app, flaky, clock):
     example = _guide_example()
     # The module's docstring shows the same code.
     assert textwrap.indent(example, "    ") in (signals.__doc__ or "")
@@ -106,10 +87,10 @@ def test_the_guide_counts_every_signal(app, clock):
     assert client.get("/me").text == "anonymous"
     # An outage: a failed call opens the breaker; after the window a probe closes it.
     client.post("/login")
-    SwitchableStore.down = True
+    flaky.fault = StoreUnavailable("connection refused")
     assert client.get("/me").status_code == 503
     assert client.get("/me").status_code == 503  # refused by the breaker: not a new fault
-    SwitchableStore.down = False
+    flaky.fault = None
     clock.advance(5)
     assert client.get("/me").text == "alice-the-user"
 
