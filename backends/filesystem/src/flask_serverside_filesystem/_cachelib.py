@@ -120,14 +120,9 @@ class LegacyFiles:
         except FileNotFoundError:
             return None
         try:
-            size = os.fstat(fd).st_size
-            if not EXPIRY.size < size <= MAX_FILE_SIZE:
+            body = _live_body(fd, now)
+            if body is None:
                 return None
-            raw = _posix.read_all(fd, size)
-            (expires,) = EXPIRY.unpack_from(raw)
-            if expires != 0 and expires < now:
-                return None
-            body = raw[EXPIRY.size :]
             try:
                 data = pickle_to_record(body)
             except CorruptRecord as exc:
@@ -165,16 +160,10 @@ class LegacyFiles:
         except FileNotFoundError:
             return None
         try:
-            size = os.fstat(fd).st_size
-            if not EXPIRY.size < size <= MAX_FILE_SIZE:
-                return None
-            raw = _posix.read_all(fd, size)
+            body = _live_body(fd, now)
         finally:
             os.close(fd)
-        (expires,) = EXPIRY.unpack_from(raw)
-        if expires != 0 and expires < now:
-            return None
-        return version(raw[EXPIRY.size :])
+        return None if body is None else version(body)
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -210,9 +199,7 @@ class LegacyFiles:
         try:
             try:
                 os.fchmod(fd, self.mode)
-                view = memoryview(content)
-                while view:
-                    view = view[os.write(fd, view) :]
+                _posix.write_all(fd, content)
                 if self.fsync:
                     os.fsync(fd)
             finally:
@@ -280,3 +267,16 @@ def version(body: bytes) -> bytes:
     """The version of a record read from a file whose pickle is ``body``: its content's
     digest (the expiry header changes on every refresh, the content only on a save)."""
     return VERSION_PREFIX + hashlib.sha256(body).digest()[:16]
+
+
+def _live_body(fd: int, now: float) -> bytes | None:
+    """The pickle of the file open at ``fd`` (what follows its expiry), or ``None`` when the
+    file is empty, too large, or has expired."""
+    size = os.fstat(fd).st_size
+    if not EXPIRY.size < size <= MAX_FILE_SIZE:
+        return None
+    raw = _posix.read_all(fd, size)
+    (expires,) = EXPIRY.unpack_from(raw)
+    if expires != 0 and expires < now:
+        return None
+    return raw[EXPIRY.size :]

@@ -81,6 +81,13 @@ def read_all(fd: int, size: int) -> bytes:
     return b"".join(chunks)
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd``, however many calls it takes."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def listdir(path: str) -> list[os.DirEntry[str]]:
     """The entries of ``path``; none when it is gone."""
     try:

@@ -508,14 +508,13 @@ class FileSystemStore:
     def _write(self, path: str, sid: str, data: bytes, ttl: int, user_id: str | None) -> None:
         """Replace the record at ``path``; the caller holds its bucket's lock."""
         now = self._clock()
-        payload = memoryview(_record.encode(sid, user_id, data))
+        payload = _record.encode(sid, user_id, data)
         temporary = path + ".tmp"
         fd = self._create(temporary, os.O_WRONLY | os.O_TRUNC)
         try:
             try:
                 os.fchmod(fd, self.mode)  # whatever the umask, or a leftover's mode
-                while payload:
-                    payload = payload[os.write(fd, payload) :]
+                _posix.write_all(fd, payload)
                 _posix.set_expiry(fd, now, ttl)  # before the record appears
                 if self.fsync:
                     os.fsync(fd)
