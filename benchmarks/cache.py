@@ -32,6 +32,7 @@ from . import apps
 from .http import ROOT
 from .http import _free_port
 from .http import _login
+from .http import _stop
 from .http import _wait
 from .http import _wrk
 from .inprocess import Cell
@@ -177,17 +178,6 @@ def _gunicorn(
     )  # fmt: skip
     _wait(port, proc)
     return proc, port
-
-
-def _stop(procs: c.Iterable[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 _MIX_SCRIPT = """
