@@ -12,7 +12,7 @@ Saving: a session the view never touched costs nothing (no store call, no cookie
 did; this module turns that into the cookie (set, removed with the attributes it was set with,
 or left alone) and adds ``Vary: Cookie`` when the view accessed the session or the cookie
 changed. A cookie whose signature is not the one the application signs with now (see
-:attr:`.ServerSideSession.resign_cookie`) is set again whenever the session is saved or kept.
+:attr:`.ServerSideSession.cookie`) is set again whenever the session is saved or kept.
 Reads the interface itself makes while saving do not count.
 
 Faults (``SESSION_ON_STORE_ERROR``), store faults only (:class:`~flask_serverside.StoreError`
@@ -144,8 +144,7 @@ class ServerSideSessionInterface(SessionInterface):
             self._start_fresh(session, stale_cookie=raw is not None)
             return session
         session = self.session_class(sid=sid, loader=self._load)
-        signer = self.state.signer()
-        session.resign_cookie = signer is not None and signer.sign(sid) != raw
+        session.cookie = raw
         return session
 
     def _load(self, session: ServerSideSession) -> None:
@@ -252,15 +251,21 @@ class ServerSideSessionInterface(SessionInterface):
             return False  # nothing to say, or another request's response says it
         if outcome is Outcome.SAVED:
             session.modified = True
-        if self.should_set_cookie(app, session) or session.resign_cookie:
-            self._set_cookie(app, session, response)
+        value = self._cookie_for(t.cast(str, session.sid))
+        if self.should_set_cookie(app, session) or value != session.cookie:
+            self._set_cookie(app, session, response, value)
             return True
         return False
 
-    def _set_cookie(self, app: Flask, session: ServerSideSession, response: Response) -> None:
-        sid = t.cast(str, session.sid)
+    def _cookie_for(self, sid: str) -> str:
+        """The cookie value the application sends for ``sid`` now: the id, signed when
+        ``SESSION_USE_SIGNER`` is on."""
         signer = self.state.signer()
-        value = signer.sign(sid) if signer is not None else sid
+        return signer.sign(sid) if signer is not None else sid
+
+    def _set_cookie(
+        self, app: Flask, session: ServerSideSession, response: Response, value: str
+    ) -> None:
         response.set_cookie(
             self.get_cookie_name(app),
             value,

@@ -159,11 +159,12 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
         #: Set when a value that can change in place (a list, a dict) was handed out, so
         #: only encoding the session can tell whether it changed.
         self.exposed = False
-        #: Set when the cookie carries a signature other than the one the application signs
-        #: with now (Flask-Session's, a fallback key's, or this project's own while the
-        #: compatibility write mode signs as Flask-Session): the cookie is set again when the
-        #: session is saved or kept, even where Flask would not refresh it.
-        self.resign_cookie = False
+        #: The cookie value the request carried, ``None`` without one. When it is not what
+        #: the application would send now (Flask-Session's signature, a fallback key's, or
+        #: this project's own while the compatibility write mode signs as Flask-Session), the
+        #: cookie is set again when the session is saved or kept, even where Flask would not
+        #: refresh it.
+        self.cookie: str | None = None
 
     # -- loading on first access ---------------------------------------------------------------
 
