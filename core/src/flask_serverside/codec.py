@@ -85,15 +85,18 @@ class RecordCodec:
         self.accept_plain = accept_plain
         self._ciphers: dict[bytes, t.Any] = {}
         self._seal_id = b""
+        self._invalid: type[Exception] = Exception
         if not keys:
             return
         try:
+            from cryptography.exceptions import InvalidTag
             from cryptography.hazmat.primitives.ciphers.aead import AESGCM
         except ImportError:
             raise ConfigurationError(
                 "SESSION_ENCRYPTION_KEY needs the cryptography package: pip install"
                 " 'flask-serverside[encryption]'"
             ) from None
+        self._invalid = InvalidTag
         for number, key in enumerate(keys):
             key_id = hashlib.sha256(key).digest()[:4]
             self._ciphers.setdefault(key_id, AESGCM(key))
@@ -126,13 +129,11 @@ class RecordCodec:
         cipher = self._ciphers.get(data[1:5])
         if cipher is None:
             raise CorruptRecord("the record was encrypted with a key that is not configured")
-        from cryptography.exceptions import InvalidTag
-
         try:
             return t.cast(
                 bytes, cipher.decrypt(data[5:HEADER_SIZE], data[HEADER_SIZE:], _context(store_key))
             )
-        except InvalidTag:
+        except self._invalid:
             raise CorruptRecord(
                 "the record fails authentication: changed, or moved from another session"
             ) from None
