@@ -254,6 +254,12 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated names of the mode 2 plans to run (default: all; see http.PLANS)",
     )
     p.add_argument(
+        "--http-seconds", type=int, help="seconds of wrk per mode 2 cell (default 2, full 5)"
+    )
+    p.add_argument(
+        "--http-rounds", type=int, help="interleaved rounds of mode 2 (default 3, full 5)"
+    )
+    p.add_argument(
         "--scale", action="store_true", help="also run the scale runs (1k/100k/1M sessions, purge)"
     )
     p.add_argument(

@@ -315,8 +315,8 @@ def _run_plan(
 def run_http(args: argparse.Namespace, log: c.Callable[[str], None]) -> dict[str, t.Any]:
     if shutil.which("wrk") is None:
         return {"setup": "not run: wrk is not installed (apt-get install wrk)", "rows": []}
-    seconds = 2 if args.preset != "full" else 5
-    rounds = 3 if args.preset != "full" else 5
+    seconds = args.http_seconds or (2 if args.preset != "full" else 5)
+    rounds = args.http_rounds or (3 if args.preset != "full" else 5)
     rows: list[dict[str, t.Any]] = []
     skipped: list[str] = []
     plans = [p for p in PLANS if p.name in args.http_plans] if args.http_plans else list(PLANS)

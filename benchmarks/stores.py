@@ -35,6 +35,7 @@ STORE_METHODS = (
     "load_and_touch",
     "save",
     "save_if",
+    "save_if_or_load",
     "touch",
     "delete",
     "purge_expired",

@@ -38,17 +38,31 @@ def _count_conflicts(app: Flask, directory: str) -> None:
     state = get_state(app)
     store = state.store
     save_if = getattr(store, "save_if", None)
+    save_if_or_load = getattr(store, "save_if_or_load", None)
+
+    def lost() -> None:
+        counts["cas_lost"] += 1
+        g.bench_lost = True
 
     if save_if is not None:
 
         def counted_save_if(*args: t.Any, **kwargs: t.Any) -> bool:
             saved = bool(save_if(*args, **kwargs))
             if not saved:
-                counts["cas_lost"] += 1
-                g.bench_lost = True
+                lost()
             return saved
 
         store.save_if = counted_save_if  # type: ignore[attr-defined]
+
+    if save_if_or_load is not None:
+
+        def counted_save_if_or_load(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            saved, current = save_if_or_load(*args, **kwargs)
+            if not saved:
+                lost()
+            return saved, current
+
+        store.save_if_or_load = counted_save_if_or_load  # type: ignore[attr-defined]
 
     @app.before_request
     def start() -> None:

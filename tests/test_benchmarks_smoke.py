@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_CALLS = {
     ("read", True): {"load_and_touch": 1},
     ("read", False): {"load": 1},
-    ("write", True): {"load_and_touch": 1, "save_if": 1},
-    ("write", False): {"load": 1, "save_if": 1},
+    ("write", True): {"load_and_touch": 1, "save_if_or_load": 1},
+    ("write", False): {"load": 1, "save_if_or_load": 1},
     ("login", True): {"save_if": 1},
     ("login", False): {"save_if": 1},
     ("none", True): {},

@@ -120,7 +120,8 @@ def test_check_reports_a_live_redis(redis_server):
     lines = result.output.splitlines()
     assert lines[0] == "store: redis (flask_serverside_redis.RedisStore)"
     assert lines[1] == (
-        "capabilities: touch, load_and_touch, conditional_save, enumerate, user_index"
+        "capabilities: touch, load_and_touch, conditional_save, save_if_or_load, enumerate,"
+        " user_index"
     )
     assert lines[2].startswith("round trip: ") and lines[-1] == "ok"
     get_state(app).close()

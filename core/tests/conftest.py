@@ -95,6 +95,10 @@ class FlakyStore(MemoryStore):
                 raise NodeUnavailable("the node of this id is down")
         return super().save_if(sid, data, ttl, expected=expected, user_id=user_id)
 
+    def save_if_or_load(self, sid, data, ttl, *, expected, user_id=None):
+        self._check()
+        return super().save_if_or_load(sid, data, ttl, expected=expected, user_id=user_id)
+
     def touch(self, sid, ttl):
         self._check()
         return super().touch(sid, ttl)

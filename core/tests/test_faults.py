@@ -8,6 +8,7 @@ import logging
 from flask import Flask
 from flask import session
 
+from flask_serverside import Capability
 from flask_serverside import MemoryStore
 from flask_serverside import Record
 from flask_serverside import Session
@@ -98,6 +99,8 @@ def test_a_write_that_cannot_be_saved_is_a_503_not_a_silent_loss(flaky, caplog):
 
 
 class AlwaysConflicting(MemoryStore):
+    capabilities = MemoryStore.capabilities & ~Capability.SAVE_IF_OR_LOAD
+
     @classmethod
     def from_settings(cls, settings):
         return cls(key_prefix=settings.key_prefix)

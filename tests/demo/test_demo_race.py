@@ -29,7 +29,9 @@ if t.TYPE_CHECKING:
 class LastWriterWinsStore(MemoryStore):
     """The memory store without its conditional save: the last writer wins."""
 
-    capabilities = MemoryStore.capabilities & ~Capability.CONDITIONAL_SAVE
+    capabilities = MemoryStore.capabilities & ~(
+        Capability.CONDITIONAL_SAVE | Capability.SAVE_IF_OR_LOAD
+    )
 
 
 @pytest.fixture

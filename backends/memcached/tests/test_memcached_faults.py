@@ -239,6 +239,26 @@ def test_a_lone_server_down_is_unavailable_and_a_restart_recovers(
         store.close()
 
 
+def test_a_pooled_client_that_ignores_errors_still_reports_an_outage(
+    make_memcached_server: c.Callable[[], MemcachedServer],
+) -> None:
+    """``PooledClient(ignore_exc=True)`` answers a failed ``gets`` with ``(None, None)``, a
+    miss; the store runs its commands on the pool's connections, which never ignore errors."""
+    server = make_memcached_server()
+    client = PooledClient(server.address, ignore_exc=True, connect_timeout=0.5, timeout=0.5)
+    store = MemcachedStore(client, key_prefix="ignoring:")
+    sid = new_sid()
+    store.save(sid, b"x", 60)
+    server.kill()
+    try:
+        assert client.gets(store.key(sid)) == (None, None)  # what the client alone says
+        with pytest.raises(StoreUnavailable):
+            store.load(sid)
+    finally:
+        server.start()
+        store.close()
+
+
 def test_a_write_memcached_refuses_is_never_silent(memcached_server: MemcachedServer) -> None:
     too_large = b"x" * (2 * 1024 * 1024)
     store = MemcachedStore(PooledClient(memcached_server.address), key_prefix="big:")

@@ -50,6 +50,24 @@ def test_a_statement_that_ended_in_time_is_left_alone() -> None:
         assert ours.recv(1) == b"x"  # still connected
 
 
+def test_statements_in_a_row_do_not_wake_the_watchdog_each() -> None:
+    """The thread ticks while statements run; one starting meanwhile does not wake it (that
+    was a thread switch per statement)."""
+    ours, server = socket.socketpair()
+    with ours, server:
+        with watchdog.watch(_conn(ours), 5):
+            pass  # the thread runs
+        time.sleep(0.01)
+        before = watchdog.wakeups
+        statements = 100
+        for _ in range(statements):
+            with watchdog.watch(_conn(ours), 5):
+                time.sleep(0.001)  # the statement
+            time.sleep(0.001)  # the rest of the request
+        # About 0.2 s of statements: a few ticks of 0.05 s, not one wake-up per statement.
+        assert watchdog.wakeups - before < statements / 4
+
+
 def test_a_connection_without_a_socket_is_not_watched() -> None:
     conn = types.SimpleNamespace(connection=types.SimpleNamespace(dbapi_connection=object()))
     with watchdog.watch(t.cast(t.Any, conn), 0.1) as watch:

@@ -26,6 +26,7 @@ CAPABILITY_METHODS: c.Mapping[Capability, tuple[str, ...]] = {
     Capability.TOUCH: ("touch",),
     Capability.LOAD_AND_TOUCH: ("load_and_touch",),
     Capability.CONDITIONAL_SAVE: ("save_if",),
+    Capability.SAVE_IF_OR_LOAD: ("save_if_or_load",),
     Capability.PURGE: ("purge_expired",),
     Capability.ENUMERATE: ("count", "iter_sids"),
     Capability.USER_INDEX: ("user_sids",),
@@ -99,10 +100,23 @@ def check_store_class(name: str, factory: object) -> None:
 
 
 def check_store(name: str, store: object) -> None:
-    """Check that ``store`` (a class or an instance) has every method it declares.
+    """Check that ``store`` (a class or an instance) has every method it declares, and
+    declares ``save_if_or_load`` only with ``conditional_save``.
 
-    :raises StorePluginError: naming the missing methods.
+    :raises StorePluginError: naming the missing methods or the missing flag.
     """
     missing = missing_methods(store)
     if missing:
         raise StorePluginError(name, store, f"it lacks {', '.join(missing)} for what it declares")
+    declared = getattr(store, "capabilities", Capability.NONE)
+    if (
+        isinstance(declared, Capability)
+        and Capability.SAVE_IF_OR_LOAD in declared
+        and Capability.CONDITIONAL_SAVE not in declared
+    ):
+        raise StorePluginError(
+            name,
+            store,
+            "it declares Capability.SAVE_IF_OR_LOAD without Capability.CONDITIONAL_SAVE;"
+            " add CONDITIONAL_SAVE to its capabilities",
+        )

@@ -120,6 +120,7 @@ class ServerSideSessionInterface(SessionInterface):
         self._max_cookie = state.ids.length + (SIGNATURE_LENGTH if config.use_signer else 0)
         self._use_signer = config.use_signer
         self._is_valid = state.ids.is_valid
+        self._loader = self._load  # bound once: sessions opened from a cookie keep it
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -143,9 +144,7 @@ class ServerSideSessionInterface(SessionInterface):
             session = self.session_class()
             self._start_fresh(session, stale_cookie=raw is not None)
             return session
-        session = self.session_class(sid=sid, loader=self._load)
-        session.cookie = raw
-        return session
+        return self.session_class.opened(sid, t.cast(str, raw), self._loader)
 
     def _load(self, session: ServerSideSession) -> None:
         """Fill ``session`` from its record, on its first access.
@@ -218,12 +217,10 @@ class ServerSideSessionInterface(SessionInterface):
     # -- saving ------------------------------------------------------------------------------
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
-        if not isinstance(session, ServerSideSession):
-            return
+        if not isinstance(session, ServerSideSession) or not session.loaded:
+            return  # never touched (or its load failed): nothing to save, no cookie change
         # Only the view's accesses count for Vary: the reads below (session.permanent) do not.
         accessed = session.accessed
-        if not session.loaded:
-            return  # never touched (or its load failed): nothing to save, no cookie change
         cookie_sent = False
         try:
             cookie_sent = self._save(app, session, response)

@@ -57,6 +57,7 @@ class MemoryStore:
         Capability.TOUCH
         | Capability.LOAD_AND_TOUCH
         | Capability.CONDITIONAL_SAVE
+        | Capability.SAVE_IF_OR_LOAD
         | Capability.PURGE
         | Capability.ENUMERATE
         | Capability.USER_INDEX
@@ -153,15 +154,31 @@ class MemoryStore:
         expected: Record | None,
         user_id: str | None = None,
     ) -> bool:
+        return self._save_if_or_load(sid, data, ttl, expected, user_id)[0]
+
+    def save_if_or_load(
+        self,
+        sid: str,
+        data: bytes,
+        ttl: int,
+        *,
+        expected: Record | None,
+        user_id: str | None = None,
+    ) -> tuple[bool, Record | None]:
+        return self._save_if_or_load(sid, data, ttl, expected, user_id)
+
+    def _save_if_or_load(
+        self, sid: str, data: bytes, ttl: int, expected: Record | None, user_id: str | None
+    ) -> tuple[bool, Record | None]:
         key = self.key_prefix + sid
         with self._lock:
             entry = self._live(key)
             current = None if entry is None else entry.version
             wanted = None if expected is None else expected.version
             if current != wanted:
-                return False
+                return False, None if entry is None else Record(entry.data, entry.version)
             self._put(key, data, ttl, user_id)
-            return True
+            return True, None
 
     def purge_expired(self) -> int:
         now = self._clock()

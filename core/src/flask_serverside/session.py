@@ -58,6 +58,10 @@ _IMMUTABLE_TYPES = frozenset(
 )
 
 
+_new_dict = dict.__new__
+_S = t.TypeVar("_S", bound="ServerSideSession")
+
+
 def _on_update(session: ServerSideSession) -> None:
     session.modified = True
     session.accessed = True
@@ -111,6 +115,11 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
     _accessed = False
     #: ``True`` for a session not loaded from the store.
     new = True
+    #: The cookie value the request carried, ``None`` without one. When it is not what the
+    #: application would send now (Flask-Session's signature, a fallback key's, or this
+    #: project's own while the compatibility write mode signs as Flask-Session), the cookie is
+    #: set again when the session is saved or kept, even where Flask would not refresh it.
+    cookie: str | None = None
     #: What :class:`~werkzeug.datastructures.CallbackDict` calls on every change.
     on_update = staticmethod(_on_update)
 
@@ -128,43 +137,26 @@ class ServerSideSession(CallbackDict[str, t.Any], SessionMixin):
             dict.update(self, initial)
         #: The session id, without prefix or signature; ``None`` until first saved.
         self.sid = sid
-        #: The key the session's record is stored under (a keyed hash of :attr:`sid`, or the
-        #: id itself); ``None`` until first saved.
-        self.key = key
-        #: The record the session was loaded from; ``None`` for a new session.
-        self.record = record
-        #: The plain (decrypted) bytes of :attr:`record`, which a save compares with.
-        self.plain: bytes | None = None
-        #: For a record found under an older key (a raw id, a rotated hashing key; then
-        #: :attr:`key` is that older key): its current key, where the end of this request moves it.
-        self.rekey: str | None = None
-        #: ``True`` for a session not loaded from the store.
-        self.new = record is None
-        #: Set when the top-level dict changed. Changes inside nested values are found when
-        #: the session is saved, so they need no ``modified = True`` by hand.
-        self.modified = False
-        #: The key this session had before :meth:`regenerate` or :meth:`destroy`, retired
-        #: when it is saved.
-        self.replaced_key: str | None = None
-        #: Set by :meth:`destroy`.
-        self.destroyed = False
-        #: Set when the request's cookie named no usable session; the cookie is removed
-        #: unless the session gets data.
-        self.stale_cookie = False
-        #: Set when the cookie named a session another request had regenerated: the view got
-        #: an empty session, which must not replace the renewed one.
-        self.superseded = False
-        #: Set when the store refreshed the record's expiry while loading it.
-        self.touched = False
-        #: Set when a value that can change in place (a list, a dict) was handed out, so
-        #: only encoding the session can tell whether it changed.
-        self.exposed = False
-        #: The cookie value the request carried, ``None`` without one. When it is not what
-        #: the application would send now (Flask-Session's signature, a fallback key's, or
-        #: this project's own while the compatibility write mode signs as Flask-Session), the
-        #: cookie is set again when the session is saved or kept, even where Flask would not
-        #: refresh it.
-        self.cookie: str | None = None
+        if key is not None:
+            self.key = key
+        if record is not None:
+            self.record = record
+            self.new = False
+
+    @classmethod
+    def opened(
+        cls: type[_S], sid: str, cookie: str, loader: c.Callable[[ServerSideSession], None]
+    ) -> _S:
+        """Return the session a request's cookie names, not loaded yet: ``loader`` fills it on
+        its first access. Equal to ``cls(sid=sid, loader=loader)`` with :attr:`cookie` set,
+        built without calling ``__init__`` (every other attribute is its class default),
+        since most such sessions are never touched and this runs on every request that
+        carries a session cookie."""
+        session: _S = _new_dict(cls)
+        session._loader = loader
+        session.sid = sid
+        session.cookie = cookie
+        return session
 
     # -- loading on first access ---------------------------------------------------------------
 

@@ -10,6 +10,7 @@ capability               methods                                     what the co
 ``TOUCH``                :meth:`Touchable.touch`                     rewrites the record
 ``LOAD_AND_TOUCH``       :meth:`LoadAndTouchable.load_and_touch`     loads, then touches
 ``CONDITIONAL_SAVE``     :meth:`ConditionallySavable.save_if`        last writer wins
+``SAVE_IF_OR_LOAD``      :meth:`SavableOrLoadable.save_if_or_load`   loads after a lost ``save_if``
 ``PURGE``                :meth:`Purgeable.purge_expired`             nothing (native expiry)
 ``ENUMERATE``            :meth:`Enumerable.count`, ``iter_sids``     the CLI cannot count or list
 ``USER_INDEX``           :meth:`UserIndexed.user_sids`               no "log out everywhere"
@@ -52,6 +53,11 @@ class Capability(enum.Flag):
     LOAD_AND_TOUCH = enum.auto()
     #: Compare-and-set on the record's version token.
     CONDITIONAL_SAVE = enum.auto()
+    #: A compare-and-set that, when it loses, returns the record it lost to, in the same round
+    #: trip (with :attr:`CONDITIONAL_SAVE`).
+    #:
+    #: .. versionadded:: 0.2
+    SAVE_IF_OR_LOAD = enum.auto()
     #: Delete expired records (for backends without native expiry).
     PURGE = enum.auto()
     #: Count and iterate the session ids of this store's key prefix.
@@ -156,6 +162,33 @@ class ConditionallySavable(SessionStore, t.Protocol):
         ``None``. The comparison and the write are atomic.
 
         :returns: ``True`` when saved, ``False`` when the stored record differs (a conflict).
+        """
+        ...
+
+
+class SavableOrLoadable(ConditionallySavable, t.Protocol):
+    """:attr:`Capability.SAVE_IF_OR_LOAD`, declared with :attr:`Capability.CONDITIONAL_SAVE`.
+
+    .. versionadded:: 0.2
+    """
+
+    def save_if_or_load(
+        self,
+        sid: str,
+        data: bytes,
+        ttl: int,
+        *,
+        expected: Record | None,
+        user_id: str | None = None,
+    ) -> tuple[bool, Record | None]:
+        """Save like :meth:`ConditionallySavable.save_if` and, when the save loses, read the
+        record it lost to, in the same atomic step and the same round trip to the backend.
+        When two requests of one session race, the loser needs that record to merge its
+        changes into, so this saves it a :meth:`~SessionStore.load`.
+
+        :returns: ``(True, None)`` when saved; ``(False, current)`` when the stored record
+            differs, ``current`` being what :meth:`~SessionStore.load` would have returned at
+            that moment (``None`` when there is no live record).
         """
         ...
 

@@ -18,7 +18,9 @@ that offers :attr:`~flask_serverside.Capability.CONDITIONAL_SAVE`, the writer sa
 record is still the version the request loaded. When another request saved in between, it
 reloads the record, re-applies this request's own changes key by key (keys it set or changed,
 keys it deleted) on top of the other request's data, and tries again. So two requests changing
-different keys both land; when both change the same key, the later save wins. Within one process
+different keys both land; when both change the same key, the later save wins. A store with
+:attr:`~flask_serverside.Capability.SAVE_IF_OR_LOAD` returns the record a save lost to in the
+same round trip, so the merge needs no reload. Within one process
 the commits of one session take turns (a lock per session, striped, held only around the
 commit, never across the view), so threads do not make each other retry; across processes a
 losing save is retried at once (twice, :data:`IMMEDIATE_RETRIES`), then after a jittered,
@@ -76,6 +78,7 @@ if t.TYPE_CHECKING:
     from .state import SessionState
     from .store import ConditionallySavable
     from .store import Record
+    from .store import SavableOrLoadable
     from .store import Touchable
     from .store import UserIndexed
 
@@ -98,6 +101,13 @@ BACKOFF_START = 0.002
 BACKOFF_CAP = 0.1
 #: How many fresh ids a new session tries when the node of the previous one is down.
 NODE_ATTEMPTS = 8
+
+
+class _Unread:
+    """The record a lost save did not return (the store has no ``save_if_or_load``)."""
+
+
+_UNREAD = _Unread()
 
 
 def forward_target(data: bytes) -> str | None:
@@ -171,6 +181,8 @@ class SessionWriter:
         capabilities = state.store.capabilities
         #: Whether saves are conditional (the store has ``save_if``): decided once.
         self.conditional = Capability.CONDITIONAL_SAVE in capabilities
+        #: Whether a lost save returns the record it lost to (``save_if_or_load``).
+        self.returning = self.conditional and Capability.SAVE_IF_OR_LOAD in capabilities
         self._can_touch = Capability.TOUCH in capabilities
         self._user_id_key = state.config.user_id_key
         self._locks = _StripedLocks()
@@ -298,15 +310,23 @@ class SessionWriter:
         state = self.state
         store = state.store
         cas = t.cast("ConditionallySavable", store)
+        returning = t.cast("SavableOrLoadable", store) if self.returning else None
         base: c.Mapping[str, t.Any] | None = None
         started = time.monotonic()
         attempt = forwards = 0
         outcome = Outcome.SAVED
         while True:
+            current: Record | None | _Unread = _UNREAD
             if plain is not None:
                 attempt += 1
                 sealed = state.codec.seal(key, plain)
-                if cas.save_if(key, sealed, ttl, expected=expected, user_id=user_id):
+                if returning is not None:
+                    saved, current = returning.save_if_or_load(
+                        key, sealed, ttl, expected=expected, user_id=user_id
+                    )
+                else:
+                    saved = cas.save_if(key, sealed, ttl, expected=expected, user_id=user_id)
+                if saved:
                     self._conflicted(attempt, saved=True)
                     return outcome
                 if time.monotonic() - started > self.deadline:
@@ -317,7 +337,8 @@ class SessionWriter:
                     )
                 if attempt > IMMEDIATE_RETRIES:
                     time.sleep(_backoff(attempt - IMMEDIATE_RETRIES + 1))
-            current = store.load(key)
+            if isinstance(current, _Unread):
+                current = store.load(key)
             theirs, target = self._open(key, current)
             while target is not None and forwards < MAX_FORWARDS:
                 forwards += 1

@@ -328,12 +328,12 @@ class MemcachedStore:
         it) is retried once on a new one."""
         try:
             with self._lock:
-                return run(client)
+                return _on_connection(client, run)
         except _STALE_CONNECTION as exc:
             drop_idle_connections(client)  # the other pooled connections are likely stale
             log.warning("memcached failed to %s (%r); trying again", doing, exc)
         with self._lock:
-            return run(client)
+            return _on_connection(client, run)
 
     # -- the protocol -----------------------------------------------------------------------
 
@@ -410,6 +410,25 @@ class MemcachedStore:
     def close(self) -> None:
         """Close the client when the store built it; a client passed in is the caller's."""
         self._handle.close()
+
+
+def _on_connection(client: t.Any, run: c.Callable[[t.Any], T]) -> T:
+    """Run ``run(client)``; for a ``PooledClient``, ``run`` gets a connection (a ``Client``)
+    checked out of its pool, as every ``PooledClient`` method does, without the method's
+    context manager (a generator per call). As there, a connection that fails is destroyed,
+    and the pool's connections never swallow errors (``ignore_exc=False``), whatever the
+    ``PooledClient`` was built with: a fault is never read as a miss."""
+    if type(client) is not PooledClient:
+        return run(client)
+    pool = client.client_pool
+    connection = pool.get()
+    try:
+        result = run(connection)
+    except BaseException:
+        pool.destroy(connection)
+        raise
+    pool.release(connection)
+    return result
 
 
 def _is_python_memcached(client: object) -> bool:

@@ -91,14 +91,10 @@ local function index(key, sid, deadline, now)
 end
 """.replace("SKEW", str(CLOCK_SKEW))
 
-#: KEYS[1] the session key, KEYS[2] (optional) the user's index in the same slot; ARGV: the
-#: expected version (``''`` for no live record, ``'*'`` for none expected), the value, the time
-#: to live, and with KEYS[2] the session id, the index deadline, the time now.
-SAVE = (
-    _INDEX_FUNCTION
-    + """
+# The compare-and-set; LOST is what a save that loses returns.
+_SAVE_TEMPLATE = """
 if ARGV[1] == '' then
-  if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[3]) then return 0 end
+  if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[3]) then LOST end
 else
   if ARGV[1] ~= '*' then
     local version
@@ -107,17 +103,23 @@ else
       version = string.sub(head, 3, 10)
     else
       local value = redis.call('GET', KEYS[1])
-      if not value then return 0 end
+      if not value then LOST end
       version = 'sha1:' .. redis.sha1hex(value)
     end
-    if version ~= ARGV[1] then return 0 end
+    if version ~= ARGV[1] then LOST end
   end
   redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 end
 if KEYS[2] then index(KEYS[2], ARGV[4], ARGV[5], ARGV[6]) end
 return 1
 """
-)
+#: KEYS[1] the session key, KEYS[2] (optional) the user's index in the same slot; ARGV: the
+#: expected version (``''`` for no live record, ``'*'`` for none expected), the value, the time
+#: to live, and with KEYS[2] the session id, the index deadline, the time now. Returns 1 when
+#: saved, 0 when the stored version differs.
+SAVE = _INDEX_FUNCTION + _SAVE_TEMPLATE.replace("LOST", "return 0")
+#: :data:`SAVE`, returning the stored value (nil when none) instead of 0 when the save loses.
+SAVE_OR_LOAD = _INDEX_FUNCTION + _SAVE_TEMPLATE.replace("LOST", "return redis.call('GET', KEYS[1])")
 #: KEYS[1] the user's index; ARGV: the session id, the index deadline, the time now.
 INDEX = _INDEX_FUNCTION + "index(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) return 1"
 #: Move a record's index deadline on, unless it was saved again meanwhile. KEYS[1] the session

@@ -110,6 +110,7 @@ class _Bound:
         self.client: t.Any = client
         self.cluster = isinstance(client, RedisCluster)
         self.save = Script(client, _record.SAVE)
+        self.save_or_load = Script(client, _record.SAVE_OR_LOAD)
         self.index = Script(client, _record.INDEX)
         self.refresh = Script(client, _record.REFRESH)
         self.touch = Script(client, _record.TOUCH)
@@ -143,6 +144,7 @@ class RedisStore:
         Capability.TOUCH
         | Capability.LOAD_AND_TOUCH
         | Capability.CONDITIONAL_SAVE
+        | Capability.SAVE_IF_OR_LOAD
         | Capability.ENUMERATE
         | Capability.USER_INDEX
     )
@@ -389,10 +391,34 @@ class RedisStore:
         """One script that compares the stored version with ``expected``'s and writes; see
         :meth:`flask_serverside.store.ConditionallySavable.save_if`."""
         if expected is None:
-            return self._write(sid, data, ttl, user_id, b"")
+            return bool(self._write(sid, data, ttl, user_id, b""))
         if not isinstance(expected.version, Version):
             return False  # a record of another store: it cannot be current
-        return self._write(sid, data, ttl, user_id, expected.version.token, expected.version)
+        version = expected.version
+        return bool(self._write(sid, data, ttl, user_id, version.token, version))
+
+    def save_if_or_load(
+        self,
+        sid: str,
+        data: bytes,
+        ttl: int,
+        *,
+        expected: Record | None,
+        user_id: str | None = None,
+    ) -> tuple[bool, Record | None]:
+        """The script of :meth:`save_if`, which returns the stored value when the save loses;
+        see :meth:`flask_serverside.store.SavableOrLoadable.save_if_or_load`."""
+        previous: Version | None = None
+        if expected is None:
+            token = b""
+        elif isinstance(expected.version, Version):
+            token, previous = expected.version.token, expected.version
+        else:
+            return False, self.load(sid)  # a record of another store: it cannot be current
+        reply = self._write(sid, data, ttl, user_id, token, previous, returning=True)
+        if isinstance(reply, int):
+            return True, None
+        return False, None if reply is None else self._parse(sid, reply)
 
     def _write(
         self,
@@ -402,8 +428,12 @@ class RedisStore:
         user_id: str | None,
         token: bytes | str,
         previous: Version | None = None,
-    ) -> bool:
+        *,
+        returning: bool = False,
+    ) -> t.Any:
         """Save, if the stored record's version is ``token`` (``b""``: none, ``"*"``: any).
+        Returns the script's reply: 1 when saved; when not, 0, or with ``returning`` the
+        stored value (``None`` for none).
 
         The user index is left alone when the record replaced (``previous``, sure to be it when
         the save succeeds) was indexed for the same user with an entry good for longer than
@@ -431,7 +461,7 @@ class RedisStore:
                     else:
                         keys.append(index)
                         args += [sid, deadline, now]
-                return bool(bound.save(keys=keys, args=args))
+                return (bound.save_or_load if returning else bound.save)(keys=keys, args=args)
         finally:
             if self.cache is not None:  # saved, lost the compare-and-set, or unknown
                 self.cache.discard(sid)

@@ -11,7 +11,9 @@ discards. The duplicate is closed when the statement ends, so the watchdog never
 socket that was closed and reused meanwhile.
 
 One daemon thread per process (:data:`watchdog`) serves every store; it wakes every
-:data:`RESOLUTION` seconds while statements run, and sleeps otherwise. A forked worker (gunicorn
+:data:`RESOLUTION` seconds while statements run, and sleeps otherwise. A statement that starts
+while it ticks does not wake it (only one that starts while it sleeps does), so a busy worker
+pays no thread switch per statement. A forked worker (gunicorn
 with ``preload_app``) starts its own on its first statement.
 """
 
@@ -75,6 +77,10 @@ class Watchdog:
         self._watches: dict[int, _Watch] = {}
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
+        # Whether the thread waits for a first watch (rather than ticking).
+        self._sleeping = False
+        #: How many times the thread has woken up.
+        self.wakeups = 0
 
     @contextlib.contextmanager
     def watch(self, conn: sa.Connection, seconds: float) -> c.Iterator[_Watch | None]:
@@ -94,7 +100,7 @@ class Watchdog:
                     target=self._run, name="flask-serverside-sql-deadline", daemon=True
                 )
                 self._thread.start()
-            elif len(self._watches) == 1:
+            elif self._sleeping:
                 self._cond.notify()
         try:
             yield watch
@@ -107,8 +113,12 @@ class Watchdog:
         with self._cond:
             while True:
                 while not self._watches:
+                    self._sleeping = True
                     self._cond.wait()
+                    self.wakeups += 1
+                self._sleeping = False
                 self._cond.wait(RESOLUTION)
+                self.wakeups += 1
                 now = time.monotonic()
                 for watch in self._watches.values():
                     if not watch.fired and watch.deadline <= now:

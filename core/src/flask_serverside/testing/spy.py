@@ -31,8 +31,8 @@ class StoreSpy:
 
     @property
     def writes(self) -> int:
-        """Calls that write data: ``save`` and ``save_if``."""
-        return self.calls["save"] + self.calls["save_if"]
+        """Calls that write data: ``save``, ``save_if`` and ``save_if_or_load``."""
+        return self.calls["save"] + self.calls["save_if"] + self.calls["save_if_or_load"]
 
     def __getattr__(self, name: str) -> t.Any:
         method = getattr(self.wrapped, name)

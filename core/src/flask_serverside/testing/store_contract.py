@@ -23,6 +23,7 @@ if t.TYPE_CHECKING:
     from ..store import Enumerable
     from ..store import LoadAndTouchable
     from ..store import Purgeable
+    from ..store import SavableOrLoadable
     from ..store import Touchable
     from ..store import UserIndexed
 
@@ -351,6 +352,33 @@ class StoreContract:
         assert errors == []
         record = store.load(sid)
         assert record is not None and int(record.data) == self.threads * increments
+
+    # -- SAVE_IF_OR_LOAD ----------------------------------------------------------------------
+
+    def test_save_if_or_load_returns_the_record_it_lost_to(self, store: SessionStore) -> None:
+        _require(store, Capability.SAVE_IF_OR_LOAD)
+        returning = t.cast("SavableOrLoadable", store)
+        sid = new_sid()
+        assert returning.save_if_or_load(sid, b"first", 60, expected=None) == (True, None)
+        first = store.load(sid)
+        assert first is not None
+        saved, current = returning.save_if_or_load(sid, b"second", 60, expected=None)
+        assert saved is False
+        assert current is not None and current.data == b"first"
+        # What it returns is what load returns: a save against it lands.
+        assert returning.save_if_or_load(sid, b"v2", 60, expected=current, user_id="u1") == (
+            True,
+            None,
+        )
+        saved, newer = returning.save_if_or_load(sid, b"stale", 60, expected=first)
+        assert saved is False
+        assert newer is not None and newer.data == b"v2"
+        assert t.cast("ConditionallySavable", store).save_if(sid, b"v3", 60, expected=newer)
+        loaded = store.load(sid)
+        assert loaded is not None and loaded.data == b"v3"
+        store.delete(sid)
+        assert returning.save_if_or_load(sid, b"late", 60, expected=loaded) == (False, None)
+        assert store.load(sid) is None
 
     # -- PURGE, ENUMERATE, USER_INDEX ----------------------------------------------------------
 
