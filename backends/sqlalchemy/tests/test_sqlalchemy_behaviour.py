@@ -17,6 +17,7 @@ from flask import Flask
 from flask import session
 
 from flask_serverside import Session
+from flask_serverside import StoreSettings
 from flask_serverside.cli import session_cli
 from flask_serverside.testing import new_sid
 from flask_serverside_sqlalchemy import SQLAlchemyStore
@@ -419,3 +420,41 @@ def test_on_mariadb_a_read_only_request_is_one_statement_on_the_wire(
     changed = {name: after[name] - before[name] for name in after if after[name] != before[name]}
     changed.pop("Com_show_status")
     assert changed == {"Com_select": 3}
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql+psycopg://u@127.0.0.1:1/x", "mysql+pymysql://u@127.0.0.1:1/x"]
+)
+def test_an_engine_in_autocommit_mode_is_recognised(url: str) -> None:
+    from flask_serverside_sqlalchemy._engine import autocommits
+
+    assert autocommits(sa.create_engine(url, isolation_level="AUTOCOMMIT"))
+    assert autocommits(sa.create_engine(url).execution_options(isolation_level="AUTOCOMMIT"))
+    assert not autocommits(sa.create_engine(url))
+
+
+def test_a_store_made_from_a_url_switches_no_isolation_level_per_statement(
+    postgresql_server: t.Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its engine is in autocommit mode from the start: a statement checks a connection out
+    and in without setting autocommit on it and back off each time."""
+    store = SQLAlchemyStore.from_settings(
+        StoreSettings("sqlalchemy", {"SESSION_SQLALCHEMY": postgresql_server.url})
+    )
+    try:
+        sid = new_sid()
+        store.save(sid, b"data", 60)
+        switches: list[str] = []
+        dialect = store.engine.dialect
+        original = dialect.set_isolation_level
+        monkeypatch.setattr(
+            dialect,
+            "set_isolation_level",
+            lambda conn, level: (switches.append(level), original(conn, level))[1],
+        )
+        for _ in range(3):
+            record = store.load(sid)
+            assert record is not None and record.data == b"data"
+        assert switches == []
+    finally:
+        store.close()

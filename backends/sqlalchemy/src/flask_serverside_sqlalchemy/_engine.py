@@ -174,7 +174,16 @@ def engine_from_url(value: str | sa.URL, timeouts: Timeouts | None = None) -> sa
 
 
 def autocommits(engine: sa.Engine) -> bool:
-    return getattr(engine.dialect, "isolation_level", None) == "AUTOCOMMIT"
+    """Whether every connection of ``engine`` runs in autocommit mode: set as an execution
+    option, or given to ``create_engine`` (which SQLAlchemy 1.4 to 2.1 keep on the dialect as
+    ``_on_connect_isolation_level``; its ``isolation_level`` attribute stays ``None``)."""
+    level = engine.get_execution_options().get("isolation_level")
+    if level is None:
+        dialect = engine.dialect
+        level = getattr(dialect, "_on_connect_isolation_level", None) or getattr(
+            dialect, "isolation_level", None
+        )
+    return level == "AUTOCOMMIT"
 
 
 def _installed(module: str) -> bool:
