@@ -115,3 +115,57 @@ def test_save_if_or_load_without_conditional_save_is_refused_at_registration():
 
     with pytest.raises(StorePluginError, match="SAVE_IF_OR_LOAD without .*CONDITIONAL_SAVE"):
         register_store("returning-only", Returning)
+
+
+class RivalAfterEveryLoss(MemoryStore):
+    """A memory store on which a rival request saves the session again right after each save
+    of ours loses (and once before our first), up to :attr:`rivals` times: the record a lost
+    save returns is outdated at once, as under heavy contention."""
+
+    rivals = 8
+
+    @classmethod
+    def from_settings(cls, settings):
+        return cls(key_prefix=settings.key_prefix)
+
+    def _rival(self, sid):
+        if type(self).rivals > 0 and self.load(sid) is not None:
+            type(self).rivals -= 1
+            self.save(sid, self.load(sid).data, 60)  # same data, a new version
+
+    def save_if_or_load(self, sid, data, ttl, *, expected, user_id=None):
+        if expected is not None and type(self).rivals == 8:
+            self._rival(sid)
+        saved, current = super().save_if_or_load(sid, data, ttl, expected=expected, user_id=user_id)
+        if not saved:
+            self._rival(sid)
+        return saved, current
+
+
+def test_a_retry_after_a_pause_merges_onto_a_fresh_load(make_app):
+    """The immediate retries use the record the lost save returned; a retry after a pause
+    loads it again, since the one returned before the pause is likely outdated."""
+    register_store("rival", RivalAfterEveryLoss)
+    try:
+        RivalAfterEveryLoss.rivals = 8
+        app = make_app(SESSION_TYPE="rival")
+        cookie = _login(app)
+        spy = spy_on_store(app)
+        attempts = []
+        signals.write_conflicted.connect(
+            lambda sender, **kw: attempts.append(kw["attempts"]), app, weak=False
+        )
+        with app.test_request_context("/", headers={"Cookie": cookie}) as ctx:
+            ctx.session["theme"] = "dark"
+            app.session_interface.save_session(app, ctx.session, app.response_class())
+        # Lost: the first save, the two immediate retries (each on the record the loss
+        # returned, outdated by the rival at once), then a pause and a fresh load: the fourth
+        # save lands. Trusting the returned records after the pause would lose until the
+        # rival stops (nine saves).
+        assert attempts == [4]
+        assert spy.calls["load"] == 1
+        state = get_state(app)
+        key = state.store_key(cookie.split("=", 1)[1])
+        assert state.decode(key, state.store.load(key))["theme"] == "dark"
+    finally:
+        unregister_store("rival")

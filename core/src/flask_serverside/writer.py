@@ -337,6 +337,9 @@ class SessionWriter:
                     )
                 if attempt > IMMEDIATE_RETRIES:
                     time.sleep(_backoff(attempt - IMMEDIATE_RETRIES + 1))
+                    # What the lost save returned is older than the pause: under contention
+                    # another request has likely saved meanwhile, so merge onto a fresh load.
+                    current = _UNREAD
             if isinstance(current, _Unread):
                 current = store.load(key)
             theirs, target = self._open(key, current)
