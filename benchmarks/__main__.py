@@ -183,11 +183,6 @@ def run(args: argparse.Namespace) -> dict[str, t.Any]:
     log("serialization: timing dumps + loads")
     results["serialization"] = run_serialization(args.preset)
     results["machine"]["load after"] = _load()
-    analysis = HERE / "analysis.md"
-    if args.output and analysis.exists():
-        results["notes"] = [
-            line[2:].strip() for line in analysis.read_text().splitlines() if line.startswith("- ")
-        ]
     faults = HERE / "faults.md"
     if args.output and faults.exists():
         results["faults"] = faults.read_text()

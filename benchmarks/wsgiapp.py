@@ -176,7 +176,7 @@ def create() -> Flask:
     if contender == "cached":
         config["SESSION_REDIS_CACHE"] = True
     before = config.pop("_before", None)
-    ours = contender == "ours" or contender in apps.VARIANTS
+    ours = contender in ("ours", "cached") or contender in apps.VARIANTS
     config.update(apps.VARIANTS.get(contender, {}))
     install = apps.setup_ours if ours else apps.setup_flask_session
 

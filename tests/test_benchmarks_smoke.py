@@ -8,6 +8,7 @@ the round trips the core promises for the memory store. The timings mean nothing
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -154,3 +155,38 @@ def test_the_cache_benchmark_counts_no_command_per_cached_read(
     assert "## Worker-local cache (redis, `SESSION_REDIS_CACHE`)" in text
     assert "Measured in a run of its own" in text
     assert "redis cache, sliding on: 0 commands per repeated read-only request" in text
+
+
+def test_the_cached_contender_is_our_store_with_its_cache(redis_server) -> None:
+    """The HTTP runs of the cache benchmark start ``benchmarks.wsgiapp:create()`` with
+    ``BENCH_CONTENDER=cached``: that must be our store with ``SESSION_REDIS_CACHE`` on, not
+    Flask-Session (which ignores the key)."""
+    probe = (
+        "from benchmarks.wsgiapp import create\n"
+        "from flask_serverside import get_state\n"
+        "from flask_serverside.interface import ServerSideSessionInterface\n"
+        "app = create()\n"
+        "interface = app.session_interface\n"
+        "assert isinstance(interface, ServerSideSessionInterface), interface\n"
+        "assert get_state(app).store.cache is not None\n"
+        "get_state(app).close()\n"
+        "print('cached ok')\n"
+    )
+    env = {
+        **os.environ,
+        "BENCH_STORE": "redis",
+        "BENCH_CONTENDER": "cached",
+        "BENCH_SLIDING": "1",
+        "BENCH_TARGET": redis_server.url,
+        "BENCH_NS": "probe",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "cached ok"

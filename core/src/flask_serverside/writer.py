@@ -20,7 +20,8 @@ reloads the record, re-applies this request's own changes key by key (keys it se
 keys it deleted) on top of the other request's data, and tries again. So two requests changing
 different keys both land; when both change the same key, the later save wins. A store with
 :attr:`~flask_serverside.Capability.SAVE_IF_OR_LOAD` returns the record a save lost to in the
-same round trip, so the merge needs no reload. Within one process
+same round trip, so the merge needs no reload (a retry after a pause loads it again: the record
+returned before the pause is likely outdated). Within one process
 the commits of one session take turns (a lock per session, striped, held only around the
 commit, never across the view), so threads do not make each other retry; across processes a
 losing save is retried at once (twice, :data:`IMMEDIATE_RETRIES`), then after a jittered,

@@ -13,8 +13,8 @@ socket that was closed and reused meanwhile.
 One daemon thread per process (:data:`watchdog`) serves every store; it wakes every
 :data:`RESOLUTION` seconds while statements run, and sleeps otherwise. A statement that starts
 while it ticks does not wake it (only one that starts while it sleeps does), so a busy worker
-pays no thread switch per statement. A forked worker (gunicorn
-with ``preload_app``) starts its own on its first statement.
+pays no thread switch per statement. A forked worker (gunicorn with ``preload_app``) starts its
+own on its first statement.
 """
 
 from __future__ import annotations
