@@ -226,6 +226,7 @@ def test_a_hostile_flask_session_file_never_runs(tmp_path, caplog):
     assert not target.exists()
     assert "ignoring the Flask-Session file" in caplog.text
     assert "is not one sessions hold" in caplog.text
+    assert sid not in caplog.text
 
 
 # -- the compatibility write mode -------------------------------------------------------------

@@ -170,6 +170,7 @@ def test_a_read_only_disk_serves_read_only_requests(tmp_path, caplog):
             refresh_warnings = [r for r in caplog.records if "refresh the expiry" in r.message]
             assert len(refresh_warnings) == 1  # logged, once a minute at most
             assert "Read-only file system" in refresh_warnings[0].getMessage()
+            assert client.get_cookie("session").value not in caplog.text
             # A write cannot land: it is refused (503), never lost silently.
             assert client.post("/login/bob").status_code == 503
         finally:
@@ -207,6 +208,7 @@ def test_over_the_threshold_anonymous_sessions_go_before_users(tmp_path, caplog)
     assert [c.get("/me").get_json()["user"] for c in clients] == [f"user{n}" for n in range(200)]
     assert get_state(app).store.count() <= 500 + 50  # checked every 50 writes
     assert "(0 of signed-in users)" in caplog.text
+    assert not any(c.get_cookie("session").value in caplog.text for c in clients)
 
 
 def test_users_are_evicted_only_when_anonymous_sessions_do_not_suffice(tmp_path, clock):
